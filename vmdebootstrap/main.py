@@ -1,0 +1,115 @@
+"""Entry point: parse, validate, then build inside fresh namespaces.
+
+Exit status: 0 success, 1 build failed, 2 bad input (before any side effect),
+128+N interrupted by signal N.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+from . import __version__, cli, recipe, sandbox, ui
+from .errors import BuildError, Interrupted, UsageError
+from .run import CommandFailed, Runner
+from .settings import Settings, missing_host_tools, not_supported_yet, validate
+
+log = logging.getLogger("vmdebootstrap")
+DEFAULT_LOG_DIR = Path("/var/log/vmdebootstrap")
+
+
+def prepare(argv: list[str]) -> Settings | int:
+    """Everything before the first side effect.  Returns settings, or an exit status."""
+    values, files = cli.load(argv)
+    if cli.print_and_exit_requests(values, files):
+        return 0
+    settings = validate(values)
+    if settings.flag("dry-run"):
+        print("Selected packages: " + ", ".join(settings.packages))
+        return 0
+    not_supported_yet(settings)
+    if os.geteuid() != 0:
+        raise UsageError("You need to have root privileges to run this script.")
+    missing = missing_host_tools(settings)
+    if missing:
+        raise UsageError("missing host tools: " + ", ".join(missing) + " (run: make install)")
+    return settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        prepared = prepare(argv)
+    except UsageError as exc:
+        print(f"{cli.PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    if isinstance(prepared, int):
+        return prepared
+    if not sandbox.inside():
+        return sandbox.run_in_namespaces(argv)
+    return run_build(prepared)
+
+
+def _install_signal_handlers() -> None:
+    state = {"raised": False}
+
+    def handler(signum: int, _frame: object) -> None:
+        # Raise once; a second signal must not interrupt the cleanup it started.
+        if state["raised"]:
+            log.warning("signal %d received again; still cleaning up", signum)
+            return
+        state["raised"] = True
+        raise Interrupted(signum)
+
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, handler)
+
+
+def log_path(settings: Settings) -> str:
+    if settings.text("log"):
+        return os.path.abspath(settings.text("log"))
+    DEFAULT_LOG_DIR.mkdir(parents=True, exist_ok=True)
+    return str(DEFAULT_LOG_DIR / time.strftime("build-%Y%m%d-%H%M%S.log"))
+
+
+def run_build(settings: Settings) -> int:
+    os.umask(0o022)  # #822180: a restrictive umask broke images
+    display = ui.make_display(len(recipe.plan(settings)), settings.flag("verbose"))
+    path = log_path(settings)
+    ui.setup(path, settings.text("log-level"), int(settings.text("log-mode"), 8), display, settings.flag("verbose"))
+    runner = Runner(on_line=display.on_line)
+    started = time.monotonic()
+    log.info("vmdebootstrap %s: %s %s, log %s", __version__, settings.suite, settings.arch, path)
+    log.debug("packages: %s", ", ".join(settings.packages))
+    _install_signal_handlers()
+    failed_step = ""
+    try:
+        try:
+            outputs = recipe.build(settings, runner, display)
+        finally:
+            failed_step = display.failed_step
+            display.close()
+    except Interrupted as exc:
+        log.error("interrupted by signal %d during step '%s'; cleaned up, nothing was published",
+                  exc.signum, failed_step or "-")
+        print(f"{cli.PROG}: interrupted; full log: {path}", file=sys.stderr)
+        return 128 + exc.signum
+    except (BuildError, OSError) as exc:
+        where = f"step '{failed_step}' failed" if failed_step else "build failed"
+        log.error("%s: %s", where, exc)
+        cause = exc.__cause__ if isinstance(exc.__cause__, CommandFailed) else exc
+        if isinstance(cause, CommandFailed) and cause.tail:
+            log.error("last output lines:\n  %s", "\n  ".join(cause.tail[-10:]))
+        print(f"{cli.PROG}: error: {where}: {exc}\n{cli.PROG}: full log: {path}", file=sys.stderr)
+        return 1
+    minutes = (time.monotonic() - started) / 60
+    for output in outputs:
+        size = output.stat().st_size
+        log.info("wrote %s (%.1f MiB)", output, size / 2**20)
+    print(f"{cli.PROG}: built {settings.text('squash') or settings.text('tarball')} in {minutes:.1f} min; "
+          f"log: {path}", file=sys.stderr)
+    return 0

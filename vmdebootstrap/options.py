@@ -1,0 +1,170 @@
+"""The one table of options.
+
+Every setting vmdebootstrap knows is declared here exactly once.  The same
+declaration feeds the command-line parser (cli.py), the keys accepted in
+``[config]`` files (config.py), ``--help``, ``--dump-config`` and the man page.
+
+Kinds, as cliapp had them:
+  bool  -- ``--foo`` and an automatic ``--no-foo``; config: yes/on/true/1
+  str   -- one value
+  list  -- repeatable on the command line; comma separated in INI files
+  size  -- bytes, with k/m/g/t (decimal) and ki/mi/gi/ti (binary) suffixes
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+Kind = Literal["bool", "str", "list", "size"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Option:
+    name: str
+    kind: Kind
+    default: object
+    help: str
+    group: str
+    metavar: str = ""
+    secret: bool = False  # never echoed into the build log
+    # Settings that only make sense on the command line (not config keys).
+    cli_only: bool = False
+
+    @property
+    def dest(self) -> str:
+        return self.name.replace("-", "_")
+
+
+DEFAULT_MIRROR = "http://deb.debian.org/debian/"
+DEFAULT_SERIAL_COMMAND = "/sbin/getty -L ttyS0 115200 vt100"
+
+_G_OUT = "Output"
+_G_DISK = "Disk layout and filesystems (disk images)"
+_G_BOOT = "Bootstrap"
+_G_PKG = "Packages and kernel"
+_G_SYS = "System configuration"
+_G_USERS = "Users and passwords"
+_G_LOADER = "Bootloaders (disk images)"
+_G_FRAME = "Configuration files and logging"
+
+OPTIONS: tuple[Option, ...] = (
+    # -- framework (cliapp) ---------------------------------------------
+    Option("config", "list", [], "add FILE to the configuration files read (INI [config] or YAML config:)",
+           _G_FRAME, "FILE", cli_only=True),
+    Option("no-default-configs", "bool", False, "do not read the default configuration files",
+           _G_FRAME, cli_only=True),
+    Option("dump-config", "bool", False, "print the merged configuration as a [config] file and exit",
+           _G_FRAME, cli_only=True),
+    Option("dump-setting-names", "bool", False, "print the names of all settings and exit", _G_FRAME,
+           cli_only=True),
+    Option("list-config-files", "bool", False, "print the configuration files that would be read and exit",
+           _G_FRAME, cli_only=True),
+    Option("log", "str", "", "write the full build log to FILE (default: under /var/log/vmdebootstrap)",
+           _G_FRAME, "FILE"),
+    Option("log-level", "str", "debug", "level of detail in the log file: debug, info, warning, error, critical",
+           _G_FRAME, "LEVEL"),
+    Option("log-mode", "str", "0600", "permissions of the log file (octal)", _G_FRAME, "MODE"),
+    Option("verbose", "bool", False, "print every command and its output on the terminal too", _G_FRAME),
+    Option("print-helpers-path", "bool", False,
+           "print the path of the shell helper library for customisation hooks and exit", _G_FRAME,
+           cli_only=True),
+    Option("print-host-packages", "bool", False,
+           "print the Debian packages this host needs for the configured build and exit", _G_FRAME,
+           cli_only=True),
+    # -- output ---------------------------------------------------------
+    Option("image", "str", "", "build a raw disk image FILE (not supported yet)", _G_OUT, "FILE"),
+    Option("size", "size", 1_000_000_000, "size of the disk image (k/m/g decimal, ki/mi/gi binary)",
+           _G_OUT, "SIZE"),
+    Option("tarball", "str", "", "write the root filesystem as a tarball FILE, compressed by its suffix",
+           _G_OUT, "FILE"),
+    Option("squash", "str", "", "write filesystem.squashfs, the kernel and initrd into DIRECTORY",
+           _G_OUT, "DIRECTORY"),
+    Option("squash-compression", "str", "xz", "mksquashfs compressor: xz, zstd, gzip, lzo, lz4",
+           _G_OUT, "COMP"),
+    Option("convert-qcow2", "bool", False, "convert the disk image to qcow2 (not supported yet)", _G_OUT),
+    Option("sparse", "bool", False, "do not zero-fill the free space of a disk image", _G_OUT),
+    Option("owner", "str", "", "change the owner of the outputs to USER", _G_OUT, "USER"),
+    Option("pkglist", "bool", False, "write a package list next to the output", _G_OUT),
+    Option("dry-run", "bool", False, "validate, print the selected packages and exit (no root needed)", _G_OUT),
+    Option("workdir", "str", "", "directory for the build's temporary files (default: TMPDIR)", _G_OUT, "DIR"),
+    Option("cache-dir", "str", "/var/cache/vmdebootstrap",
+           "persistent package cache shared between builds ('' disables it)", _G_OUT, "DIR"),
+    # -- disk layout (issue: disk images) --------------------------------
+    Option("part-type", "str", "msdos", "partition table type: msdos or gpt", _G_DISK, "TYPE"),
+    Option("roottype", "str", "ext4", "filesystem of the root partition", _G_DISK, "FSTYPE"),
+    Option("bootsize", "size", 0, "size of a separate /boot partition", _G_DISK, "SIZE"),
+    Option("boottype", "str", "ext2", "filesystem of the /boot partition", _G_DISK, "FSTYPE"),
+    Option("bootoffset", "size", 0, "space before the first partition", _G_DISK, "SIZE"),
+    Option("bootflag", "str", "", "extra flag to set on the first partition", _G_DISK, "FLAG"),
+    Option("swap", "size", 0, "size of a swap partition", _G_DISK, "SIZE"),
+    Option("use-uefi", "bool", False, "make the disk image boot with UEFI", _G_DISK),
+    Option("esp-size", "size", 5 * 1024 * 1024, "size of the EFI system partition", _G_DISK, "SIZE"),
+    # -- bootstrap --------------------------------------------------------
+    Option("mirror", "str", DEFAULT_MIRROR, "Debian mirror used while building", _G_BOOT, "URL"),
+    Option("arch", "str", "", "Debian architecture of the image (default: the host's)", _G_BOOT, "ARCH"),
+    Option("distribution", "str", "stable", "Debian release (codename or suite)", _G_BOOT, "NAME"),
+    Option("debootstrap-scripts", "str", "/usr/share/debootstrap/scripts",
+           "where debootstrap's release scripts live (for the release check)", _G_BOOT, "DIR"),
+    Option("debootstrapopts", "list", [],
+           "extra debootstrap options without dashes, space separated (e.g. 'variant=minbase')", _G_BOOT,
+           "OPTS"),
+    Option("variant", "str", "", "debootstrap variant: minbase, buildd, ... (default: debootstrap's)",
+           _G_BOOT, "VARIANT"),
+    Option("components", "list", ["main"], "archive components (main, contrib, non-free, non-free-firmware)",
+           _G_BOOT, "COMP"),
+    Option("keyring", "str", "", "keyring to check the Release file with (default: the archive keyring)",
+           _G_BOOT, "FILE"),
+    Option("check-gpg", "bool", True, "check the archive signatures (--no-check-gpg is insecure)", _G_BOOT),
+    Option("foreign", "str", "", "qemu-user static binary for a foreign --arch (not supported yet)",
+           _G_BOOT, "PATH"),
+    # -- packages ---------------------------------------------------------
+    Option("package", "list", [], "install PACKAGE too (repeatable)", _G_PKG, "PACKAGE"),
+    Option("custom-package", "list", [], "install the local .deb FILE too (repeatable)", _G_PKG, "DEB"),
+    Option("recommends", "bool", False,
+           "install --package with apt inside the image, Recommends included (as live images want)", _G_PKG),
+    Option("no-kernel", "bool", False, "do not install a kernel", _G_PKG),
+    Option("kernel-package", "str", "", "kernel package instead of the default for the architecture",
+           _G_PKG, "PACKAGE"),
+    Option("no-acpid", "bool", False, "do not install acpid", _G_PKG),
+    Option("sudo", "bool", False, "install sudo and add every --user to the sudo group", _G_PKG),
+    Option("update-initramfs", "bool", True, "run update-initramfs -u at the end of the build", _G_PKG),
+    # -- system -----------------------------------------------------------
+    Option("hostname", "str", "debian", "host name of the image", _G_SYS, "NAME"),
+    Option("enable-dhcp", "bool", False, "configure DHCP on the wired interfaces", _G_SYS),
+    Option("systemd-networkd", "bool", True, "configure networking with systemd-networkd and -resolved",
+           _G_SYS),
+    Option("configure-apt", "bool", False, "point the image's apt sources at --apt-mirror (or --mirror)",
+           _G_SYS),
+    Option("apt-mirror", "str", "", "mirror the booted image's apt uses (needs --configure-apt)", _G_SYS,
+           "URL"),
+    Option("customize", "str", "", "run SCRIPT ROOTDIR IMAGE on the host before the image is finished",
+           _G_SYS, "SCRIPT"),
+    Option("serial-console", "bool", False, "start a getty on the serial console", _G_SYS),
+    Option("serial-console-command", "str", DEFAULT_SERIAL_COMMAND, "command for the serial getty",
+           _G_SYS, "CMD"),
+    # -- users ------------------------------------------------------------
+    Option("user", "list", [], "create USER, with PASSWORD if given ('hashed:' for a crypt(3) hash)",
+           _G_USERS, "USER[/PASSWORD]", secret=True),
+    Option("root-password", "str", "", "root's password ('hashed:' for a crypt(3) hash)", _G_USERS, "PW",
+           secret=True),
+    Option("lock-root-password", "bool", False, "lock root's password", _G_USERS),
+    Option("force-password-change", "bool", False,
+           "users given without a password get an empty one that must be changed at first login", _G_USERS),
+    # -- bootloaders (issue: disk images) -------------------------------
+    Option("extlinux", "bool", True, "install extlinux in the disk image (deprecated)", _G_LOADER),
+    Option("mbr", "bool", False, "write an MBR with install-mbr (extlinux only)", _G_LOADER),
+    Option("grub", "bool", False, "install grub in the disk image", _G_LOADER),
+)
+
+BY_NAME: dict[str, Option] = {o.name: o for o in OPTIONS}
+
+# Names from older vmdebootstrap versions that config files in the wild still carry.
+# cliapp accepted them as settings; we accept and ignore the ones that only tuned cliapp itself.
+IGNORED_LEGACY_KEYS = frozenset({"log-max", "log-keep", "output", "dump-memory-profile", "memory-dump-interval"})
+
+
+def default_of(option: Option) -> object:
+    """A fresh copy of the default (lists must never be shared)."""
+    value = option.default
+    return list(value) if isinstance(value, list) else value

@@ -1,0 +1,56 @@
+"""Outputs appear only when the whole build succeeded.
+
+Each output is written under a hidden staging name next to its final place (same
+filesystem, so the final rename is atomic).  On success ``publish()`` renames them
+all; on any failure the stack removes the staged files, and an output directory
+that the build created itself.  A failed build leaves nothing at the final paths.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from pathlib import Path
+
+from . import mounts
+
+log = logging.getLogger("vmdebootstrap")
+
+
+class Staging:
+    def __init__(self, stack: contextlib.ExitStack) -> None:
+        self.pending: list[tuple[Path, Path]] = []
+        self.created_dirs: list[Path] = []
+        self.published = False
+        stack.callback(self._discard)
+
+    def directory(self, path: Path) -> Path:
+        """Make sure an output directory exists; remember it if we made it."""
+        if not path.is_dir():
+            path.mkdir(parents=True)
+            self.created_dirs.append(path)
+        return path
+
+    def stage(self, final: Path) -> Path:
+        # The suffix stays last so tools that look at it (tar --auto-compress) still see it.
+        staged = final.with_name(f".vmdebootstrap-partial-{final.name}")
+        if staged.exists() or staged.is_symlink():
+            staged.unlink()
+        self.pending.append((staged, final))
+        return staged
+
+    def publish(self) -> list[Path]:
+        for staged, final in self.pending:
+            os.replace(staged, final)
+        self.published = True
+        return [final for _, final in self.pending]
+
+    def _discard(self) -> None:
+        if self.published:
+            return
+        for staged, _ in self.pending:
+            if staged.exists() or staged.is_symlink():
+                staged.unlink()
+        for directory in reversed(self.created_dirs):
+            mounts.safe_rmtree(directory)

@@ -1,0 +1,91 @@
+"""build(): the whole build as one linear recipe.
+
+    bootstrap -> packages -> system -> users -> customize hook -> finish
+      -> squashfs | tarball -> publish
+
+Every resource is registered on one ExitStack the moment it is acquired, and undone
+in reverse on success, error, Ctrl-C and SIGTERM.  The build runs as PID 1 of its
+own PID and mount namespaces (sandbox.py), so even SIGKILL leaks no mount or process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from . import chroot, faults, workspace
+from .cache import locked
+from .context import CommandRunner, Context
+from .publish import Staging
+from .settings import Settings
+from .steps import bootstrap, customize, finalize, packages, squash, system, tarball, users
+from .ui import Display
+
+log = logging.getLogger("vmdebootstrap")
+
+
+def plan(settings: Settings) -> list[str]:
+    """The names of the steps this build will run, in order (for the progress display)."""
+    names = ["bootstrap"]
+    if settings.items("custom-package") or settings.packages:
+        names.append("packages")
+    names += ["system", "users"]
+    if settings.text("customize"):
+        names.append("customize")
+    names.append("finish")
+    names.append("squashfs" if settings.text("squash") else "tarball")
+    return names
+
+
+@contextlib.contextmanager
+def step(display: Display, name: str, note: str = "") -> Iterator[None]:
+    with display.step(name, note):
+        faults.maybe_inject(name)
+        yield
+
+
+def build(settings: Settings, runner: CommandRunner, display: Display) -> list[Path]:
+    with contextlib.ExitStack() as stack:
+        workdir = workspace.create(settings.text("workdir"), runner, stack)
+        ctx = Context(settings, runner, workdir, stack)
+        staging = Staging(stack)
+
+        with step(display, "bootstrap", f" ({settings.suite} {settings.arch}, debootstrap)"), locked(ctx):
+            bootstrap.bootstrap(ctx)
+
+        with chroot.daemons_blocked(ctx):
+            with chroot.api_filesystems(ctx):
+                if packages.needed(ctx):
+                    with step(display, "packages", f" ({len(settings.packages)} requested)"):
+                        packages.install(ctx)
+                with step(display, "system"):
+                    system.configure(ctx)
+                with step(display, "users"):
+                    users.configure(ctx)
+            if settings.text("customize"):
+                with step(display, "customize", f" ({settings.text('customize')})"):
+                    chroot.use_host_dns(ctx)
+                    display.echo = True
+                    try:
+                        customize.run_hook(ctx)
+                    finally:
+                        display.echo = False
+            with step(display, "finish"), chroot.api_filesystems(ctx):
+                finalize.finish(ctx)
+        finalize.scrub_identity(ctx)
+
+        if settings.text("squash"):
+            with step(display, "squashfs", f" ({settings.text('squash-compression')})"):
+                squash.make(ctx, staging)
+        else:
+            with step(display, "tarball"):
+                tarball.make(ctx, staging)
+
+        outputs = staging.publish()
+        if settings.text("owner"):
+            for target in {settings.text("squash") or settings.text("tarball")}:
+                runner.run(["chown", "-R", settings.text("owner"), os.path.abspath(target)])
+        return outputs

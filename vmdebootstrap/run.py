@@ -1,0 +1,206 @@
+"""The only place that starts a process.
+
+Commands are argv lists, never shell strings.  Each one is logged as a line that
+can be pasted into a shell; its output (stdout and stderr together) goes to the
+log line by line, and the last lines travel with the error when it fails.
+Secrets travel on stdin (``input=``), which is never logged.
+
+The environment is built from scratch, so the host's locale, DEBIAN_FRONTEND or
+proxy settings cannot leak in (the old tool merged the host environment *over* its
+non-interactive settings, vmdebootstrap-features.md §6.4 item 13).
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import logging
+import os
+import shlex
+import signal
+import subprocess
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+from .errors import BuildError
+
+log = logging.getLogger("vmdebootstrap")
+
+BASE_ENV = {
+    "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "LANG": "C.UTF-8",
+    "LC_ALL": "C.UTF-8",
+    "DEBIAN_FRONTEND": "noninteractive",
+    "DEBCONF_NONINTERACTIVE_SEEN": "true",
+    "HOME": "/root",
+    "TERM": "dumb",
+}
+# Host variables that may pass through: proxies are how users reach their mirrors.
+PASSTHROUGH = ("http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY")
+TAIL_LINES = 25
+
+
+class CommandFailed(BuildError):
+    def __init__(self, argv: Sequence[str], returncode: int, tail: Sequence[str]) -> None:
+        self.argv = list(argv)
+        self.returncode = returncode
+        self.tail = list(tail)
+        super().__init__(f"command failed ({describe_status(returncode)}): {shlex.join(self.argv)}")
+
+
+def describe_status(returncode: int) -> str:
+    if returncode < 0:
+        try:
+            return f"killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"killed by signal {-returncode}"
+    if returncode == 127:
+        return "exit status 127: command not found, or its interpreter is missing"
+    if returncode == 126:
+        return "exit status 126: not executable"
+    return f"exit status {returncode}"
+
+
+@dataclasses.dataclass
+class Result:
+    returncode: int
+    output: str  # stdout+stderr, only kept when capture=True
+
+    @property
+    def lines(self) -> list[str]:
+        return self.output.splitlines()
+
+
+LineSink = Callable[[str], None]
+
+
+def command_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    env = dict(BASE_ENV)
+    env.update({k: v for k, v in os.environ.items() if k in PASSTHROUGH})
+    env.update(extra or {})
+    return env
+
+
+class Runner:
+    """Runs commands for real.  ``on_line`` sees every output line (the progress display)."""
+
+    def __init__(self, on_line: LineSink | None = None) -> None:
+        self.on_line = on_line
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        chroot: Path | None = None,
+        input: str | None = None,
+        env: Mapping[str, str] | None = None,
+        check: bool = True,
+        capture: bool = False,
+        cwd: str | None = None,
+        quiet: bool = False,
+    ) -> Result:
+        full = (["chroot", os.fspath(chroot)] if chroot else []) + [os.fspath(a) for a in argv]
+        log.debug("+ %s", shlex.join(full))
+        tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
+        kept: list[str] = []
+        try:
+            proc = subprocess.Popen(
+                full,
+                stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                env=command_env(env),
+                cwd=cwd,
+                # Its own session: a terminal's Ctrl-C reaches only us, and we stop the
+                # whole command (with its children) through its process group.
+                start_new_session=True,
+                text=True,
+                errors="replace",
+            )
+        except FileNotFoundError:
+            raise CommandFailed(full, 127, [f"{full[0]}: not found"]) from None
+        try:
+            if input is not None:
+                assert proc.stdin is not None
+                try:
+                    proc.stdin.write(input)
+                    proc.stdin.close()
+                except BrokenPipeError:
+                    pass
+            assert proc.stdout is not None
+            for raw in proc.stdout:
+                line = raw.rstrip("\n")
+                if not quiet:
+                    log.debug("| %s", line)
+                tail.append(line)
+                if capture:
+                    kept.append(line)
+                if self.on_line:
+                    self.on_line(line)
+            returncode = proc.wait()
+        except BaseException:
+            stop_process_group(proc)
+            raise
+        if check and returncode != 0:
+            raise CommandFailed(full, returncode, tail)
+        return Result(returncode, "\n".join(kept) + ("\n" if kept else ""))
+
+
+def stop_process_group(proc: subprocess.Popen[str], grace: float = 10.0) -> None:
+    """SIGTERM the command's process group, then SIGKILL it if it does not go."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=grace)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+Responder = Callable[[list[str]], Result | None]
+
+
+class FakeRunner:
+    """Records argv instead of running anything (unit tests).
+
+    ``responder`` may return a Result for a given argv (e.g. dpkg-query output);
+    by default every command succeeds with no output.
+    """
+
+    def __init__(self, responder: Responder | None = None) -> None:
+        self.calls: list[list[str]] = []
+        self.inputs: list[str | None] = []
+        self.responder = responder
+        self.on_line: LineSink | None = None
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        chroot: Path | None = None,
+        input: str | None = None,
+        env: Mapping[str, str] | None = None,
+        check: bool = True,
+        capture: bool = False,
+        cwd: str | None = None,
+        quiet: bool = False,
+    ) -> Result:
+        full = (["chroot", os.fspath(chroot)] if chroot else []) + [os.fspath(a) for a in argv]
+        self.calls.append(full)
+        self.inputs.append(input)
+        result = (self.responder(full) if self.responder else None) or Result(0, "")
+        if check and result.returncode != 0:
+            raise CommandFailed(full, result.returncode, result.lines)
+        return result
+
+    def commands(self, program: str) -> list[list[str]]:
+        """Calls whose program (after any chroot prefix) is ``program``."""
+        found = []
+        for call in self.calls:
+            argv = call[2:] if call[0] == "chroot" else call
+            if argv and os.path.basename(argv[0]) == program:
+                found.append(argv)
+        return found

@@ -1,0 +1,69 @@
+"""Run the build in its own mount and PID namespaces.
+
+Every mount the build makes lives in a private mount namespace, and every process
+it starts lives in a PID namespace whose init is the build itself.  When the build
+ends in any way -- success, error, Ctrl-C, SIGTERM, even SIGKILL -- the kernel kills
+what is left in the PID namespace and drops the mounts with the namespace, so the
+host never keeps a mount or a process of ours (reliability.md §3.1, §3.2, §3.5).
+
+The outer process stays a thin supervisor: it forwards SIGINT/SIGTERM/SIGHUP to the
+build and dies with it; util-linux ``unshare --kill-child`` SIGKILLs the build if the
+supervisor itself is killed.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+INNER_ENV = "VMDEBOOTSTRAP_IN_NAMESPACE"
+_PR_SET_PDEATHSIG = 1
+
+
+def inside() -> bool:
+    return os.environ.get(INNER_ENV) == "1" and os.getpid() == 1
+
+
+def _die_with_parent() -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def _inner_pid(unshare_pid: int) -> int | None:
+    try:
+        children = Path(f"/proc/{unshare_pid}/task/{unshare_pid}/children").read_text().split()
+    except OSError:
+        return None
+    return int(children[0]) if children else None
+
+
+def run_in_namespaces(argv: list[str]) -> int:
+    """Re-run ``vmdebootstrap argv`` as PID 1 of fresh namespaces; return its exit status."""
+    command = [
+        "unshare", "--mount", "--propagation", "private", "--pid", "--fork", "--kill-child",
+        "--", sys.executable, "-m", "vmdebootstrap", *argv,
+    ]  # fmt: skip
+    env = dict(os.environ, **{INNER_ENV: "1"})
+    proc = subprocess.Popen(command, env=env, preexec_fn=_die_with_parent)  # noqa: PLW1509
+
+    def forward(signum: int, _frame: object) -> None:
+        pid = _inner_pid(proc.pid)
+        if pid:
+            try:
+                os.kill(pid, signum)
+            except ProcessLookupError:
+                pass
+
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, forward)
+    while True:
+        try:
+            returncode = proc.wait()
+            break
+        except InterruptedError:
+            continue
+    return 128 - returncode if returncode < 0 else returncode

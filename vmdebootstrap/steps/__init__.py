@@ -1,0 +1,1 @@
+"""The build steps, one module each; recipe.py runs them in order."""

@@ -1,0 +1,110 @@
+"""The live root filesystem: ``DIR/filesystem.squashfs`` with the kernel beside it.
+
+Fixes the old tool (vmdebootstrap-features.md §3.9, §6.4 item 7): the exclusions of
+/proc, /sys, /dev and /run contents really work; ``-noappend`` so an existing
+image is replaced, never appended to; free space is checked first; the result is
+verified with unsquashfs and must be at least 1 MiB (live.rst: mksquashfs can fail
+without saying so and leave a few KiB of junk) before it is renamed into place.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from pathlib import Path
+
+from ..context import Context
+from ..errors import BuildError
+from ..publish import Staging
+
+log = logging.getLogger("vmdebootstrap")
+
+MIN_SQUASHFS_BYTES = 1024 * 1024
+# Contents (not the directories themselves) that a live system gets at boot.
+EXCLUDED = ("proc/*", "sys/*", "dev/*", "run/*")
+# A compressed tree needs at most this share of its unpacked size, plus slack.
+SPACE_FACTOR = {"xz": 0.5, "lzma": 0.5, "zstd": 0.6, "gzip": 0.6, "lzo": 0.75, "lz4": 0.8}
+
+
+def squashfs_argv(root: Path, output: Path, compression: str) -> list[str]:
+    return [
+        "mksquashfs", os.fspath(root), os.fspath(output),
+        "-noappend", "-no-progress", "-comp", compression,
+        "-one-file-system", "-exit-on-error",
+        "-wildcards", "-e", *EXCLUDED,
+    ]  # fmt: skip
+
+
+def tree_size(root: Path) -> int:
+    total = 0
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel = os.path.relpath(dirpath, root)
+        if rel in ("proc", "sys", "dev", "run"):
+            dirnames[:] = []
+            continue
+        for name in filenames:
+            try:
+                total += os.lstat(os.path.join(dirpath, name)).st_blocks * 512
+            except OSError:
+                pass
+    return total
+
+
+def check_free_space(root: Path, directory: Path, compression: str) -> None:
+    needed = int(tree_size(root) * SPACE_FACTOR.get(compression, 1.0)) + 64 * 1024 * 1024
+    stats = os.statvfs(directory)
+    free = stats.f_bavail * stats.f_frsize
+    if free < needed:
+        raise BuildError(f"not enough free space in {directory} for the squashfs: about "
+                         f"{needed // 2**20} MiB needed, {free // 2**20} MiB free")
+
+
+def kernel_files(root: Path) -> list[tuple[Path, str]]:
+    """(source, name in the output) for /boot's kernels and initrds, plus plain names for the newest."""
+    boot = root / "boot"
+    files = [(p, p.name) for p in sorted(boot.glob("*")) if p.is_file() and not p.is_symlink()]
+    kernels = sorted((p for p, _ in files if p.name.startswith("vmlinuz-")), key=_version_key)
+    if kernels:
+        newest = kernels[-1].name[len("vmlinuz-"):]
+        files.append((boot / f"vmlinuz-{newest}", "vmlinuz"))
+        initrd = boot / f"initrd.img-{newest}"
+        if initrd.is_file():
+            files.append((initrd, "initrd.img"))
+    return files
+
+
+def _version_key(path: Path) -> list[object]:
+    import re
+
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]
+
+
+def make(ctx: Context, staging: Staging) -> None:
+    settings, root = ctx.settings, ctx.root
+    outdir = staging.directory(Path(settings.text("squash")).resolve())
+    compression = settings.text("squash-compression")
+
+    for source, name in kernel_files(root):
+        shutil.copy2(source, staging.stage(outdir / name))
+    if not settings.flag("no-kernel") and not any(n == "vmlinuz" for _, n in kernel_files(root)):
+        raise BuildError(f"no kernel found in {root}/boot although {settings.kernel_package} was to be "
+                         "installed")
+    manifest = ctx.runner.run(["dpkg-query", "--show"], chroot=root, capture=True).output
+    staging.stage(outdir / "filesystem.packages").write_text(manifest)
+
+    check_free_space(root, outdir, compression)
+    squashfs = staging.stage(outdir / "filesystem.squashfs")
+    ctx.runner.run(squashfs_argv(root, squashfs, compression))
+    verify(ctx, squashfs)
+
+
+def verify(ctx: Context, squashfs: Path) -> None:
+    size = squashfs.stat().st_size if squashfs.exists() else 0
+    if size < MIN_SQUASHFS_BYTES:
+        raise BuildError(f"mksquashfs produced {size} bytes (less than 1 MiB): the output is junk, "
+                         "most likely the disk filled up")
+    ctx.runner.run(["unsquashfs", "-s", os.fspath(squashfs)])
+    listing = ctx.runner.run(["unsquashfs", "-l", "-d", "/", os.fspath(squashfs)], capture=True, quiet=True)
+    if "/etc/debian_version" not in listing.output:
+        raise BuildError(f"{squashfs} does not list /etc/debian_version: the squashfs is damaged")

@@ -1,0 +1,46 @@
+"""Users and root's password.
+
+Passwords go to chpasswd *inside the target* on stdin: the target's own PAM and
+login.defs pick the hash (yescrypt on bookworm and later, SHA-512 before), the
+plaintext never appears on an argv, in ps or in the log.  The old tool used DES
+with the fixed salt '..' (reliability.md §3.9).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from ..context import Context
+from ..settings import User
+
+log = logging.getLogger("vmdebootstrap")
+
+
+def set_password(ctx: Context, user: User) -> None:
+    assert user.password is not None
+    argv = ["chpasswd", "--encrypted"] if user.hashed else ["chpasswd"]
+    ctx.runner.run(argv, chroot=ctx.root, input=f"{user.name}:{user.password}\n")
+
+
+def configure(ctx: Context) -> None:
+    settings, root, run = ctx.settings, ctx.root, ctx.runner.run
+    if settings.root_password:
+        set_password(ctx, settings.root_password)
+    elif settings.flag("lock-root-password"):
+        run(["passwd", "--lock", "root"], chroot=root)
+    else:
+        log.warning("root has an EMPTY password in this image (as the old vmdebootstrap did); "
+                    "use --lock-root-password or --root-password")
+        run(["passwd", "--delete", "root"], chroot=root)
+
+    for user in settings.users:
+        run(["adduser", "--disabled-password", "--gecos", user.name, user.name], chroot=root)
+        if settings.flag("sudo"):
+            run(["adduser", user.name, "sudo"], chroot=root)
+        if user.password is not None:
+            set_password(ctx, user)
+        else:
+            run(["passwd", "--delete", user.name], chroot=root)
+            if settings.flag("force-password-change"):
+                # chage -d 0: the password must be changed at the first login.
+                run(["chage", "--lastday", "0", user.name], chroot=root)

@@ -1,0 +1,165 @@
+"""What a person sees: a progress display on a terminal, plain lines otherwise,
+and always the full log file."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from typing import TextIO
+
+log = logging.getLogger("vmdebootstrap")
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(message)s"
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes:02d}:{secs:02d}"
+
+
+class Display:
+    """Step lines with elapsed times; on a terminal a live status line below them.
+
+    The status line shows the current step, its elapsed time and the latest output
+    line of the command it runs (e.g. ``Setting up openssh-server``).
+    """
+
+    def __init__(self, stream: TextIO, total_steps: int, live: bool, echo: bool = False) -> None:
+        self.stream = stream
+        self.total = total_steps
+        self.live = live
+        self.echo = echo
+        self.number = 0
+        self.step_name = ""
+        self.step_note = ""
+        self.detail = ""
+        self.started = time.monotonic()
+        self.step_started = self.started
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._ticker: threading.Thread | None = None
+        self.timings: list[tuple[str, float]] = []
+        self.failed_step = ""
+
+    # -- called by the runner for every output line -------------------------
+    def on_line(self, line: str) -> None:
+        stripped = line.strip()
+        if stripped:
+            self.detail = stripped
+        if self.echo:
+            self.print_above(line)
+
+    # -- called by the logging handler ---------------------------------------
+    def print_above(self, text: str) -> None:
+        with self._lock:
+            if self.live:
+                self.stream.write("\r\033[K")
+            self.stream.write(text + "\n")
+            self._draw()
+            self.stream.flush()
+
+    def _draw(self) -> None:
+        if not self.live or not self.step_name:
+            return
+        elapsed = _clock(time.monotonic() - self.step_started)
+        head = f"[{self.number}/{self.total}] {self.step_name}{self.step_note} {elapsed}"
+        width = _terminal_width(self.stream)
+        line = f"{head}  {self.detail}" if self.detail else head
+        self.stream.write("\r\033[K" + line[: max(width - 1, 10)])
+
+    def _tick(self) -> None:
+        while not self._stop.wait(1.0):
+            with self._lock:
+                self._draw()
+                self.stream.flush()
+
+    @contextlib.contextmanager
+    def step(self, name: str, note: str = "") -> Iterator[None]:
+        """One named step of the recipe; its duration is shown and logged."""
+        self.number += 1
+        self.step_name, self.step_note, self.detail = name, note, ""
+        self.step_started = time.monotonic()
+        log.info("step %d/%d: %s%s", self.number, self.total, name, note)
+        if self.live and self._ticker is None:
+            self._ticker = threading.Thread(target=self._tick, daemon=True)
+            self._ticker.start()
+        ok = False
+        try:
+            yield
+            ok = True
+        finally:
+            seconds = time.monotonic() - self.step_started
+            self.timings.append((name, seconds))
+            verdict = "done" if ok else "FAILED"
+            if not ok and not self.failed_step:
+                self.failed_step = name
+            log.info("step %s %s in %.1fs", name, verdict, seconds)
+            if self.live:
+                mark = "ok" if ok else "!!"
+                with self._lock:
+                    self.step_name = ""
+                    self.stream.write(f"\r\033[K[{mark}] {name:<24} {_clock(seconds)}\n")
+                    self.stream.flush()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._ticker:
+            self._ticker.join(timeout=2)
+        if self.live:
+            with self._lock:
+                self.stream.write("\r\033[K")
+                self.stream.flush()
+
+
+class _ConsoleHandler(logging.Handler):
+    """Console messages go above the live status line."""
+
+    def __init__(self, display: Display) -> None:
+        super().__init__()
+        self.display = display
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = self.format(record)
+        except Exception:  # pragma: no cover - logging must never fail the build
+            self.handleError(record)
+            return
+        self.display.print_above(message)
+
+
+def _terminal_width(stream: TextIO) -> int:
+    try:
+        return os.get_terminal_size(stream.fileno()).columns
+    except (OSError, ValueError):
+        return 100
+
+
+def setup(log_path: str, level: str, mode: int, display: Display, verbose: bool) -> None:
+    """Full log into ``log_path``; the console gets step lines, warnings and errors."""
+    log.setLevel(logging.DEBUG)
+    log.propagate = False
+    for handler in list(log.handlers):
+        log.removeHandler(handler)
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, mode)
+    os.fchmod(fd, mode)
+    file_handler = logging.StreamHandler(os.fdopen(fd, "a", encoding="utf-8"))
+    file_handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    file_handler.setLevel(getattr(logging, level.upper(), logging.DEBUG) if level != "fatal" else logging.CRITICAL)
+    log.addHandler(file_handler)
+    console = _ConsoleHandler(display)
+    console.setFormatter(logging.Formatter("%(message)s"))
+    if display.live:
+        console.setLevel(logging.DEBUG if verbose else logging.WARNING)
+    else:
+        console.setLevel(logging.DEBUG if verbose else logging.INFO)
+    log.addHandler(console)
+
+
+def make_display(total_steps: int, verbose: bool) -> Display:
+    live = sys.stderr.isatty() and os.environ.get("TERM", "") != "dumb"
+    return Display(sys.stderr, total_steps, live=live, echo=False)
