@@ -66,6 +66,18 @@ def inside(root: Path, path: str) -> Path:
     return current
 
 
+def exists_in(root: Path, path: str) -> bool:
+    """Whether ``path`` exists in the image, symlinks followed inside it (not on the host).
+
+    live-boot, for one, makes /usr/sbin/update-initramfs an absolute symlink.
+    """
+    return inside(root, path).exists()
+
+
+def has_unit(root: Path, unit: str) -> bool:
+    return any(exists_in(root, f"{d}/systemd/system/{unit}") for d in ("/lib", "/usr/lib"))
+
+
 def write_file(root: Path, path: str, content: str, mode: int = 0o644) -> Path:
     """Write a file inside the target, replacing (never following) a symlink at its place."""
     parent, _, name = path.rstrip("/").rpartition("/")
@@ -142,14 +154,14 @@ def daemons_blocked(ctx: Context) -> Iterator[None]:
     ssd = start_stop_daemon_path(root)
     diverted = False
     try:
-        if (root / ssd.lstrip("/")).exists():
+        if exists_in(root, ssd):
             ctx.runner.run(["dpkg-divert", "--local", "--rename", "--add", ssd], chroot=root)
             diverted = True
             write_file(root, ssd, FAKE_SSD, 0o755)
         yield
     finally:
         if diverted:
-            fake = root / ssd.lstrip("/")
+            fake = inside(root, ssd)
             # A hook may have removed it already (mmdebstrap tests the same).
             if fake.exists() or fake.is_symlink():
                 fake.unlink()

@@ -23,6 +23,7 @@ class Context:
     runner: CommandRunner
     workdir: Path  # removed at the end; holds root/ and staging files
     stack: contextlib.ExitStack  # undo actions, run in reverse on any exit
+    interpreter_in_target: Path | None = None  # qemu-user copied in for a foreign build
 
     @property
     def root(self) -> Path:

@@ -28,8 +28,10 @@ BASE_FILES = {
 # Compressors tar picks by suffix.
 TAR_COMPRESSORS = {".gz": ("gzip", "gzip"), ".tgz": ("gzip", "gzip"), ".xz": ("xz", "xz-utils"),
                    ".zst": ("zstd", "zstd"), ".bz2": ("bzip2", "bzip2")}  # fmt: skip
+# Foreign --arch builds: the registered qemu-user binfmt handlers (probed by binfmt.py).
+FOREIGN_PACKAGES = ("qemu-user-static", "binfmt-support")
 # Only for the installer: what the test suite and the development tools need.
-DEVELOPMENT_PACKAGES = ("python3-venv", "python3-pip", "zstd", "xz-utils", "file")
+DEVELOPMENT_PACKAGES = ("python3-venv", "python3-pip", "zstd", "xz-utils", "file", "procps", "initramfs-tools-core")
 
 
 def required_tools(values: Mapping[str, object]) -> dict[str, str]:
@@ -45,6 +47,7 @@ def host_packages(values: Mapping[str, object] | None = None) -> list[str]:
     packages = set(BASE_FILES.values()) | set(required_tools(values or {}).values())
     if values is None:
         packages |= {package for _, package in TAR_COMPRESSORS.values()}
+        packages |= set(FOREIGN_PACKAGES)
     return sorted(packages)
 
 

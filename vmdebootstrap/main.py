@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import __version__, cli, recipe, sandbox, ui
+from . import __version__, binfmt, cli, recipe, sandbox, ui
 from .errors import BuildError, Interrupted, UsageError
 from .run import CommandFailed, Runner
 from .settings import Settings, missing_host_tools, not_supported_yet, validate
@@ -37,6 +37,11 @@ def prepare(argv: list[str]) -> Settings | int:
     missing = missing_host_tools(settings)
     if missing:
         raise UsageError("missing host tools: " + ", ".join(missing) + " (run: make install)")
+    if settings.foreign:
+        try:
+            binfmt.probe(settings.arch)
+        except binfmt.CannotEmulate as exc:
+            raise UsageError(str(exc)) from None
     return settings
 
 

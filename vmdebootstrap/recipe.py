@@ -41,8 +41,8 @@ def plan(settings: Settings) -> list[str]:
 
 
 @contextlib.contextmanager
-def step(display: Display, name: str, note: str = "") -> Iterator[None]:
-    with display.step(name, note):
+def step(display: Display, name: str, note: str = "", emulated: str = "") -> Iterator[None]:
+    with display.step(name, note + emulated):
         faults.maybe_inject(name)
         yield
 
@@ -52,18 +52,21 @@ def build(settings: Settings, runner: CommandRunner, display: Display) -> list[P
         workdir = workspace.create(settings.text("workdir"), runner, stack)
         ctx = Context(settings, runner, workdir, stack)
         staging = Staging(stack)
+        # Foreign builds are slow; say why on the steps that run the target's programs.
+        emu = f" [emulated {settings.arch}]" if settings.foreign else ""
 
-        with step(display, "bootstrap", f" ({settings.suite} {settings.arch}, debootstrap)"), locked(ctx):
+        with step(display, "bootstrap", f" ({settings.suite} {settings.arch}, debootstrap)", emu), \
+                locked(ctx):
             bootstrap.bootstrap(ctx)
 
         with chroot.daemons_blocked(ctx):
             with chroot.api_filesystems(ctx):
                 if packages.needed(ctx):
-                    with step(display, "packages", f" ({len(settings.packages)} requested)"):
+                    with step(display, "packages", f" ({len(settings.packages)} requested)", emu):
                         packages.install(ctx)
-                with step(display, "system"):
+                with step(display, "system", "", emu):
                     system.configure(ctx)
-                with step(display, "users"):
+                with step(display, "users", "", emu):
                     users.configure(ctx)
             if settings.text("customize"):
                 with step(display, "customize", f" ({settings.text('customize')})"):
@@ -73,7 +76,7 @@ def build(settings: Settings, runner: CommandRunner, display: Display) -> list[P
                         customize.run_hook(ctx)
                     finally:
                         display.echo = False
-            with step(display, "finish"), chroot.api_filesystems(ctx):
+            with step(display, "finish", "", emu), chroot.api_filesystems(ctx):
                 finalize.finish(ctx)
         finalize.scrub_identity(ctx)
 

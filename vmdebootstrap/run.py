@@ -19,6 +19,7 @@ import os
 import shlex
 import signal
 import subprocess
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -87,6 +88,19 @@ class Runner:
     def __init__(self, on_line: LineSink | None = None) -> None:
         self.on_line = on_line
 
+    def _read(self, proc: subprocess.Popen[str], tail: collections.deque[str], kept: list[str] | None,
+              quiet: bool) -> None:
+        assert proc.stdout is not None
+        for raw in proc.stdout:
+            line = raw.rstrip("\n")
+            if not quiet:
+                log.debug("| %s", line)
+            tail.append(line)
+            if kept is not None:
+                kept.append(line)
+            if self.on_line:
+                self.on_line(line)
+
     def run(
         self,
         argv: Sequence[str],
@@ -119,6 +133,9 @@ class Runner:
             )
         except FileNotFoundError:
             raise CommandFailed(full, 127, [f"{full[0]}: not found"]) from None
+        reader = threading.Thread(target=self._read, args=(proc, tail, kept if capture else None, quiet),
+                                  daemon=True)
+        reader.start()
         try:
             if input is not None:
                 assert proc.stdin is not None
@@ -127,23 +144,33 @@ class Runner:
                     proc.stdin.close()
                 except BrokenPipeError:
                     pass
-            assert proc.stdout is not None
-            for raw in proc.stdout:
-                line = raw.rstrip("\n")
-                if not quiet:
-                    log.debug("| %s", line)
-                tail.append(line)
-                if capture:
-                    kept.append(line)
-                if self.on_line:
-                    self.on_line(line)
             returncode = proc.wait()
         except BaseException:
             stop_process_group(proc)
             raise
+        _finish_reading(proc, reader, full)
         if check and returncode != 0:
             raise CommandFailed(full, returncode, tail)
         return Result(returncode, "\n".join(kept) + ("\n" if kept else ""))
+
+
+def _finish_reading(proc: subprocess.Popen[str], reader: threading.Thread, argv: list[str]) -> None:
+    """The command has exited; processes it left behind must not keep us waiting.
+
+    A hook's ``daemon &`` keeps the output pipe open forever.  Such leftovers are
+    killed (they are in the command's own process group), with a warning.
+    """
+    reader.join(timeout=2)
+    if not reader.is_alive():
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+        log.warning("killed processes left running by: %s", shlex.join(argv))
+    except ProcessLookupError:
+        pass
+    reader.join(timeout=5)
+    if reader.is_alive():
+        log.warning("output of %s still held open by a detached process; not waiting for it", argv[0])
 
 
 def stop_process_group(proc: subprocess.Popen[str], grace: float = 10.0) -> None:

@@ -221,6 +221,8 @@ def validate(values: Mapping[str, object]) -> Settings:
         hook = find_hook(str(v["customize"]))
         if not os.access(hook, os.X_OK) or not os.path.isfile(hook):
             raise UsageError(f"--customize {v['customize']}: not an executable file")
+    if v["foreign"] and not os.path.isfile(str(v["foreign"])):
+        raise UsageError(f"--foreign {v['foreign']}: no such file (install qemu-user-static)")
     if v["workdir"] and not os.path.isdir(str(v["workdir"])):
         raise UsageError(f"--workdir {v['workdir']}: no such directory")
     if v["owner"]:
@@ -287,9 +289,6 @@ def not_supported_yet(settings: Settings) -> None:
     """Refuse, explicitly, what a later piece of work will build."""
     if settings.text("image"):
         raise UsageError(f"--image {_NOT_YET}")
-    if settings.text("foreign") or settings.foreign:
-        raise UsageError(f"--arch {settings.arch} (a foreign architecture) is not supported yet by "
-                         "vmdebootstrap 2 (planned: qemu-user builds)")
 
 
 def missing_host_tools(settings: Settings) -> list[str]:

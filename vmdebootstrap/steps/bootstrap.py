@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 from pathlib import Path
 
-from .. import cache
+from .. import binfmt, cache
 from ..context import Context
 from ..errors import BuildError
 from ..run import CommandFailed
@@ -32,6 +33,8 @@ def extra_options(settings: Settings) -> list[str]:
 
 def debootstrap_argv(settings: Settings, root: Path, cache_dir: Path | None) -> list[str]:
     argv = ["debootstrap", f"--arch={settings.arch}"]
+    if settings.foreign:
+        argv.append("--foreign")  # first stage here, second stage under emulation below
     if settings.text("variant"):
         argv.append(f"--variant={settings.text('variant')}")
     components = settings.items("components")
@@ -62,9 +65,27 @@ def bootstrap(ctx: Context) -> None:
     ctx.root.mkdir(mode=0o755)
     try:
         ctx.runner.run(argv)
+        if settings.foreign:
+            second_stage(ctx)
     except CommandFailed as exc:
         _log_debootstrap_log(ctx.root)
         raise BuildError(_explain(exc, settings)) from exc
+
+
+def second_stage(ctx: Context) -> None:
+    """Finish a foreign bootstrap inside the target, its programs run by qemu-user."""
+    emulation = binfmt.probe(ctx.settings.arch)
+    if emulation.needs_copy:
+        # Without the F flag the kernel looks for the interpreter inside the chroot.
+        target = ctx.root / emulation.interpreter.lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(emulation.interpreter, target)
+        ctx.interpreter_in_target = target
+        log.info("copied %s into the target for %s (removed again at the end)", emulation.interpreter,
+                 emulation.handler)
+    # The environment is built from scratch by the runner: the host cannot override
+    # DEBIAN_FRONTEND and friends (the old tool let it, §6.4 item 13).
+    ctx.runner.run(["/debootstrap/debootstrap", "--second-stage"], chroot=ctx.root)
 
 
 def _log_debootstrap_log(root: Path) -> None:

@@ -6,7 +6,8 @@ inside the chroot with its API filesystems mounted.
 ``scrub_identity``: what must not travel from the build into every copy of the
 image (reliability.md §3.10): the host's resolv.conf (debootstrap copies it), the
 machine-id (systemd makes one at first boot), SSH host keys (regenerated at first
-boot by a small unit), and apt lists that belong to the build mirror.
+boot by a small unit), apt lists that belong to the build mirror, and the qemu-user
+interpreter a foreign build copied in.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import logging
 import os
 import shutil
 
-from ..chroot import write_file
+from ..chroot import exists_in, has_unit, inside, write_file
 from ..context import Context
 
 log = logging.getLogger("vmdebootstrap")
@@ -40,7 +41,7 @@ def finish(ctx: Context) -> None:
     root, run = ctx.root, ctx.runner.run
     run(["apt-get", "clean"], chroot=root)
     if ctx.settings.flag("update-initramfs"):
-        if (root / "usr/sbin/update-initramfs").exists():
+        if exists_in(root, "/usr/sbin/update-initramfs"):
             run(["update-initramfs", "-u"], chroot=root)
         else:
             log.info("no update-initramfs in the image (no kernel or initramfs-tools); skipped")
@@ -48,7 +49,9 @@ def finish(ctx: Context) -> None:
 
 def scrub_identity(ctx: Context) -> None:
     root = ctx.root
-    resolved = any((root / d / "systemd/system/systemd-resolved.service").exists() for d in ("lib", "usr/lib"))
+    if ctx.interpreter_in_target is not None and ctx.interpreter_in_target.exists():
+        ctx.interpreter_in_target.unlink()
+    resolved = has_unit(root, "systemd-resolved.service")
     resolv = root / "etc/resolv.conf"
     if resolv.is_symlink() or resolv.exists():
         resolv.unlink()
@@ -64,7 +67,7 @@ def scrub_identity(ctx: Context) -> None:
     if dbus_id.exists() and not dbus_id.is_symlink():
         dbus_id.unlink()
 
-    keys = sorted((root / "etc/ssh").glob("ssh_host_*"))
+    keys = sorted(inside(root, "/etc/ssh").glob("ssh_host_*"))
     for key in keys:
         key.unlink()
     if keys:
@@ -77,7 +80,7 @@ def scrub_identity(ctx: Context) -> None:
 
     if ctx.settings.flag("configure-apt"):
         # The lists describe the build mirror; the image's sources now name another.
-        lists = root / "var/lib/apt/lists"
+        lists = inside(root, "/var/lib/apt/lists")
         for entry in lists.glob("*"):
             if entry.name in ("lock", "partial", "auxfiles"):
                 continue

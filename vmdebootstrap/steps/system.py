@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 
 from .. import debian
-from ..chroot import write_file
+from ..chroot import has_unit, inside, write_file
 from ..context import Context
 
 log = logging.getLogger("vmdebootstrap")
@@ -63,9 +63,7 @@ def configure(ctx: Context) -> None:
         if settings.flag("enable-dhcp"):
             write_file(root, "/etc/systemd/network/99-dhcp.network", networkd_dhcp_file())
         run(["systemctl", "enable", "systemd-networkd"], chroot=root)
-        if (root / "lib/systemd/system/systemd-resolved.service").exists() or (
-            root / "usr/lib/systemd/system/systemd-resolved.service"
-        ).exists():
+        if has_unit(root, "systemd-resolved.service"):
             run(["systemctl", "enable", "systemd-resolved"], chroot=root)
     else:
         for path, content in ifupdown_files(settings.flag("enable-dhcp")).items():
@@ -83,6 +81,6 @@ def configure(ctx: Context) -> None:
         # Fixed: the old tool did nothing unless --apt-mirror was given too.
         write_file(root, "/etc/apt/sources.list",
                    apt_sources(settings.apt_mirror, settings.suite, settings.items("components")))
-        for extra in (root / "etc/apt/sources.list.d").glob("*"):
+        for extra in inside(root, "/etc/apt/sources.list.d").glob("*"):
             if extra.suffix in (".list", ".sources"):
                 extra.unlink()

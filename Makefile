@@ -1,0 +1,53 @@
+# vmdebootstrap 2 -- the two commands of the README:
+#   make live    installs everything and builds the default live image (examples/live.conf)
+#   make check   installs everything and runs every test tier (what .ci/run calls)
+
+PYTHON  ?= /usr/bin/python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+export DEBIAN_FRONTEND := noninteractive
+
+.PHONY: install host-packages binfmt live check lint unit integration boot man clean
+
+install: host-packages binfmt $(STAMP)
+	ln -sf $(CURDIR)/$(BIN)/vmdebootstrap /usr/local/sbin/vmdebootstrap
+
+# Foreign --arch builds run the target's programs through qemu-user: binfmt_misc
+# must be mounted and the handlers of qemu-user-static enabled.
+binfmt: host-packages
+	mountpoint -q /proc/sys/fs/binfmt_misc || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+	update-binfmts --enable
+
+# The host packages come from the one list the tool's own preflight reads
+# (vmdebootstrap/hostdeps.py).
+host-packages:
+	@test "$$(id -u)" = 0 || { echo "make: run as root (the build needs it)"; exit 1; }
+	apt-get update -q
+	apt-get install -y -q --no-install-recommends $$($(PYTHON) -m vmdebootstrap.hostdeps --dev)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+live: install
+	$(BIN)/vmdebootstrap --config examples/live.conf
+
+lint: $(STAMP)
+	$(BIN)/ruff check vmdebootstrap tests
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	$(BIN)/pytest -q tests/unit
+
+integration: install
+	$(BIN)/pytest -v -m integration tests/integration
+
+check: install lint unit integration
+
+man: $(STAMP)
+	$(BIN)/python -m vmdebootstrap.manpage > doc/vmdebootstrap.8
+
+clean:
+	rm -rf $(VENV) output .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,99 @@
+"""Integration tier: real builds as root against the Debian mirror of this machine.
+
+Each image is built once per session and many tests read it.  The package cache
+(/var/cache/vmdebootstrap) is shared by all builds, so repeated runs are fast.
+On CI (CI=true) a missing prerequisite fails the tier instead of skipping it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+HOOKS = Path(__file__).resolve().parent / "hooks"
+PASSWORD = "Vmdb-S3cret-pw"
+
+
+def machine_mirror() -> str:
+    """The first Debian (not security) mirror in this machine's apt sources."""
+    texts = []
+    for path in [Path("/etc/apt/sources.list"), *sorted(Path("/etc/apt/sources.list.d").glob("*"))]:
+        if path.suffix in (".list", ".sources") or path.name == "sources.list":
+            try:
+                texts.append(path.read_text())
+            except OSError:
+                continue
+    for text in texts:
+        for url in re.findall(r"(?:^deb\s+(?:\[[^\]]*\]\s+)?|^URIs:\s*)(\S+)", text, re.MULTILINE):
+            if url.rstrip("/").endswith("/debian") and "security" not in url:
+                return url.rstrip("/") + "/"
+    return "http://deb.debian.org/debian/"
+
+
+def https_variant(url: str) -> str:
+    return re.sub(r"^http://", "https://", url)
+
+
+def require(condition: bool, reason: str) -> None:
+    if condition:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"integration tier expected to run on CI but cannot: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def mirror() -> str:
+    require(os.geteuid() == 0, "needs root")
+    require(shutil.which("debootstrap") is not None, "needs debootstrap (make install)")
+    return machine_mirror()
+
+
+@pytest.fixture(scope="session")
+def outdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("builds")
+
+
+def vmdebootstrap(*args: str, env: dict[str, str] | None = None,
+                  timeout: int = 1500) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "vmdebootstrap", "--no-default-configs", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=REPO,
+                          env={**os.environ, **(env or {})}, check=False)
+
+
+def our_mounts() -> list[str]:
+    points = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
+    return [p for p in points if "vmdebootstrap" in p or p.startswith("/tmp/pytest")]
+
+
+def loop_devices_of(path: Path) -> str:
+    return subprocess.run(["losetup", "-j", str(path)], capture_output=True, text=True, check=False).stdout
+
+
+def squashfs_files(squashfs: Path) -> list[str]:
+    listing = subprocess.run(["unsquashfs", "-l", "-d", "", str(squashfs)], capture_output=True, text=True,
+                             check=True).stdout
+    return [line for line in listing.splitlines() if line.startswith("/")]
+
+
+@pytest.fixture(scope="session")
+def unpack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """unpack(squashfs, *paths) -> directory with those paths extracted."""
+    made: list[Path] = []
+
+    def extract(squashfs: Path, *paths: str) -> Path:
+        target = tmp_path_factory.mktemp("unsquash") / "root"
+        subprocess.run(["unsquashfs", "-f", "-d", str(target), str(squashfs), *paths], capture_output=True,
+                       check=True)
+        made.append(target)
+        return target
+
+    yield extract

@@ -1,0 +1,190 @@
+"""The default live example (examples/live.conf), built once, read many times.
+
+Built with the test hook that calls every helper, a second user without a password
+under --force-password-change, the build mirror from this machine's apt sources and
+its https form as the image's apt mirror (live.rst: two mirrors).
+"""
+
+from __future__ import annotations
+
+import filecmp
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from .conftest import HOOKS, PASSWORD, https_variant, our_mounts, squashfs_files, vmdebootstrap
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="session")
+def live(mirror: str, outdir: Path) -> dict[str, object]:
+    squash = outdir / "live"
+    log = outdir / "live.log"
+    result = vmdebootstrap(
+        "--config", "examples/live.conf",
+        "--squash", str(squash), "--log", str(log),
+        "--mirror", mirror, "--apt-mirror", https_variant(mirror),
+        "--hostname", "vmdb-test",
+        "--user", f"user/{PASSWORD}", "--user", "guest", "--force-password-change",
+        "--customize", str(HOOKS / "every-helper.sh"),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    return {"dir": squash, "log": log, "mirror": mirror, "result": result}
+
+
+@pytest.fixture(scope="session")
+def root(live: dict[str, object], unpack) -> Path:  # type: ignore[no-untyped-def]
+    squash = live["dir"]
+    assert isinstance(squash, Path)
+    return unpack(squash / "filesystem.squashfs", "etc", "boot", "usr/sbin", "var/lib/dpkg", "var/lib/apt",
+                  "home", "usr/share/doc/xauth", "usr/share/doc/iamerican", "usr/bin/start-stop-daemon",
+                  "sbin/start-stop-daemon")
+
+
+def test_outputs_are_all_there(live: dict[str, object]) -> None:
+    squash = live["dir"]
+    assert isinstance(squash, Path)
+    names = {p.name for p in squash.iterdir()}
+    assert {"filesystem.squashfs", "vmlinuz", "initrd.img", "filesystem.packages"} <= names
+    assert not [n for n in names if "partial" in n]
+    assert (squash / "filesystem.squashfs").stat().st_size > 100 * 2**20
+
+
+def test_hostname_and_release(root: Path) -> None:
+    assert (root / "etc/hostname").read_text() == "vmdb-test\n"
+    assert re.match(r"^12\.\d+$", (root / "etc/debian_version").read_text().strip())
+    assert "vmdb-test" in (root / "etc/hosts").read_text()
+
+
+def test_no_api_filesystem_contents(live: dict[str, object]) -> None:
+    squash = live["dir"]
+    assert isinstance(squash, Path)
+    files = squashfs_files(squash / "filesystem.squashfs")
+    for top in ("/proc", "/sys", "/dev", "/run"):
+        assert top in files, f"{top} itself should exist as a mount point"
+        inside = [f for f in files if f.startswith(top + "/")]
+        assert inside == [], f"{top} holds {inside[:5]}"
+
+
+def test_kernel_and_initrd_match_the_image(live: dict[str, object], root: Path) -> None:
+    squash = live["dir"]
+    assert isinstance(squash, Path)
+    versioned = sorted(p.name for p in squash.glob("vmlinuz-*"))
+    assert len(versioned) == 1
+    version = versioned[0][len("vmlinuz-"):]
+    assert filecmp.cmp(squash / "vmlinuz", root / f"boot/vmlinuz-{version}", shallow=False)
+    assert filecmp.cmp(squash / "initrd.img", root / f"boot/initrd.img-{version}", shallow=False)
+    manifest = (squash / "filesystem.packages").read_text()
+    assert re.search(rf"^linux-image-{re.escape(version)}\t", manifest, re.MULTILINE)
+    assert re.search(r"^linux-image-amd64\t", manifest, re.MULTILINE)
+    # live-boot's hook is in the initramfs, so the image can boot live.
+    listing = subprocess.run(["lsinitramfs", str(squash / "initrd.img")], capture_output=True, text=True,
+                             check=True).stdout
+    assert "scripts/live" in listing
+
+
+def installed(root: Path, package: str) -> bool:
+    status = (root / "var/lib/dpkg/status").read_text()
+    return f"Package: {package}\nStatus: install ok installed\n" in status
+
+
+def _shadow(root: Path) -> dict[str, list[str]]:
+    return {line.split(":")[0]: line.split(":") for line in (root / "etc/shadow").read_text().splitlines()}
+
+
+def test_user_password_is_yescrypt_and_in_sudo(root: Path) -> None:
+    entry = _shadow(root)["user"]
+    assert entry[1].startswith("$y$"), entry[1][:4]
+    group = {line.split(":")[0]: line.split(":")[3] for line in (root / "etc/group").read_text().splitlines()}
+    assert "user" in group["sudo"].split(",")
+    assert "guest" in group["sudo"].split(",")
+    assert installed(root, "sudo")
+
+
+def test_root_is_locked(root: Path) -> None:
+    assert _shadow(root)["root"][1].startswith("!")
+
+
+def test_forced_password_change_user(root: Path) -> None:
+    entry = _shadow(root)["guest"]
+    assert entry[1] == "", "guest should have an empty password"
+    assert entry[2] == "0", "the last change date 0 forces a change at the first login"
+
+
+def test_password_never_logged(live: dict[str, object]) -> None:
+    log = live["log"]
+    assert isinstance(log, Path)
+    text = log.read_text()
+    assert "chpasswd" in text  # the command was logged ...
+    assert PASSWORD not in text  # ... its secret was not
+    result = live["result"]
+    assert isinstance(result, subprocess.CompletedProcess)
+    assert PASSWORD not in result.stderr + result.stdout
+
+
+def test_apt_sources_name_the_apt_mirror_only(live: dict[str, object], root: Path) -> None:
+    mirror = live["mirror"]
+    assert isinstance(mirror, str)
+    sources = (root / "etc/apt/sources.list").read_text()
+    assert f"deb {https_variant(mirror)} bookworm main" in sources
+    assert re.search(rf"^deb {re.escape(mirror)}\s", sources, re.MULTILINE) is None
+    others = list((root / "etc/apt/sources.list.d").glob("*"))
+    assert others == []
+    host = mirror.split("://", 1)[1].rstrip("/").replace("/", "_")
+    assert not [p for p in (root / "var/lib/apt/lists").glob(f"*{host}*")]
+
+
+def test_recommends_of_requested_task_installed(root: Path) -> None:
+    # iamerican is only a Recommends of task-english (given with --recommends).
+    assert installed(root, "iamerican")
+
+
+def test_daemon_block_gone_from_image(root: Path) -> None:
+    assert not (root / "usr/sbin/policy-rc.d").exists()
+    diversions = (root / "var/lib/dpkg/diversions").read_text()
+    assert "start-stop-daemon" not in diversions
+    ssd = root / "sbin/start-stop-daemon"
+    if not ssd.exists():
+        ssd = root / "usr/bin/start-stop-daemon"
+    assert ssd.read_bytes()[:4] == b"\x7fELF"
+
+
+def test_hook_used_every_helper(root: Path) -> None:
+    marker = dict(line.split("=", 1) for line in (root / "etc/vmdebootstrap-test-hook").read_text().splitlines())
+    assert marker["argc"] == "2" and marker["arg2"] == ""
+    assert marker["ARCH"] == "amd64" and marker["DISTRIBUTION"] == "bookworm"
+    assert marker["FRONTEND"] == "noninteractive"
+    assert marker["proc"] == "unmounted" and marker["devpts"] == "mounted" and marker["devnull"] == "char"
+    assert marker["prepared"] == "build-mirror"
+    assert marker["sshd"] == "not-running"
+    assert marker["done"] == "yes"
+    assert (root / "etc/modprobe.d/qemu-blacklist.conf").read_text() == "blacklist bochs-drm\n"
+    # xauth is only a Recommends of openssh-server, installed through apt_install.
+    assert installed(root, "xauth")
+    assert not (root / "etc/apt/vmdebootstrap-saved-sources").exists()
+
+
+def test_host_identity_not_in_image(root: Path) -> None:
+    # debootstrap copies the host's resolv.conf; the image must have its own.
+    resolv = root / "etc/resolv.conf"
+    assert resolv.is_symlink() and resolv.readlink() == Path("../run/systemd/resolve/stub-resolv.conf")
+    assert (root / "etc/machine-id").read_text() == ""
+    assert not list((root / "etc/ssh").glob("ssh_host_*")), "SSH host keys must be made at first boot"
+    assert (root / "etc/systemd/system/vmdebootstrap-ssh-host-keys.service").exists()
+
+
+def test_networkd_dhcp_configured(root: Path) -> None:
+    assert "DHCP=yes" in (root / "etc/systemd/network/99-dhcp.network").read_text()
+    assert (root / "etc/systemd/system/multi-user.target.wants/systemd-networkd.service").is_symlink()
+
+
+def test_nothing_left_on_the_host(live: dict[str, object]) -> None:
+    assert our_mounts() == []
+    leftovers = list(Path("/tmp").glob("vmdebootstrap-*"))
+    assert leftovers == []
+    procs = subprocess.run(["pgrep", "-f", "vmdebootstrap-[a-z0-9_]{8}/root"], capture_output=True, text=True,
+                           check=False).stdout
+    assert procs == ""

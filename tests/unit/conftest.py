@@ -1,0 +1,118 @@
+"""Shared fixtures for the unit tier: no root, no network, no real builds, no mounts.
+
+Every test is hermetic:
+* the host architecture is pinned to amd64 (package lists depend on it);
+* the default config files (/etc/vmdebootstrap.conf, ~/.vmdebootstrap.conf, ...) are
+  never read unless a test installs its own list;
+* starting a real build (the namespace sandbox or run_build) fails the test;
+* VMDEBOOTSTRAP_FAULT is unset.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from vmdebootstrap import cli, debian, sandbox, settings
+from vmdebootstrap import main as main_module
+from vmdebootstrap.context import Context
+from vmdebootstrap.run import FakeRunner
+
+SUITES = ("stable", "oldstable", "testing", "unstable", "sid", "wheezy", "jessie", "stretch", "buster",
+          "bullseye", "bookworm", "trixie")
+OUTPUT_OPTIONS = ("--image", "--tarball", "--squash")
+
+
+def _forbidden(*_args: object, **_kwargs: object) -> int:
+    raise AssertionError("a unit test tried to start a real build")
+
+
+@pytest.fixture(autouse=True)
+def hermetic(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(debian, "host_arch", lambda: "amd64")
+    monkeypatch.setattr(cli, "default_config_files", lambda: [])
+    monkeypatch.setattr(sandbox, "run_in_namespaces", _forbidden)
+    monkeypatch.setattr(main_module, "run_build", _forbidden)
+    monkeypatch.delenv("VMDEBOOTSTRAP_FAULT", raising=False)
+    monkeypatch.delenv("VMDEBOOTSTRAP_FAULT_READY", raising=False)
+
+
+@pytest.fixture
+def scripts(tmp_path: Path) -> Path:
+    """A stand-in for /usr/share/debootstrap/scripts holding the usual suite names."""
+    directory = tmp_path / "debootstrap-scripts"
+    directory.mkdir()
+    for suite in SUITES:
+        (directory / suite).write_text("# debootstrap suite script\n")
+    return directory
+
+
+@pytest.fixture
+def out(tmp_path: Path) -> Path:
+    """A directory for the build outputs named on the command line."""
+    directory = tmp_path / "out"
+    directory.mkdir()
+    return directory
+
+
+Vmd = Callable[..., tuple[int, str, str]]
+
+
+@pytest.fixture
+def vmd(scripts: Path, capsys: pytest.CaptureFixture[str]) -> Vmd:
+    """Run main.main(argv) hermetically; returns (exit status, stdout, stderr)."""
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        status = main_module.main(["--no-default-configs", "--debootstrap-scripts", str(scripts), *argv])
+        captured = capsys.readouterr()
+        return status, captured.out, captured.err
+
+    return run
+
+
+def selected_packages(stdout: str) -> list[str]:
+    """The package list from the dry-run line 'Selected packages: a, b, c'."""
+    lines = [line for line in stdout.splitlines() if line.startswith("Selected packages: ")]
+    assert len(lines) == 1, stdout
+    return lines[0].removeprefix("Selected packages: ").split(", ")
+
+
+MakeSettings = Callable[..., settings.Settings]
+
+
+@pytest.fixture
+def make_settings(scripts: Path, out: Path) -> MakeSettings:
+    """Validated settings from command-line arguments (a tarball in ``out`` unless told otherwise)."""
+
+    def make(*argv: str) -> settings.Settings:
+        args = ["--no-default-configs", "--debootstrap-scripts", str(scripts), "--distribution", "bookworm"]
+        if not any(arg.split("=")[0] in OUTPUT_OPTIONS for arg in argv):
+            args += ["--tarball", str(out / "root.tar")]
+        values, _ = cli.load(args + list(argv))
+        return settings.validate(values)
+
+    return make
+
+
+MakeContext = Callable[..., tuple[Context, FakeRunner]]
+
+
+@pytest.fixture
+def make_context(tmp_path: Path, make_settings: MakeSettings) -> Iterator[MakeContext]:
+    """A Context on a temporary work directory (with root/ made) and a recording FakeRunner."""
+    stack = contextlib.ExitStack()
+
+    def make(*argv: str, runner: FakeRunner | None = None) -> tuple[Context, FakeRunner]:
+        fake = runner or FakeRunner()
+        workdir = tmp_path / "work"
+        workdir.mkdir(exist_ok=True)
+        ctx = Context(make_settings(*argv), fake, workdir, stack)
+        ctx.root.mkdir(exist_ok=True)
+        return ctx, fake
+
+    yield make
+    stack.close()

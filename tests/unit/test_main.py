@@ -1,0 +1,241 @@
+"""main.prepare/main.main: what happens after validation, without root (features §1.3 items 13-14)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from vmdebootstrap import binfmt, main, recipe, sandbox, settings
+from vmdebootstrap.errors import BuildError, Interrupted
+from vmdebootstrap.run import CommandFailed
+
+from .conftest import MakeSettings, Vmd
+
+# conftest replaces main.run_build with a guard for every test; keep the real one.
+REAL_RUN_BUILD = main.run_build
+ROOT_MESSAGE = "vmdebootstrap: error: You need to have root privileges to run this script.\n"
+
+
+@pytest.fixture
+def non_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+
+
+@pytest.fixture
+def as_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+
+
+@pytest.mark.usefixtures("non_root")
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--tarball", "{out}/root.tar"],
+        ["--tarball", "{out}/root.tar.gz", "--sudo", "--user", "bob/pw"],
+        ["--squash", "{out}/live"],
+        ["--squash", "{out}/live", "--squash-compression", "zstd", "--no-kernel"],
+    ],
+)
+def test_non_root_valid_build_exits_2(vmd: Vmd, out: Path, args: list[str]) -> None:
+    status, stdout, err = vmd(*[a.format(out=out) for a in args], "--distribution", "bookworm")
+    assert (status, stdout, err) == (2, "", ROOT_MESSAGE)
+    assert os.listdir(out) == []
+
+
+@pytest.mark.usefixtures("non_root")
+def test_non_root_dry_run_still_works(vmd: Vmd, out: Path) -> None:
+    status, stdout, err = vmd("--tarball", str(out / "root.tar"), "--distribution", "bookworm", "--dry-run")
+    assert (status, err) == (0, "")
+    assert stdout.startswith("Selected packages: acpid, linux-image-amd64")
+
+
+@pytest.mark.usefixtures("non_root")
+def test_validation_comes_before_the_root_check(vmd: Vmd, out: Path) -> None:
+    status, _, err = vmd("--tarball", str(out / "root.tar"), "--hostname=-x")
+    assert status == 2 and "not a valid host name" in err and "root privileges" not in err
+
+
+@pytest.mark.parametrize("fixture", ["non_root", "as_root"])
+def test_image_is_not_supported_yet(vmd: Vmd, out: Path, fixture: str, request: pytest.FixtureRequest) -> None:
+    request.getfixturevalue(fixture)
+    status, stdout, err = vmd("--image", str(out / "x.img"), "--distribution", "bookworm")
+    assert status == 2 and stdout == ""
+    assert err == ("vmdebootstrap: error: --image is not supported yet by vmdebootstrap 2 "
+                   "(planned: disk images)\n")
+    assert os.listdir(out) == []
+
+
+@pytest.mark.usefixtures("as_root")
+def test_foreign_arch_without_emulation_is_refused(vmd: Vmd, out: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(settings.shutil, "which", lambda tool: "/usr/bin/" + tool)
+    probed: list[str] = []
+
+    def cannot(arch: str) -> binfmt.Emulation:
+        probed.append(arch)
+        raise binfmt.CannotEmulate(f"--arch {arch}: no binfmt handler qemu-aarch64 is registered")
+
+    monkeypatch.setattr(binfmt, "probe", cannot)
+    status, _, err = vmd("--squash", str(out / "live"), "--distribution", "bookworm", "--arch", "arm64")
+    assert (status, err) == (2, "vmdebootstrap: error: --arch arm64: no binfmt handler qemu-aarch64 is registered\n")
+    assert probed == ["arm64"]
+    assert os.listdir(out) == []
+
+
+@pytest.mark.usefixtures("as_root")
+def test_native_arch_is_not_probed(vmd: Vmd, out: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(settings.shutil, "which", lambda tool: "/usr/bin/" + tool)
+    monkeypatch.setattr(binfmt, "probe", lambda arch: pytest.fail(f"probed {arch}"))
+    monkeypatch.setattr(sandbox, "run_in_namespaces", lambda argv: 0)
+    assert vmd("--squash", str(out / "live"), "--distribution", "bookworm", "--arch", "i386")[0] == 0
+
+
+@pytest.mark.usefixtures("as_root")
+def test_missing_host_tools_reported(vmd: Vmd, out: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(settings.shutil, "which", lambda tool: None if tool in ("mksquashfs", "zstd") else "/x")
+    status, _, err = vmd("--tarball", str(out / "root.tar.zst"), "--distribution", "bookworm")
+    assert status == 2
+    assert err.startswith("vmdebootstrap: error: missing host tools: ")
+    assert "mksquashfs (package squashfs-tools)" in err and "zstd (package zstd)" in err
+    assert "tar (package" not in err
+
+
+@pytest.mark.usefixtures("as_root")
+def test_root_valid_build_goes_into_the_sandbox(vmd: Vmd, out: Path, monkeypatch: pytest.MonkeyPatch,
+                                                scripts: Path) -> None:
+    monkeypatch.setattr(settings.shutil, "which", lambda tool: "/usr/bin/" + tool)
+    seen: list[list[str]] = []
+    monkeypatch.setattr(sandbox, "run_in_namespaces", lambda argv: seen.append(argv) or 7)
+    status, _, _ = vmd("--tarball", str(out / "root.tar"), "--distribution", "bookworm")
+    assert status == 7
+    assert seen == [["--no-default-configs", "--debootstrap-scripts", str(scripts), "--tarball",
+                     str(out / "root.tar"), "--distribution", "bookworm"]]
+
+
+@pytest.mark.usefixtures("as_root")
+def test_inside_the_sandbox_the_build_runs(vmd: Vmd, out: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(settings.shutil, "which", lambda tool: "/usr/bin/" + tool)
+    monkeypatch.setattr(sandbox, "inside", lambda: True)
+    built: list[settings.Settings] = []
+    monkeypatch.setattr(main, "run_build", lambda s: built.append(s) or 0)
+    status, _, _ = vmd("--tarball", str(out / "root.tar"), "--distribution", "bookworm", "--hostname", "box")
+    assert status == 0
+    assert len(built) == 1 and built[0].text("hostname") == "box"
+
+
+def test_print_requests_exit_before_validation(vmd: Vmd) -> None:
+    # No output option at all: validation would refuse, but printing comes first.
+    status, stdout, _ = vmd("--print-helpers-path")
+    assert status == 0 and stdout.strip().endswith("data/customise.lib")
+    assert Path(stdout.strip()).is_file()
+    status, stdout, _ = vmd("--print-host-packages", "--tarball", "x.tar.xz")
+    assert status == 0
+    assert {"debootstrap", "squashfs-tools", "xz-utils", "tar"} <= set(stdout.split())
+    assert "zstd" not in stdout.split()
+
+
+def test_sandbox_inside_needs_pid_1_and_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(sandbox.INNER_ENV, "1")
+    assert not sandbox.inside()  # pytest is not PID 1
+    monkeypatch.setattr(os, "getpid", lambda: 1)
+    assert sandbox.inside()
+    monkeypatch.delenv(sandbox.INNER_ENV)
+    assert not sandbox.inside()
+
+
+# -- run_build's exit statuses (recipe.build replaced) -----------------------------------------------
+
+
+@pytest.fixture
+def process_state() -> Iterator[None]:
+    """run_build changes the umask, the signal handlers and the logger; put them back."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    logger = logging.getLogger("vmdebootstrap")
+    saved = (list(logger.handlers), logger.propagate, logger.level)
+    yield
+    os.umask(umask)
+    for signum, handler in handlers.items():
+        signal.signal(signum, handler)
+    for handler in logger.handlers:
+        if handler not in saved[0]:
+            handler.close()
+    logger.handlers[:] = saved[0]
+    logger.propagate, logger.level = saved[1], saved[2]
+
+
+def _settings(make_settings: MakeSettings, tmp_path: Path) -> settings.Settings:
+    return make_settings("--log", str(tmp_path / "build.log"))
+
+
+@pytest.mark.usefixtures("process_state")
+def test_run_build_success(make_settings: MakeSettings, tmp_path: Path, out: Path, monkeypatch: pytest.MonkeyPatch,
+                           capsys: pytest.CaptureFixture[str]) -> None:
+    s = _settings(make_settings, tmp_path)
+    (out / "root.tar").write_bytes(b"x" * 10)
+    monkeypatch.setattr(recipe, "build", lambda *_: [out / "root.tar"])
+    status = REAL_RUN_BUILD(s)
+    assert status == 0
+    assert f"built {out / 'root.tar'}" in capsys.readouterr().err
+    assert "wrote" in (tmp_path / "build.log").read_text()
+
+
+@pytest.mark.usefixtures("process_state")
+def test_run_build_failure_exits_1(make_settings: MakeSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    s = _settings(make_settings, tmp_path)
+
+    def fail(_settings: object, _runner: object, display: object) -> list[Path]:
+        with display.step("system"):  # type: ignore[attr-defined]
+            raise BuildError("it broke") from CommandFailed(["false"], 1, ["line one", "last words"])
+
+    monkeypatch.setattr(recipe, "build", fail)
+    status = REAL_RUN_BUILD(s)
+    err = capsys.readouterr().err
+    assert status == 1
+    assert "vmdebootstrap: error: step 'system' failed: it broke" in err
+    assert f"full log: {tmp_path / 'build.log'}" in err
+    assert "last words" in (tmp_path / "build.log").read_text()
+
+
+@pytest.mark.usefixtures("process_state")
+def test_run_build_interrupted_exits_128_plus_signal(make_settings: MakeSettings, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    s = _settings(make_settings, tmp_path)
+
+    def interrupted(*_: object) -> list[Path]:
+        raise Interrupted(signal.SIGTERM)
+
+    monkeypatch.setattr(recipe, "build", interrupted)
+    assert REAL_RUN_BUILD(s) == 128 + signal.SIGTERM
+    assert "interrupted" in capsys.readouterr().err
+
+
+# -- the signal handler --------------------------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("process_state")
+def test_signal_handler_raises_once_then_only_logs(caplog: pytest.LogCaptureFixture) -> None:
+    main._install_signal_handlers()
+    assert signal.getsignal(signal.SIGTERM) is signal.getsignal(signal.SIGINT)
+    with pytest.raises(Interrupted) as info:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler runs long before this ends
+    assert info.value.signum == signal.SIGTERM
+    with caplog.at_level(logging.WARNING, logger="vmdebootstrap"):
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.05)
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+        except Interrupted:
+            pytest.fail("a second signal must not raise again")
+    assert "signal 15 received again; still cleaning up" in caplog.text
+    assert "signal 2 received again; still cleaning up" in caplog.text

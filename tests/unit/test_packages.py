@@ -1,0 +1,185 @@
+"""The dry-run package list (features §1.4) and the kernel/release tables in debian.py."""
+
+from __future__ import annotations
+
+import datetime
+from pathlib import Path
+
+import pytest
+
+from vmdebootstrap import debian, settings
+
+from .conftest import Vmd, selected_packages
+
+
+def packages(vmd: Vmd, out: Path, *args: str) -> list[str]:
+    status, stdout, err = vmd("--tarball", str(out / "x.tar"), "--distribution", "bookworm", *args, "--dry-run")
+    assert (status, err) == (0, ""), err
+    return selected_packages(stdout)
+
+
+def test_default_list(vmd: Vmd, out: Path) -> None:
+    assert packages(vmd, out, "--arch", "amd64") == ["acpid", "linux-image-amd64", "systemd-resolved"]
+
+
+def test_default_arch_is_the_host_arch(vmd: Vmd, out: Path) -> None:
+    assert "linux-image-amd64" in packages(vmd, out)
+
+
+def test_no_kernel_omits_it(vmd: Vmd, out: Path) -> None:
+    assert packages(vmd, out, "--no-kernel") == ["acpid", "systemd-resolved"]
+
+
+def test_kernel_package_replaces_it(vmd: Vmd, out: Path) -> None:
+    assert packages(vmd, out, "--kernel-package", "linux-image-rt-amd64") == \
+           ["acpid", "linux-image-rt-amd64", "systemd-resolved"]
+
+
+def test_no_kernel_overrides_kernel_package(vmd: Vmd, out: Path) -> None:
+    result = packages(vmd, out, "--kernel-package", "linux-image-rt-amd64", "--no-kernel")
+    assert not [p for p in result if p.startswith("linux-image")]
+
+
+def test_package_adds_sudo_adds_and_order_kept(vmd: Vmd, out: Path) -> None:
+    assert packages(vmd, out, "--package", "zsh", "--package", "bash-completion", "--sudo", "--package", "apt") == \
+           ["zsh", "bash-completion", "apt", "acpid", "sudo", "linux-image-amd64", "systemd-resolved"]
+
+
+def test_no_acpid(vmd: Vmd, out: Path) -> None:
+    assert "acpid" not in packages(vmd, out, "--no-acpid")
+
+
+def test_no_duplicates(vmd: Vmd, out: Path) -> None:
+    result = packages(vmd, out, "--package", "sudo", "--package", "vim", "--package", "vim", "--sudo",
+                      "--package", "linux-image-amd64", "--package", "acpid")
+    assert result == ["sudo", "vim", "linux-image-amd64", "acpid", "systemd-resolved"]
+
+
+def test_package_list_from_config_file(vmd: Vmd, out: Path, tmp_path: Path) -> None:
+    conf = tmp_path / "p.conf"
+    conf.write_text("[config]\npackage = less, vim\nsudo = yes\nno-acpid = yes\n")
+    assert packages(vmd, out, "--config", str(conf)) == ["less", "vim", "sudo", "linux-image-amd64",
+                                                        "systemd-resolved"]
+
+
+def test_foreign_arch_gets_no_acpid(vmd: Vmd, out: Path, tmp_path: Path) -> None:
+    # As the old tool: acpid only when the build runs natively (not with --foreign / qemu).
+    assert packages(vmd, out, "--arch", "armhf") == ["linux-image-armmp", "systemd-resolved"]
+    qemu = tmp_path / "qemu-x86_64-static"
+    qemu.write_bytes(b"\x7fELF")
+    assert "acpid" not in packages(vmd, out, "--arch", "amd64", "--foreign", str(qemu))
+
+
+def test_native_companion_arch_keeps_acpid(vmd: Vmd, out: Path) -> None:
+    assert packages(vmd, out, "--arch", "i386")[:2] == ["acpid", "linux-image-686-pae"]
+
+
+def test_arm64_on_arm64_host_keeps_acpid(vmd: Vmd, out: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(debian, "host_arch", lambda: "arm64")
+    assert packages(vmd, out, "--arch", "arm64") == ["acpid", "linux-image-arm64", "systemd-resolved"]
+    assert packages(vmd, out, "--arch", "armhf")[:2] == ["acpid", "linux-image-armmp"]
+
+
+def test_systemd_resolved_only_with_networkd_from_bookworm(vmd: Vmd, out: Path) -> None:
+    assert "systemd-resolved" not in packages(vmd, out, "--no-systemd-networkd")
+    status, stdout, _ = vmd("--tarball", str(out / "x.tar"), "--distribution", "bullseye", "--dry-run")
+    assert status == 0 and "systemd-resolved" not in selected_packages(stdout)
+    status, stdout, _ = vmd("--tarball", str(out / "x.tar"), "--distribution", "trixie", "--dry-run")
+    assert status == 0 and "systemd-resolved" in selected_packages(stdout)
+
+
+def test_image_bootloader_packages(vmd: Vmd, out: Path) -> None:
+    def image(*args: str) -> list[str]:
+        status, stdout, err = vmd("--image", str(out / "x.img"), "--distribution", "bookworm", *args, "--dry-run")
+        assert status == 0, err
+        return selected_packages(stdout)
+
+    assert image("--use-uefi", "--grub") == ["acpid", "linux-image-amd64", "grub-efi-amd64", "grub-efi-ia32-bin",
+                                            "systemd-resolved"]
+    assert "grub-efi-ia32" in image("--arch", "i386", "--use-uefi", "--grub")
+    assert "grub-pc" in image("--grub")
+    assert "grub-pc" not in image("--grub", "--use-uefi")
+    assert not [p for p in image() if p.startswith("grub")]
+    # grub-pc is for PCs only.
+    assert "grub-pc" not in image("--arch", "armhf", "--grub")
+    # Bootloaders never go into tarballs.
+    assert not [p for p in packages(vmd, out, "--grub") if p.startswith("grub")]
+
+
+def test_select_packages_direct() -> None:
+    from vmdebootstrap.options import OPTIONS, default_of
+
+    values = {o.name: default_of(o) for o in OPTIONS}
+    values.update({"package": ["b", "a"], "sudo": True, "no-acpid": True, "systemd-networkd": False})
+    assert settings.select_packages(values, "ppc64el", "bookworm") == ("b", "a", "sudo", "linux-image-powerpc64le")
+    assert settings.select_packages(values, "i386", "jessie") == ("b", "a", "sudo", "linux-image-586")
+
+
+# -- debian.py tables --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("arch", "suite", "kernel"),
+    [
+        ("amd64", "bookworm", "linux-image-amd64"),
+        ("arm64", "bookworm", "linux-image-arm64"),
+        ("armhf", "bookworm", "linux-image-armmp"),
+        ("armhf", "jessie", "linux-image-armmp"),
+        ("i386", "bookworm", "linux-image-686-pae"),
+        ("i386", "stretch", "linux-image-686-pae"),
+        ("i386", "jessie", "linux-image-586"),
+        ("i386", "wheezy", "linux-image-486"),
+        ("amd64", "wheezy", "linux-image-amd64"),
+        ("ppc64el", "bookworm", "linux-image-powerpc64le"),
+        ("s390x", "bookworm", "linux-image-s390x"),
+        ("riscv64", "trixie", "linux-image-riscv64"),
+        ("sparc64", "sid", "linux-image-sparc64"),
+    ],
+)
+def test_default_kernel(arch: str, suite: str, kernel: str) -> None:
+    assert debian.default_kernel(arch, suite) == kernel
+
+
+def test_runs_natively() -> None:
+    assert debian.runs_natively("amd64", "amd64")
+    assert debian.runs_natively("i386", "amd64")
+    assert not debian.runs_natively("arm64", "amd64")
+    assert debian.runs_natively("armhf", "arm64")
+    assert not debian.runs_natively("amd64", "arm64")
+    # Without a host, the (pinned) host architecture is used.
+    assert debian.runs_natively("amd64") and not debian.runs_natively("armhf")
+
+
+def test_codename_without_distro_info(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(debian, "_DISTRO_INFO_CSV", tmp_path / "absent.csv")
+    assert debian.codename("stable") == "bookworm"
+    assert debian.codename("oldstable") == "bullseye"
+    assert debian.codename("oldoldstable") == "buster"
+    assert debian.codename("testing") == "trixie"
+    assert debian.codename("unstable") == "sid"
+    assert debian.codename("Jessie") == "jessie"
+    assert debian.codename("bookworm") == "bookworm"
+
+
+def test_codename_with_distro_info(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    csv = tmp_path / "debian.csv"
+    csv.write_text("version,codename,series,created,release,eol\n"
+                   "11,Bullseye,bullseye,2019-07-06,2021-08-14,2024-08-14\n"
+                   "12,Bookworm,bookworm,2021-08-14,2023-06-10,2026-06-10\n"
+                   "13,Trixie,trixie,2023-06-10,2025-08-09\n"
+                   "14,Forky,forky,2025-08-09\n"
+                   ",Sid,sid,1993-08-16\n")
+    monkeypatch.setattr(debian, "_DISTRO_INFO_CSV", csv)
+    assert debian.codename("stable", datetime.date(2025, 1, 1)) == "bookworm"
+    assert debian.codename("testing", datetime.date(2025, 1, 1)) == "trixie"
+    assert debian.codename("stable", datetime.date(2025, 9, 1)) == "trixie"
+    assert debian.codename("oldstable", datetime.date(2025, 9, 1)) == "bookworm"
+    assert debian.codename("testing", datetime.date(2025, 9, 1)) == "forky"
+
+
+def test_release_order() -> None:
+    assert debian.at_least("bookworm", "bookworm")
+    assert debian.at_least("trixie", "bookworm")
+    assert not debian.at_least("bullseye", "bookworm")
+    assert debian.at_least("sid", "bookworm")  # unknown names sort last
+    assert debian.release_index("wheezy") == 0

@@ -1,0 +1,158 @@
+"""run.Runner on harmless real commands, run.FakeRunner, and describe_status."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from vmdebootstrap import run
+from vmdebootstrap.run import CommandFailed, FakeRunner, Result, Runner, describe_status
+
+
+def test_true_succeeds() -> None:
+    assert Runner().run(["true"]) == Result(0, "")
+
+
+def test_false_raises_command_failed() -> None:
+    with pytest.raises(CommandFailed) as info:
+        Runner().run(["false"])
+    exc = info.value
+    assert exc.argv == ["false"]
+    assert exc.returncode == 1
+    assert exc.tail == []
+    assert str(exc) == "command failed (exit status 1): false"
+
+
+def test_check_false_returns_the_status() -> None:
+    assert Runner().run(["false"], check=False).returncode == 1
+
+
+def test_failure_carries_argv_status_and_tail_of_stdout_and_stderr() -> None:
+    script = "echo a; echo b >&2; exit 3"
+    with pytest.raises(CommandFailed) as info:
+        Runner().run(["sh", "-c", script])
+    exc = info.value
+    assert exc.argv == ["sh", "-c", script]
+    assert exc.returncode == 3
+    assert exc.tail == ["a", "b"]
+    assert str(exc) == "command failed (exit status 3): sh -c 'echo a; echo b >&2; exit 3'"
+
+
+def test_tail_keeps_only_the_last_lines() -> None:
+    with pytest.raises(CommandFailed) as info:
+        Runner().run(["sh", "-c", "seq 1 100; exit 1"])
+    assert info.value.tail == [str(n) for n in range(100 - run.TAIL_LINES + 1, 101)]
+
+
+def test_capture_and_on_line() -> None:
+    seen: list[str] = []
+    result = Runner(on_line=seen.append).run(["sh", "-c", "echo a; echo b >&2"], capture=True)
+    assert result.returncode == 0
+    assert result.output == "a\nb\n"
+    assert result.lines == ["a", "b"]
+    assert seen == ["a", "b"]
+
+
+def test_without_capture_no_output_is_kept() -> None:
+    assert Runner().run(["echo", "hello"]).output == ""
+
+
+def test_input_goes_to_stdin() -> None:
+    result = Runner().run(["cat"], input="user:s3cret\n", capture=True)
+    assert result.output == "user:s3cret\n"
+
+
+def test_stdin_is_empty_without_input() -> None:
+    # No terminal to read from: a command that reads stdin gets EOF at once.
+    assert Runner().run(["cat"], capture=True).output == ""
+
+
+def test_environment_is_built_from_scratch(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FOO", "bar")
+    monkeypatch.setenv("http_proxy", "http://proxy.example:3128")
+    monkeypatch.setenv("LC_ALL", "de_DE.UTF-8")
+    monkeypatch.setenv("DEBIAN_FRONTEND", "dialog")
+    result = Runner().run(["env"], capture=True)
+    env = dict(line.split("=", 1) for line in result.lines)
+    assert "FOO" not in env
+    assert env["http_proxy"] == "http://proxy.example:3128"
+    assert env["LC_ALL"] == "C.UTF-8"
+    assert env["DEBIAN_FRONTEND"] == "noninteractive"
+    assert env["DEBCONF_NONINTERACTIVE_SEEN"] == "true"
+
+
+def test_extra_env_and_cwd(tmp_path: Path) -> None:
+    result = Runner().run(["sh", "-c", 'echo "$ROOTDIR"; pwd'], env={"ROOTDIR": "/r"}, cwd=str(tmp_path),
+                          capture=True)
+    assert result.lines == ["/r", str(tmp_path)]
+
+
+def test_command_env_direct(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NO_PROXY", "localhost")
+    monkeypatch.setenv("SECRET_TOKEN", "x")
+    env = run.command_env({"EXTRA": "1"})
+    assert env["NO_PROXY"] == "localhost" and env["EXTRA"] == "1"
+    assert "SECRET_TOKEN" not in env
+    assert set(env) == set(run.BASE_ENV) | {"NO_PROXY", "EXTRA"} | {
+        k for k in run.PASSTHROUGH if k in os.environ}
+
+
+def test_missing_program_is_127() -> None:
+    with pytest.raises(CommandFailed) as info:
+        Runner().run(["/nonexistent/vmdebootstrap-no-such-tool", "x"])
+    assert info.value.returncode == 127
+    assert info.value.tail == ["/nonexistent/vmdebootstrap-no-such-tool: not found"]
+    assert "command not found" in str(info.value)
+
+
+def test_killed_command() -> None:
+    with pytest.raises(CommandFailed) as info:
+        Runner().run(["sh", "-c", "kill -KILL $$"])
+    assert info.value.returncode == -signal.SIGKILL
+    assert "killed by SIGKILL" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("code", "text"),
+    [
+        (0, "exit status 0"),
+        (1, "exit status 1"),
+        (127, "exit status 127: command not found, or its interpreter is missing"),
+        (126, "exit status 126: not executable"),
+        (-9, "killed by SIGKILL"),
+        (-15, "killed by SIGTERM"),
+        (-2, "killed by SIGINT"),
+        (-200, "killed by signal 200"),
+    ],
+)
+def test_describe_status(code: int, text: str) -> None:
+    assert describe_status(code) == text
+
+
+# -- FakeRunner -------------------------------------------------------------------------------------------------
+
+
+def test_fake_runner_records_and_responds(tmp_path: Path) -> None:
+    def responder(argv: list[str]) -> Result | None:
+        if argv[-1] == "--show":
+            return Result(0, "bash\t5.2\n")
+        if argv[0] == "false":
+            return Result(1, "nope\n")
+        return None
+
+    fake = FakeRunner(responder)
+    assert fake.run(["dpkg-query", "--show"], chroot=tmp_path, capture=True).output == "bash\t5.2\n"
+    assert fake.run(["chpasswd"], chroot=tmp_path, input="a:b\n").returncode == 0
+    with pytest.raises(CommandFailed) as info:
+        fake.run(["false"])
+    assert info.value.tail == ["nope"]
+    assert fake.run(["false"], check=False).returncode == 1
+    assert fake.calls == [["chroot", str(tmp_path), "dpkg-query", "--show"], ["chroot", str(tmp_path), "chpasswd"],
+                          ["false"], ["false"]]
+    assert fake.inputs == [None, "a:b\n", None, None]
+    assert fake.commands("chpasswd") == [["chpasswd"]]
+    assert fake.commands("dpkg-query") == [["dpkg-query", "--show"]]
+    assert fake.commands("false") == [["false"], ["false"]]

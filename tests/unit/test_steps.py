@@ -1,0 +1,525 @@
+"""The commands each step would run (FakeRunner) and the files it writes into a temporary root."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from vmdebootstrap.options import DEFAULT_MIRROR
+from vmdebootstrap.run import FakeRunner, Result
+from vmdebootstrap.steps import bootstrap, customize, finalize, packages, squash, system, tarball, users
+
+from .conftest import MakeContext, MakeSettings
+
+# -- bootstrap ---------------------------------------------------------------------------------------
+
+
+def test_debootstrap_default(make_settings: MakeSettings, tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    argv = bootstrap.debootstrap_argv(make_settings(), root, None)
+    assert argv == ["debootstrap", "--arch=amd64", "--force-check-gpg", "bookworm", str(root), DEFAULT_MIRROR]
+
+
+def test_debootstrap_everything(make_settings: MakeSettings, tmp_path: Path) -> None:
+    keyring = tmp_path / "archive.gpg"
+    keyring.write_bytes(b"")
+    root, cache = tmp_path / "root", tmp_path / "cache/debs"
+    s = make_settings("--arch", "i386", "--variant", "minbase", "--components", "main", "--components", "contrib",
+                      "--keyring", str(keyring), "--mirror", "http://m.example/debian",
+                      "--debootstrapopts", "include=ca-certificates exclude=nano")
+    argv = bootstrap.debootstrap_argv(s, root, cache)
+    assert argv == [
+        "debootstrap", "--arch=i386", "--variant=minbase", "--components=main,contrib", f"--keyring={keyring}",
+        "--force-check-gpg", f"--cache-dir={cache}", "--include=ca-certificates", "--exclude=nano",
+        "bookworm", str(root), "http://m.example/debian",
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--no-check-gpg"],
+        ["--debootstrapopts", "no-check-gpg"],
+        ["--debootstrapopts", "variant=buildd no-check-gpg"],
+        ["--no-check-gpg", "--debootstrapopts", "no-check-gpg"],
+    ],
+)
+def test_debootstrap_no_check_gpg_exactly_once(make_settings: MakeSettings, tmp_path: Path, args: list[str]) -> None:
+    argv = bootstrap.debootstrap_argv(make_settings(*args), tmp_path / "root", None)
+    assert argv.count("--no-check-gpg") == 1
+    assert "--force-check-gpg" not in argv
+    assert argv[-3:] == ["bookworm", str(tmp_path / "root"), DEFAULT_MIRROR]
+
+
+def test_debootstrapopts_token_expansion(make_settings: MakeSettings) -> None:
+    s = make_settings("--debootstrapopts", "variant=buildd  no-check-gpg components=main,contrib",
+                      "--debootstrapopts", "merged-usr")
+    assert bootstrap.extra_options(s) == ["--variant=buildd", "--no-check-gpg", "--components=main,contrib",
+                                          "--merged-usr"]
+
+
+def test_debootstrap_main_component_is_implicit(make_settings: MakeSettings, tmp_path: Path) -> None:
+    argv = bootstrap.debootstrap_argv(make_settings("--components", "main"), tmp_path, None)
+    assert not [a for a in argv if a.startswith("--components")]
+
+
+def test_debootstrap_suite_is_the_codename(make_settings: MakeSettings, tmp_path: Path) -> None:
+    argv = bootstrap.debootstrap_argv(make_settings("--distribution", "unstable"), tmp_path, None)
+    assert argv[-3] == "sid"
+
+
+def test_bootstrap_runs_debootstrap_into_a_new_root(make_context: MakeContext) -> None:
+    ctx, runner = make_context("--cache-dir", "")
+    ctx.root.rmdir()
+    bootstrap.bootstrap(ctx)
+    assert ctx.root.is_dir()
+    assert runner.calls == [bootstrap.debootstrap_argv(ctx.settings, ctx.root, None)]
+
+
+def test_bootstrap_uses_the_cache(make_context: MakeContext, tmp_path: Path) -> None:
+    ctx, runner = make_context("--cache-dir", str(tmp_path / "cache"))
+    ctx.root.rmdir()
+    bootstrap.bootstrap(ctx)
+    assert f"--cache-dir={tmp_path / 'cache/debs'}" in runner.calls[0]
+    assert (tmp_path / "cache/debs/partial").is_dir()
+
+
+@pytest.mark.parametrize(
+    ("tail", "fragment"),
+    [
+        ("E: Failed getting release file http://x/dists/foo/Release", "could not fetch the Release file of"),
+        ("E: Release signed by unknown key (key id 123)", "does not verify with the keyring"),
+        ("something else", "command failed (exit status 1)"),
+    ],
+)
+def test_bootstrap_failure_is_explained(make_context: MakeContext, tail: str, fragment: str) -> None:
+    from vmdebootstrap.errors import BuildError
+
+    runner = FakeRunner(lambda argv: Result(1, tail + "\n") if argv[0] == "debootstrap" else None)
+    ctx, _ = make_context("--cache-dir", "", runner=runner)
+    ctx.root.rmdir()
+    with pytest.raises(BuildError) as info:
+        bootstrap.bootstrap(ctx)
+    assert fragment in str(info.value)
+
+
+def test_debootstrap_foreign_arch(make_settings: MakeSettings, tmp_path: Path) -> None:
+    argv = bootstrap.debootstrap_argv(make_settings("--arch", "arm64"), tmp_path / "root", None)
+    assert argv[:3] == ["debootstrap", "--arch=arm64", "--foreign"]
+    assert "--foreign" not in bootstrap.debootstrap_argv(make_settings("--arch", "i386"), tmp_path, None)
+
+
+@pytest.mark.parametrize("fix_binary", [True, False])
+def test_foreign_bootstrap_second_stage(make_context: MakeContext, tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch, fix_binary: bool) -> None:
+    from vmdebootstrap import binfmt
+
+    interpreter = tmp_path / "host/usr/bin/qemu-aarch64-static"
+    interpreter.parent.mkdir(parents=True)
+    interpreter.write_bytes(b"\x7fELF qemu")
+    monkeypatch.setattr(binfmt, "probe", lambda arch: binfmt.Emulation("qemu-aarch64", str(interpreter),
+                                                                         fix_binary))
+    ctx, runner = make_context("--arch", "arm64", "--cache-dir", "")
+    ctx.root.rmdir()
+    bootstrap.bootstrap(ctx)
+    assert runner.calls[0][:3] == ["debootstrap", "--arch=arm64", "--foreign"]
+    assert runner.calls[1] == ["chroot", str(ctx.root), "/debootstrap/debootstrap", "--second-stage"]
+    copied = ctx.root / str(interpreter).lstrip("/")
+    assert copied.exists() == (not fix_binary)
+    assert ctx.interpreter_in_target == (None if fix_binary else copied)
+    finalize.scrub_identity(ctx)
+    assert not copied.exists()
+    assert interpreter.read_bytes() == b"\x7fELF qemu"  # the host's own copy is untouched
+
+
+# -- squashfs and tarball ----------------------------------------------------------------------------
+
+
+def test_squashfs_argv(tmp_path: Path) -> None:
+    argv = squash.squashfs_argv(tmp_path / "root", tmp_path / "out/filesystem.squashfs", "zstd")
+    assert argv[:3] == ["mksquashfs", str(tmp_path / "root"), str(tmp_path / "out/filesystem.squashfs")]
+    assert "-noappend" in argv
+    assert argv[argv.index("-comp") + 1] == "zstd"
+    assert "-wildcards" in argv
+    assert argv[argv.index("-e"):] == ["-e", "proc/*", "sys/*", "dev/*", "run/*"]
+    assert "-wildcards" in argv[: argv.index("-e")]
+
+
+def test_tar_argv(tmp_path: Path) -> None:
+    argv = tarball.tar_argv(tmp_path / "root", tmp_path / "x.tar.gz")
+    assert argv[0] == "tar" and argv[-1] == "."
+    assert "--create" in argv and "--auto-compress" in argv and "--numeric-owner" in argv
+    assert f"--file={tmp_path / 'x.tar.gz'}" in argv
+    assert f"--directory={tmp_path / 'root'}" in argv
+    assert "--one-file-system" in argv and "--xattrs" in argv and "--acls" in argv
+    assert [a for a in argv if a.startswith("--exclude=")] == [
+        "--exclude=./proc/*", "--exclude=./sys/*", "--exclude=./dev/*", "--exclude=./run/*"]
+
+
+def test_tarball_make_stages_next_to_the_output(make_context: MakeContext, out: Path) -> None:
+    import contextlib
+
+    from vmdebootstrap.publish import Staging
+
+    ctx, runner = make_context("--tarball", str(out / "root.tar.xz"))
+    with contextlib.ExitStack() as stack:
+        staging = Staging(stack)
+        tarball.make(ctx, staging)
+        [argv] = runner.calls
+        assert argv == tarball.tar_argv(ctx.root, out / ".vmdebootstrap-partial-root.tar.xz")
+        # The staged name keeps the suffix, so --auto-compress still picks xz.
+        assert argv[3].endswith(".tar.xz")
+
+
+def test_kernel_files(tmp_path: Path) -> None:
+    boot = tmp_path / "root/boot"
+    boot.mkdir(parents=True)
+    for name in ("vmlinuz-6.1.0-9-amd64", "vmlinuz-6.1.0-10-amd64", "initrd.img-6.1.0-10-amd64",
+                 "initrd.img-6.1.0-9-amd64", "config-6.1.0-10-amd64"):
+        (boot / name).write_text(name)
+    (boot / "vmlinuz").symlink_to("vmlinuz-6.1.0-10-amd64")
+    (boot / "grub").mkdir()
+    files = squash.kernel_files(tmp_path / "root")
+    names = [n for _, n in files]
+    assert "grub" not in names and names.count("vmlinuz") == 1
+    assert (boot / "vmlinuz-6.1.0-10-amd64", "vmlinuz") in files  # 10 is newer than 9
+    assert (boot / "initrd.img-6.1.0-10-amd64", "initrd.img") in files
+    assert "config-6.1.0-10-amd64" in names
+
+
+def test_squash_verify_rejects_junk(make_context: MakeContext, tmp_path: Path) -> None:
+    from vmdebootstrap.errors import BuildError
+
+    ctx, runner = make_context()
+    small = tmp_path / "small.squashfs"
+    small.write_bytes(b"x" * 1000)
+    with pytest.raises(BuildError, match="less than 1 MiB"):
+        squash.verify(ctx, small)
+    assert runner.calls == []
+
+
+# -- users: passwords only on stdin -------------------------------------------------------------------
+
+SECRET_ROOT = "r00t-Secret!"
+SECRET_BOB = "b0b-Secret?"
+HASH = "$6$salt$0123456789abcdefABCDEF"
+
+
+def assert_never_on_argv(runner: FakeRunner, *secrets: str) -> None:
+    for argv in runner.calls:
+        for arg in argv:
+            for secret in secrets:
+                assert secret not in arg, argv
+
+
+def test_users_plain_passwords(make_context: MakeContext) -> None:
+    ctx, runner = make_context("--root-password", SECRET_ROOT, "--user", f"bob/{SECRET_BOB}", "--user", "eve")
+    users.configure(ctx)
+    root = str(ctx.root)
+    assert runner.calls == [
+        ["chroot", root, "chpasswd"],
+        ["chroot", root, "adduser", "--disabled-password", "--gecos", "bob", "bob"],
+        ["chroot", root, "chpasswd"],
+        ["chroot", root, "adduser", "--disabled-password", "--gecos", "eve", "eve"],
+        ["chroot", root, "passwd", "--delete", "eve"],
+    ]
+    assert runner.inputs == [f"root:{SECRET_ROOT}\n", None, f"bob:{SECRET_BOB}\n", None, None]
+    assert_never_on_argv(runner, SECRET_ROOT, SECRET_BOB)
+
+
+def test_users_hashed_passwords_use_encrypted(make_context: MakeContext) -> None:
+    ctx, runner = make_context("--root-password", f"hashed:{HASH}", "--user", f"bob/hashed:{HASH}")
+    users.configure(ctx)
+    chpasswd = [(call, data) for call, data in zip(runner.calls, runner.inputs, strict=True)
+                if call[2] == "chpasswd"]
+    assert chpasswd == [(["chroot", str(ctx.root), "chpasswd", "--encrypted"], f"root:{HASH}\n"),
+                        (["chroot", str(ctx.root), "chpasswd", "--encrypted"], f"bob:{HASH}\n")]
+    assert_never_on_argv(runner, HASH)
+
+
+def test_users_lock_root(make_context: MakeContext) -> None:
+    ctx, runner = make_context("--lock-root-password")
+    users.configure(ctx)
+    assert runner.calls == [["chroot", str(ctx.root), "passwd", "--lock", "root"]]
+
+
+def test_users_default_root_password_is_empty(make_context: MakeContext, caplog: pytest.LogCaptureFixture) -> None:
+    ctx, runner = make_context()
+    users.configure(ctx)
+    assert runner.calls == [["chroot", str(ctx.root), "passwd", "--delete", "root"]]
+    assert "EMPTY password" in caplog.text
+
+
+def test_users_force_password_change_only_without_password(make_context: MakeContext) -> None:
+    ctx, runner = make_context("--lock-root-password", "--force-password-change", "--user", "bob",
+                               "--user", f"eve/{SECRET_BOB}")
+    users.configure(ctx)
+    assert runner.commands("chage") == [["chage", "--lastday", "0", "bob"]]
+    assert ["passwd", "--delete", "bob"] in runner.commands("passwd")
+    assert ["passwd", "--delete", "eve"] not in runner.commands("passwd")
+    # chage comes after the password was emptied.
+    calls = [c[2:] for c in runner.calls]
+    assert calls.index(["chage", "--lastday", "0", "bob"]) > calls.index(["passwd", "--delete", "bob"])
+    assert_never_on_argv(runner, SECRET_BOB)
+
+
+def test_no_chage_without_force_password_change(make_context: MakeContext) -> None:
+    ctx, runner = make_context("--lock-root-password", "--user", "bob")
+    users.configure(ctx)
+    assert runner.commands("chage") == []
+
+
+def test_users_sudo(make_context: MakeContext) -> None:
+    ctx, runner = make_context("--lock-root-password", "--sudo", "--user", "bob", "--user", "eve/x")
+    users.configure(ctx)
+    adduser = runner.commands("adduser")
+    assert ["adduser", "bob", "sudo"] in adduser and ["adduser", "eve", "sudo"] in adduser
+    assert adduser.index(["adduser", "bob", "sudo"]) == \
+           adduser.index(["adduser", "--disabled-password", "--gecos", "bob", "bob"]) + 1
+
+
+def test_users_no_sudo_group_without_sudo(make_context: MakeContext) -> None:
+    ctx, runner = make_context("--lock-root-password", "--user", "bob")
+    users.configure(ctx)
+    assert ["adduser", "bob", "sudo"] not in runner.commands("adduser")
+
+
+# -- system configuration ----------------------------------------------------------------------------
+
+
+def read(root: Path, path: str) -> str:
+    return (root / path).read_text()
+
+
+def test_system_hostname_hosts_networkd(make_context: MakeContext) -> None:
+    ctx, runner = make_context("--hostname", "live01", "--enable-dhcp")
+    system.configure(ctx)
+    root = ctx.root
+    assert read(root, "etc/hostname") == "live01\n"
+    hosts = read(root, "etc/hosts")
+    assert "127.0.0.1\tlocalhost\n" in hosts and "127.0.1.1\tlive01\n" in hosts
+    assert read(root, "etc/systemd/network/99-dhcp.network") == "[Match]\nName=e*\n\n[Network]\nDHCP=yes\n"
+    assert runner.calls == [["chroot", str(root), "systemctl", "enable", "systemd-networkd"]]
+    assert not (root / "etc/network/interfaces").exists()
+    assert not (root / "etc/apt/sources.list").exists()
+
+
+def test_system_enables_resolved_when_installed(make_context: MakeContext) -> None:
+    ctx, runner = make_context()
+    unit = ctx.root / "usr/lib/systemd/system/systemd-resolved.service"
+    unit.parent.mkdir(parents=True)
+    unit.write_text("")
+    system.configure(ctx)
+    assert runner.commands("systemctl") == [["systemctl", "enable", "systemd-networkd"],
+                                            ["systemctl", "enable", "systemd-resolved"]]
+    assert not (ctx.root / "etc/systemd/network/99-dhcp.network").exists()
+
+
+def test_system_ifupdown(make_context: MakeContext) -> None:
+    ctx, runner = make_context("--no-systemd-networkd", "--enable-dhcp", "--serial-console")
+    system.configure(ctx)
+    root = ctx.root
+    assert read(root, "etc/network/interfaces") == "source-directory /etc/network/interfaces.d\n"
+    assert "auto eth0\niface eth0 inet dhcp\n" in read(root, "etc/network/interfaces.d/setup")
+    assert os.readlink(root / "etc/udev/rules.d/80-net-setup-link.rules") == "/dev/null"
+    assert runner.commands("systemctl") == [["systemctl", "enable", "serial-getty@ttyS0.service"]]
+    assert not (root / "etc/systemd/network/99-dhcp.network").exists()
+
+
+def test_system_ifupdown_without_dhcp(make_context: MakeContext) -> None:
+    ctx, _ = make_context("--no-systemd-networkd")
+    system.configure(ctx)
+    assert "eth0" not in read(ctx.root, "etc/network/interfaces.d/setup")
+
+
+def test_system_configure_apt_uses_the_apt_mirror(make_context: MakeContext) -> None:
+    ctx, _ = make_context("--mirror", "http://build.example/debian", "--configure-apt", "--apt-mirror",
+                          "http://apt.example/debian", "--components", "main", "--components", "contrib")
+    listdir = ctx.root / "etc/apt/sources.list.d"
+    listdir.mkdir(parents=True)
+    (listdir / "debootstrap.list").write_text("deb http://build.example/debian bookworm main\n")
+    (listdir / "keep.txt").write_text("")
+    system.configure(ctx)
+    sources = read(ctx.root, "etc/apt/sources.list")
+    assert sources.splitlines() == [
+        "deb http://apt.example/debian bookworm main contrib",
+        "deb http://apt.example/debian bookworm-updates main contrib",
+        "deb http://security.debian.org/debian-security bookworm-security main contrib",
+    ]
+    assert "build.example" not in sources
+    assert sorted(os.listdir(listdir)) == ["keep.txt"]
+
+
+def test_system_configure_apt_falls_back_to_the_build_mirror(make_context: MakeContext) -> None:
+    ctx, _ = make_context("--distribution", "buster", "--mirror", "http://build.example/debian",
+                          "--configure-apt")
+    system.configure(ctx)
+    # buster predates the bullseye-security naming: no updates/security lines.
+    assert read(ctx.root, "etc/apt/sources.list") == "deb http://build.example/debian buster main\n"
+
+
+def test_system_without_configure_apt_keeps_sources(make_context: MakeContext) -> None:
+    ctx, _ = make_context("--mirror", "http://build.example/debian")
+    (ctx.root / "etc/apt").mkdir(parents=True)
+    (ctx.root / "etc/apt/sources.list").write_text("original\n")
+    system.configure(ctx)
+    assert read(ctx.root, "etc/apt/sources.list") == "original\n"
+
+
+def test_system_never_writes_through_a_symlink(make_context: MakeContext, tmp_path: Path) -> None:
+    host_file = tmp_path / "host-hostname"
+    host_file.write_text("host's own\n")
+    ctx, _ = make_context("--hostname", "inside")
+    (ctx.root / "etc").mkdir()
+    (ctx.root / "etc/hostname").symlink_to(host_file)
+    system.configure(ctx)
+    assert host_file.read_text() == "host's own\n"
+    assert not (ctx.root / "etc/hostname").is_symlink()
+    assert read(ctx.root, "etc/hostname") == "inside\n"
+
+
+# -- customisation hook -------------------------------------------------------------------------------
+
+
+def test_hook_env(make_context: MakeContext) -> None:
+    ctx, _ = make_context("--mirror", "http://build.example/debian", "--configure-apt", "--apt-mirror",
+                          "http://apt.example/debian", "--components", "main", "--components", "non-free")
+    env = customize.hook_env(ctx)
+    assert env["ROOTDIR"] == env["rootdir"] == str(ctx.root)
+    assert env["IMAGE"] == ""
+    assert env["VMDEBOOTSTRAP_ARCH"] == "amd64"
+    assert env["VMDEBOOTSTRAP_DISTRIBUTION"] == "bookworm"
+    assert env["VMDEBOOTSTRAP_MIRROR"] == "http://build.example/debian"
+    assert env["VMDEBOOTSTRAP_APT_MIRROR"] == "http://apt.example/debian"
+    assert env["VMDEBOOTSTRAP_COMPONENTS"] == "main non-free"
+    assert env["VMDEBOOTSTRAP_HELPERS"].endswith("data/customise.lib")
+    assert Path(env["VMDEBOOTSTRAP_HELPERS"]).is_file()
+    assert env["VMDEBOOTSTRAP_FOREIGN"] == ""
+    assert all(isinstance(v, str) for v in env.values())
+
+
+def test_hook_env_apt_mirror_defaults_to_mirror(make_context: MakeContext) -> None:
+    ctx, _ = make_context("--mirror", "http://build.example/debian")
+    assert customize.hook_env(ctx)["VMDEBOOTSTRAP_APT_MIRROR"] == "http://build.example/debian"
+
+
+def test_hook_env_image_is_absolute(make_context: MakeContext, out: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(out)
+    ctx, _ = make_context("--image", "disk.img")
+    assert customize.hook_env(ctx)["IMAGE"] == str(out / "disk.img")
+
+
+def test_run_hook_argv(make_context: MakeContext, tmp_path: Path) -> None:
+    script = tmp_path / "hook.sh"
+    script.write_text("#!/bin/sh\n")
+    script.chmod(0o755)
+    ctx, runner = make_context("--customize", str(script))
+    customize.run_hook(ctx)
+    assert runner.calls == [[str(script), str(ctx.root), ""]]
+
+
+def test_failing_hook_names_the_script(make_context: MakeContext, tmp_path: Path) -> None:
+    from vmdebootstrap.errors import BuildError
+
+    script = tmp_path / "hook.sh"
+    script.write_text("#!/bin/sh\nexit 3\n")
+    script.chmod(0o755)
+    runner = FakeRunner(lambda argv: Result(3, "") if argv[0] == str(script) else None)
+    ctx, _ = make_context("--customize", str(script), runner=runner)
+    with pytest.raises(BuildError) as info:
+        customize.run_hook(ctx)
+    assert str(info.value) == f"customisation hook {script} failed (exit status 3)"
+
+
+# -- packages and finishing ----------------------------------------------------------------------------
+
+
+def test_packages_install(make_context: MakeContext, tmp_path: Path) -> None:
+    deb = tmp_path / "local_1.0_all.deb"
+    deb.write_bytes(b"deb")
+    ctx, runner = make_context("--cache-dir", "", "--package", "vim", "--custom-package", str(deb), "--recommends")
+    assert packages.needed(ctx)
+    packages.install(ctx)
+    calls = runner.commands("apt-get")
+    assert calls[0] == packages.apt_get("update")
+    assert calls[1] == packages.apt_get("-o", "APT::Install-Recommends=true", "install", *ctx.settings.packages)
+    assert calls[2] == packages.apt_get("install", "/tmp/vmdebootstrap-debs/local_1.0_all.deb")
+    assert all(call[0] == "chroot" for call in runner.calls)
+    assert not (ctx.root / packages.DEB_DIR).exists()
+    assert (ctx.root / "etc/resolv.conf").is_file()
+
+
+def test_packages_use_the_cache_through_a_bind_mount(make_context: MakeContext, tmp_path: Path) -> None:
+    ctx, runner = make_context("--cache-dir", str(tmp_path / "cache"), "--package", "vim")
+    packages.install(ctx)
+    archives = str(ctx.root / "var/cache/apt/archives")
+    mount = ["mount", "--bind", str(tmp_path / "cache/debs"), archives]
+    assert runner.calls[0] == mount
+    assert runner.calls[-1] == ["umount", archives]
+    assert [c[2] for c in runner.calls[1:-1]] == ["apt-get", "apt-get"]
+    assert (tmp_path / "cache/lock").is_file()
+
+
+def test_packages_without_recommends(make_context: MakeContext) -> None:
+    ctx, runner = make_context("--cache-dir", "")
+    packages.install(ctx)
+    assert "APT::Install-Recommends=false" in runner.commands("apt-get")[1]
+
+
+def test_apt_get_is_unattended() -> None:
+    argv = packages.apt_get("install", "x")
+    assert argv[:3] == ["apt-get", "--yes", "--quiet"] and argv[-2:] == ["install", "x"]
+    assert "Dpkg::Options::=--force-confold" in argv
+
+
+def test_finish(make_context: MakeContext) -> None:
+    ctx, runner = make_context()
+    finalize.finish(ctx)
+    assert runner.commands("apt-get") == [["apt-get", "clean"]]
+    assert runner.commands("update-initramfs") == []  # not installed in this root
+    tool = ctx.root / "usr/sbin/update-initramfs"
+    tool.parent.mkdir(parents=True)
+    tool.write_text("")
+    finalize.finish(ctx)
+    assert runner.commands("update-initramfs") == [["update-initramfs", "-u"]]
+
+
+def test_finish_no_update_initramfs(make_context: MakeContext) -> None:
+    ctx, runner = make_context("--no-update-initramfs")
+    tool = ctx.root / "usr/sbin/update-initramfs"
+    tool.parent.mkdir(parents=True)
+    tool.write_text("")
+    finalize.finish(ctx)
+    assert runner.commands("update-initramfs") == []
+
+
+def test_scrub_identity(make_context: MakeContext) -> None:
+    ctx, _ = make_context("--configure-apt")
+    root = ctx.root
+    for path, text in (("etc/resolv.conf", "nameserver 10.0.0.1\n"), ("etc/machine-id", "abc\n"),
+                       ("var/lib/dbus/machine-id", "abc\n"), ("etc/ssh/ssh_host_ed25519_key", "k"),
+                       ("etc/ssh/ssh_host_ed25519_key.pub", "p"), ("var/lib/apt/lists/mirror_Packages", "x"),
+                       ("var/lib/apt/lists/lock", "")):
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_text(text)
+    finalize.scrub_identity(ctx)
+    assert read(root, "etc/resolv.conf") == ""
+    assert read(root, "etc/machine-id") == ""
+    assert not (root / "var/lib/dbus/machine-id").exists()
+    assert list((root / "etc/ssh").iterdir()) == []
+    assert (root / f"etc/systemd/system/{finalize.SSH_KEYGEN_UNIT}").is_file()
+    assert (root / f"etc/systemd/system/multi-user.target.wants/{finalize.SSH_KEYGEN_UNIT}").is_symlink()
+    assert sorted(os.listdir(root / "var/lib/apt/lists")) == ["lock"]
+
+
+def test_scrub_identity_with_resolved(make_context: MakeContext) -> None:
+    ctx, _ = make_context()
+    unit = ctx.root / "lib/systemd/system/systemd-resolved.service"
+    unit.parent.mkdir(parents=True)
+    unit.write_text("")
+    (ctx.root / "etc").mkdir()
+    finalize.scrub_identity(ctx)
+    assert os.readlink(ctx.root / "etc/resolv.conf") == "../run/systemd/resolve/stub-resolv.conf"
+    assert not (ctx.root / "etc/systemd/system").exists()  # no SSH keys, no unit
