@@ -47,12 +47,19 @@ def parse_bool(text: object) -> bool:
 
 
 def split_list(text: str) -> list[str]:
-    """Comma-separated list as in cliapp config files; double quotes protect commas."""
+    """Comma-separated list as in cliapp config files; double quotes protect commas,
+    a backslash protects the next character (so a value can hold a double quote)."""
     items: list[str] = []
     current = ""
     quoted = False
+    escaped = False
     for char in text:
-        if char == '"':
+        if escaped:
+            current += char
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == '"':
             quoted = not quoted
         elif char == "," and not quoted:
             items.append(current.strip())
@@ -69,6 +76,8 @@ def convert(option: Option, raw: Any, where: str) -> object:
         return parse_bool(raw)
     if option.kind == "size":
         return parse_size(str(raw), where)
+    if option.name == "log-mode" and isinstance(raw, int) and not isinstance(raw, bool):
+        return format(raw, "o")  # YAML 1.1 reads 0644 as the integer 420
     if option.kind == "list":
         if isinstance(raw, list):
             return [str(item) for item in raw]
@@ -98,13 +107,15 @@ def read_config_file(path: str) -> dict[str, object]:
         text = Path(path).read_text()
     except OSError as exc:
         raise UsageError(f"--config {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"{path}: not a text file (not UTF-8)") from None
     if path.endswith((".yaml", ".yml")):
         raw = _read_yaml(path, text)
     else:
         raw = _read_ini(path, text)
     settings: dict[str, object] = {}
     for key, value in raw.items():
-        name = key.strip().lower().replace("_", "-")
+        name = str(key).strip().lower().replace("_", "-")
         if name in IGNORED_LEGACY_KEYS:
             continue
         option = BY_NAME.get(name)
@@ -148,5 +159,10 @@ def format_value(option: Option, value: object) -> str:
         return "True" if value else "False"
     if option.kind == "list":
         assert isinstance(value, list)
-        return ", ".join(f'"{v}"' if "," in v else v for v in value)
+        return ", ".join(_quote(v) for v in value)
     return str(value)
+
+
+def _quote(item: str) -> str:
+    escaped = item.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"' if ("," in item or escaped != item) else item

@@ -134,7 +134,8 @@ def select_packages(values: Mapping[str, object], arch: str, suite: str) -> tupl
     elif values["image"] and values["grub"] and arch in ("amd64", "i386"):
         packages.append("grub-pc")
     # bookworm split systemd-resolved out of systemd; networkd alone cannot resolve names.
-    if values["systemd-networkd"] and debian.at_least(suite, "bookworm"):
+    # Only for bootable systems: a kernel-less tarball (a container) gets no network stack.
+    if values["systemd-networkd"] and not values["no-kernel"] and debian.at_least(suite, "bookworm"):
         packages.append("systemd-resolved")
     return tuple(dict.fromkeys(p for p in packages if p))
 
@@ -173,7 +174,7 @@ def validate(values: Mapping[str, object]) -> Settings:
     if size <= MIN_IMAGE_SIZE:
         raise UsageError(f"A size of {size} bytes is too small for a bootstrap.")
     scripts = Path(str(v["debootstrap-scripts"]))
-    if not (scripts / dist).exists():
+    if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]*$", dist) or not (scripts / dist).is_file():
         raise UsageError(f"{dist} is not a valid debootstrap codename.")
     suite = debian.codename(dist)
     if v["apt-mirror"] and not v["configure-apt"]:
@@ -197,6 +198,8 @@ def validate(values: Mapping[str, object]) -> Settings:
     # -- checks the old tool did not make ------------------------------------
     if arch not in KNOWN_ARCHES:
         raise UsageError(f"--arch {arch}: not a Debian architecture ({', '.join(KNOWN_ARCHES)})")
+    if not v["mirror"]:
+        raise UsageError("--mirror '': a build mirror is needed (e.g. http://deb.debian.org/debian/)")
     for name in ("mirror", "apt-mirror"):
         url = str(v[name])
         if url and not re.match(r"^(https?|file|ftp)://[^\s]+$", url):

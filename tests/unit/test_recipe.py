@@ -34,6 +34,9 @@ class Responder:
             (root / "boot/vmlinuz-6.1.0-1-amd64").write_text("kernel")
             (root / "boot/initrd.img-6.1.0-1-amd64").write_text("initrd")
             (root / "etc").mkdir()
+            units = root / "usr/lib/systemd/system"
+            units.mkdir(parents=True)
+            (units / "systemd-networkd.service").write_text("")
         elif command[0] == "tar":
             output = next(a for a in command if a.startswith("--file="))[len("--file="):]
             Path(output).write_text("tarball")

@@ -293,8 +293,16 @@ def read(root: Path, path: str) -> str:
     return (root / path).read_text()
 
 
+def add_units(root: Path, *names: str) -> None:
+    units = root / "usr/lib/systemd/system"
+    units.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        (units / name).write_text("")
+
+
 def test_system_hostname_hosts_networkd(make_context: MakeContext) -> None:
     ctx, runner = make_context("--hostname", "live01", "--enable-dhcp")
+    add_units(ctx.root, "systemd-networkd.service")
     system.configure(ctx)
     root = ctx.root
     assert read(root, "etc/hostname") == "live01\n"
@@ -308,9 +316,7 @@ def test_system_hostname_hosts_networkd(make_context: MakeContext) -> None:
 
 def test_system_enables_resolved_when_installed(make_context: MakeContext) -> None:
     ctx, runner = make_context()
-    unit = ctx.root / "usr/lib/systemd/system/systemd-resolved.service"
-    unit.parent.mkdir(parents=True)
-    unit.write_text("")
+    add_units(ctx.root, "systemd-networkd.service", "systemd-resolved.service")
     system.configure(ctx)
     assert runner.commands("systemctl") == [["systemctl", "enable", "systemd-networkd"],
                                             ["systemctl", "enable", "systemd-resolved"]]
@@ -319,6 +325,7 @@ def test_system_enables_resolved_when_installed(make_context: MakeContext) -> No
 
 def test_system_ifupdown(make_context: MakeContext) -> None:
     ctx, runner = make_context("--no-systemd-networkd", "--enable-dhcp", "--serial-console")
+    add_units(ctx.root, "serial-getty@.service")
     system.configure(ctx)
     root = ctx.root
     assert read(root, "etc/network/interfaces") == "source-directory /etc/network/interfaces.d\n"
@@ -326,6 +333,12 @@ def test_system_ifupdown(make_context: MakeContext) -> None:
     assert os.readlink(root / "etc/udev/rules.d/80-net-setup-link.rules") == "/dev/null"
     assert runner.commands("systemctl") == [["systemctl", "enable", "serial-getty@ttyS0.service"]]
     assert not (root / "etc/systemd/network/99-dhcp.network").exists()
+
+
+def test_system_without_systemd_enables_nothing(make_context: MakeContext) -> None:
+    ctx, runner = make_context("--enable-dhcp", "--serial-console")
+    system.configure(ctx)
+    assert runner.commands("systemctl") == []
 
 
 def test_system_ifupdown_without_dhcp(make_context: MakeContext) -> None:

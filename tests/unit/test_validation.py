@@ -233,9 +233,6 @@ def test_distribution_must_be_a_debootstrap_script(vmd: Vmd, out: Path, scripts:
     accepted(vmd("--tarball", str(out / "x.tar"), "--distribution", "hamm", "--dry-run"))
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: settings.validate checks (scripts / dist).exists(); for an "
-                   "empty --distribution (or '.') that path is the scripts directory itself, so the "
-                   "release check passes and debootstrap later gets an empty suite")
 @pytest.mark.parametrize("dist", ["", "."])
 def test_distribution_that_names_the_scripts_directory_is_rejected(vmd: Vmd, out: Path, dist: str) -> None:
     msg = error(vmd("--tarball", str(out / "x.tar"), f"--distribution={dist}", "--dry-run"))
@@ -324,7 +321,6 @@ def test_ext4_with_extlinux_is_not_an_error(vmd: Vmd, out: Path) -> None:
         (["--arch", "vax"], "--arch vax: not a Debian architecture ("),
         (["--mirror", "deb.debian.org/debian"], "--mirror deb.debian.org/debian: not a mirror URL"),
         (["--mirror", "http://has space/"], "--mirror http://has space/: not a mirror URL"),
-        (["--mirror", ""], None),
         (["--configure-apt", "--apt-mirror", "mirror.example"], "--apt-mirror mirror.example: not a mirror URL"),
         (["--hostname=-leading"], "--hostname -leading: not a valid host name"),
         (["--hostname", "trailing-"], "--hostname trailing-: not a valid host name"),
@@ -351,6 +347,15 @@ def test_new_checks(vmd: Vmd, out: Path, args: list[str], message: str | None) -
         accepted(result)
     else:
         assert error(result).startswith(message)
+
+
+def test_empty_mirror_rejected(vmd: Vmd, out: Path) -> None:
+    msg = error(vmd("--tarball", str(out / "x.tar"), "--mirror=", "--configure-apt", "--dry-run"))
+    assert msg.startswith("--mirror ")
+
+
+def test_empty_apt_mirror_means_the_build_mirror(vmd: Vmd, out: Path) -> None:
+    accepted(vmd("--tarball", str(out / "x.tar"), "--apt-mirror=", "--configure-apt", "--dry-run"))
 
 
 @pytest.mark.parametrize(

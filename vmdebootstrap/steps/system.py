@@ -62,7 +62,10 @@ def configure(ctx: Context) -> None:
     if settings.flag("systemd-networkd"):
         if settings.flag("enable-dhcp"):
             write_file(root, "/etc/systemd/network/99-dhcp.network", networkd_dhcp_file())
-        run(["systemctl", "enable", "systemd-networkd"], chroot=root)
+        if has_unit(root, "systemd-networkd.service"):
+            run(["systemctl", "enable", "systemd-networkd"], chroot=root)
+        else:
+            log.info("no systemd-networkd in the image (no systemd); networking left unconfigured")
         if has_unit(root, "systemd-resolved.service"):
             run(["systemctl", "enable", "systemd-resolved"], chroot=root)
     else:
@@ -74,7 +77,7 @@ def configure(ctx: Context) -> None:
         if not link.is_symlink() and not link.exists():
             link.symlink_to("/dev/null")
 
-    if settings.flag("serial-console"):
+    if settings.flag("serial-console") and has_unit(root, "serial-getty@.service"):
         run(["systemctl", "enable", "serial-getty@ttyS0.service"], chroot=root)
 
     if settings.flag("configure-apt"):
