@@ -30,12 +30,28 @@ TAR_COMPRESSORS = {".gz": ("gzip", "gzip"), ".tgz": ("gzip", "gzip"), ".xz": ("x
                    ".zst": ("zstd", "zstd"), ".bz2": ("bzip2", "bzip2")}  # fmt: skip
 # Foreign --arch builds: the registered qemu-user binfmt handlers (probed by binfmt.py).
 FOREIGN_PACKAGES = ("qemu-user-static", "binfmt-support")
+# The QEMU boot test (boottest.py) per guest architecture: the system emulator and
+# the UEFI firmware (SeaBIOS comes with qemu-system-x86).
+BOOT_TEST_PACKAGES = {
+    "amd64": ("qemu-system-x86", "ovmf"),
+    "i386": ("qemu-system-x86",),
+    "arm64": ("qemu-system-arm", "qemu-efi-aarch64"),
+}
 # Only for the installer: what the test suite and the development tools need.
 DEVELOPMENT_PACKAGES = ("python3-venv", "python3-pip", "zstd", "xz-utils", "file", "procps", "initramfs-tools-core")
 
 
+# --iso: assembling the image (GRUB's EFI modules come from the image's own release).
+ISO_TOOLS = {"xorriso": "xorriso", "grub-mkimage": "grub-common", "mkfs.fat": "dosfstools", "mcopy": "mtools",
+             "mmd": "mtools"}  # fmt: skip
+ISO_FILES = {"/usr/lib/ISOLINUX/isohdpfx.bin": "isolinux", "/usr/lib/syslinux/modules/bios/menu.c32":
+             "syslinux-common"}  # fmt: skip
+
+
 def required_tools(values: Mapping[str, object]) -> dict[str, str]:
     tools = dict(BASE_TOOLS)
+    if values.get("iso"):
+        tools.update(ISO_TOOLS)
     tarball = str(values.get("tarball", ""))
     for suffix, (tool, package) in TAR_COMPRESSORS.items():
         if tarball.endswith(suffix):
@@ -43,11 +59,26 @@ def required_tools(values: Mapping[str, object]) -> dict[str, str]:
     return tools
 
 
+def required_files(values: Mapping[str, object]) -> dict[str, str]:
+    files = dict(BASE_FILES)
+    if values.get("iso") and values.get("arch", "") in ("", "amd64", "i386"):
+        files.update(ISO_FILES)
+    return files
+
+
+def boot_test_packages(arch: str) -> list[str]:
+    """What booting an ``arch`` image in QEMU needs (nothing known: an empty list)."""
+    return list(BOOT_TEST_PACKAGES.get(arch, ()))
+
+
 def host_packages(values: Mapping[str, object] | None = None) -> list[str]:
     packages = set(BASE_FILES.values()) | set(required_tools(values or {}).values())
+    if values is None or values.get("iso"):
+        packages |= set(ISO_TOOLS.values()) | set(ISO_FILES.values())
     if values is None:
         packages |= {package for _, package in TAR_COMPRESSORS.values()}
         packages |= set(FOREIGN_PACKAGES)
+        packages |= {package for arch in BOOT_TEST_PACKAGES for package in boot_test_packages(arch)}
     return sorted(packages)
 
 

@@ -17,11 +17,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from . import chroot, faults, workspace
-from .cache import locked
 from .context import CommandRunner, Context
 from .publish import Staging
 from .settings import Settings
-from .steps import bootstrap, customize, finalize, packages, squash, system, tarball, users
+from .steps import bootstrap, customize, finalize, iso, packages, squash, system, tarball, users
 from .ui import Display
 
 log = logging.getLogger("vmdebootstrap")
@@ -36,7 +35,12 @@ def plan(settings: Settings) -> list[str]:
     if settings.text("customize"):
         names.append("customize")
     names.append("finish")
-    names.append("squashfs" if settings.text("squash") else "tarball")
+    if settings.text("squash") or settings.text("iso"):
+        names.append("squashfs")
+    if settings.text("tarball"):
+        names.append("tarball")
+    if settings.text("iso"):
+        names.append("iso")
     return names
 
 
@@ -55,8 +59,7 @@ def build(settings: Settings, runner: CommandRunner, display: Display) -> list[P
         # Foreign builds are slow; say why on the steps that run the target's programs.
         emu = f" [emulated {settings.arch}]" if settings.foreign else ""
 
-        with step(display, "bootstrap", f" ({settings.suite} {settings.arch}, debootstrap)", emu), \
-                locked(ctx):
+        with step(display, "bootstrap", f" ({settings.suite} {settings.arch}, debootstrap)", emu):
             bootstrap.bootstrap(ctx)
 
         with chroot.daemons_blocked(ctx):
@@ -80,15 +83,24 @@ def build(settings: Settings, runner: CommandRunner, display: Display) -> list[P
                 finalize.finish(ctx)
         finalize.scrub_identity(ctx)
 
-        if settings.text("squash"):
+        live_files: dict[str, Path] = {}
+        if settings.text("squash") or settings.text("iso"):
             with step(display, "squashfs", f" ({settings.text('squash-compression')})"):
-                squash.make(ctx, staging)
-        else:
+                if settings.text("squash"):
+                    outdir = staging.directory(Path(settings.text("squash")).resolve())
+                    live_files = squash.make(ctx, outdir, staging.stage)
+                else:  # only for the ISO: no need to publish it on its own
+                    (workdir / "live").mkdir()
+                    live_files = squash.make(ctx, workdir / "live", lambda path: path)
+        if settings.text("tarball"):
             with step(display, "tarball"):
                 tarball.make(ctx, staging)
+        if settings.text("iso"):
+            with step(display, "iso", f" ({settings.text('iso')})"):
+                iso.make(ctx, staging, live_files)
 
         outputs = staging.publish()
         if settings.text("owner"):
-            for target in {settings.text("squash") or settings.text("tarball")}:
+            for target in filter(None, (settings.text(k) for k in ("squash", "tarball", "iso"))):
                 runner.run(["chown", "-R", settings.text("owner"), os.path.abspath(target)])
         return outputs

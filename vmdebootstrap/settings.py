@@ -120,6 +120,8 @@ def parse_users(entries: list[str]) -> tuple[User, ...]:
 def select_packages(values: Mapping[str, object], arch: str, suite: str) -> tuple[str, ...]:
     """The package list of the old tool's _bootstrap_packages (§1.4), order kept, de-duplicated."""
     packages = list(_as_list(values["package"]))
+    if values["iso"]:
+        packages.append("live-boot")  # its initramfs hook mounts the squashfs at boot
     foreign = bool(values["foreign"]) or not debian.runs_natively(arch)
     if not values["no-acpid"] and not foreign:
         packages.append("acpid")
@@ -158,17 +160,50 @@ def find_hook(script: str) -> str:
     raise UsageError(f"--customize {script}: no such file")
 
 
+def boot_firmwares(values: Mapping[str, object], arch: str) -> list[str]:
+    """The firmwares a boot test uses: what was asked for, else all the architecture has."""
+    available = ["bios", "uefi"] if arch in ("amd64", "i386") else ["uefi"]
+    asked = _as_list(values["boot-firmware"])
+    for firmware in asked:
+        if firmware not in available:
+            raise UsageError(f"--boot-firmware {firmware}: {arch} boots with {' or '.join(available)}")
+    return asked or available
+
+
+def login_user(users: tuple[User, ...]) -> User:
+    """The user a boot test logs in as: the first --user with a plaintext password."""
+    for user in users:
+        if user.password and not user.hashed:
+            return user
+    raise UsageError("--boot-test needs a --user NAME/PASSWORD (with a plaintext password) to log in as")
+
+
+def _validate_boot_test(v: Mapping[str, object], arch: str, users: tuple[User, ...]) -> None:
+    if not str(v["boot-timeout"]).isdigit() or int(str(v["boot-timeout"])) <= 0:
+        raise UsageError(f"--boot-timeout {v['boot-timeout']}: a number of seconds")
+    boot_firmwares(v, arch)
+    login_user(users)
+
+
 def validate(values: Mapping[str, object]) -> Settings:
     """Check everything that can be checked without side effects; return frozen settings."""
     v = values
-    image, tarball, squash = str(v["image"]), str(v["tarball"]), str(v["squash"])
+    image, tarball, squash, iso = str(v["image"]), str(v["tarball"]), str(v["squash"]), str(v["iso"])
     arch = str(v["arch"]) or debian.host_arch()
     dist = str(v["distribution"])
+    if v["boot-test-only"]:
+        target = str(v["boot-test-only"])
+        if not os.path.isfile(target):
+            raise UsageError(f"--boot-test-only {target}: no such file")
+        users = parse_users(_as_list(v["user"]))
+        _validate_boot_test(v, arch, users)
+        return Settings(values=dict(values), arch=arch, suite=debian.codename(dist), packages=(), users=users,
+                        root_password=None)
 
     # -- the old tool's checks, in its order (§1.3) ------------------------
     if squash and image:
         raise UsageError("--image can no longer be used with --squash")
-    if not (image or tarball or squash):
+    if not (image or tarball or squash or iso):
         raise UsageError("You must give disk image filename or use either a tarball filename or use squash")
     size = int(v["size"])  # type: ignore[call-overload]
     if size <= MIN_IMAGE_SIZE:
@@ -185,6 +220,8 @@ def validate(values: Mapping[str, object]) -> Settings:
         raise UsageError("Use --image or --tarball, not both.")
     if squash and tarball:
         raise UsageError("Use --squash or --tarball, not both.")
+    if iso and (tarball or image):
+        raise UsageError(f"Use --iso or {'--tarball' if tarball else '--image'}, not both.")
     wheezy = suite == "wheezy"
     if not wheezy and not v["systemd-networkd"] and not v["update-initramfs"]:
         raise UsageError("Disabling systemd-networkd for jessie and later requires updating the initramfs.")
@@ -196,6 +233,13 @@ def validate(values: Mapping[str, object]) -> Settings:
     _validate_uefi(v, arch, suite, image)
 
     # -- checks the old tool did not make ------------------------------------
+    if iso:
+        from .steps.iso import GRUB_EFI
+
+        if arch not in GRUB_EFI:
+            raise UsageError(f"--iso is not supported for {arch} (only {', '.join(GRUB_EFI)})")
+        if v["no-kernel"]:
+            raise UsageError("--iso needs a kernel to boot: drop --no-kernel")
     if arch not in KNOWN_ARCHES:
         raise UsageError(f"--arch {arch}: not a Debian architecture ({', '.join(KNOWN_ARCHES)})")
     if not v["mirror"]:
@@ -235,7 +279,7 @@ def validate(values: Mapping[str, object]) -> Settings:
             pwd.getpwnam(str(v["owner"]))
         except KeyError:
             raise UsageError(f"--owner {v['owner']}: no such user on this host") from None
-    _validate_output_paths(squash, tarball, image)
+    _validate_output_paths(squash, tarball, image, iso)
     users = parse_users(_as_list(v["user"]))
     root_password = None
     if v["root-password"]:
@@ -243,6 +287,10 @@ def validate(values: Mapping[str, object]) -> Settings:
         root_password = User("root", password, hashed)
     if root_password and v["lock-root-password"]:
         raise UsageError("--root-password and --lock-root-password contradict each other")
+    if v["boot-test"]:
+        if not iso:
+            raise UsageError("--boot-test boots the --iso: give --iso FILE (disk images are not supported yet)")
+        _validate_boot_test(v, arch, users)
     return Settings(
         values=dict(values),
         arch=arch,
@@ -271,8 +319,8 @@ def _validate_uefi(v: Mapping[str, object], arch: str, suite: str, image: str) -
         raise UsageError("Only amd64 supports UEFI in Wheezy")
 
 
-def _validate_output_paths(squash: str, tarball: str, image: str) -> None:
-    for option, path in (("--squash", squash), ("--tarball", tarball), ("--image", image)):
+def _validate_output_paths(squash: str, tarball: str, image: str, iso: str) -> None:
+    for option, path in (("--squash", squash), ("--tarball", tarball), ("--image", image), ("--iso", iso)):
         if not path:
             continue
         resolved = os.path.realpath(path)
@@ -295,7 +343,10 @@ def not_supported_yet(settings: Settings) -> None:
 
 
 def missing_host_tools(settings: Settings) -> list[str]:
-    from .hostdeps import required_tools
+    from .hostdeps import required_files, required_tools
 
-    return [f"{tool} (package {package})" for tool, package in required_tools(settings.values).items()
-            if not shutil.which(tool)]
+    missing = [f"{tool} (package {package})" for tool, package in required_tools(settings.values).items()
+               if not shutil.which(tool)]
+    missing += [f"{path} (package {package})" for path, package in required_files(settings.values).items()
+                if not os.path.exists(path)]
+    return missing

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import PASSWORD, require, squashfs_files, vmdebootstrap
+from ..conftest import PASSWORD, require, squashfs_files, vmdebootstrap
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

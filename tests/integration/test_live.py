@@ -14,25 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import HOOKS, PASSWORD, https_variant, our_mounts, squashfs_files, vmdebootstrap
+from ..conftest import PASSWORD, https_variant, our_mounts, squashfs_files
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="session")
-def live(mirror: str, outdir: Path) -> dict[str, object]:
-    squash = outdir / "live"
-    log = outdir / "live.log"
-    result = vmdebootstrap(
-        "--config", "examples/live.conf",
-        "--squash", str(squash), "--log", str(log),
-        "--mirror", mirror, "--apt-mirror", https_variant(mirror),
-        "--hostname", "vmdb-test",
-        "--user", f"user/{PASSWORD}", "--user", "guest", "--force-password-change",
-        "--customize", str(HOOKS / "every-helper.sh"),
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    return {"dir": squash, "log": log, "mirror": mirror, "result": result}
 
 
 @pytest.fixture(scope="session")

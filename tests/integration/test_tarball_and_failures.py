@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import HOOKS, REPO, our_mounts, vmdebootstrap
+from ..conftest import HOOKS, REPO, our_mounts, vmdebootstrap
 
 pytestmark = pytest.mark.integration
 

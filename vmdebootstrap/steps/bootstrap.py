@@ -64,7 +64,9 @@ def bootstrap(ctx: Context) -> None:
                     "trustworthy as the network path to %s", settings.text("mirror"))
     ctx.root.mkdir(mode=0o755)
     try:
-        ctx.runner.run(argv)
+        # Downloads go into the shared cache: hold its lock (not during the slow second stage).
+        with cache.locked(ctx):
+            ctx.runner.run(argv)
         if settings.foreign:
             second_stage(ctx)
     except CommandFailed as exc:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+from pathlib import Path
 
 from ..chroot import exists_in, has_unit, inside, write_file
 from ..context import Context
@@ -37,14 +38,46 @@ WantedBy=multi-user.target
 """
 
 
+# What an initramfs is made from: if none changed after every initrd was written, a new
+# one would be the same (and under qemu-user emulation it costs minutes).  Packages that
+# bring hooks, modules or firmware trigger initramfs-tools themselves; this catches what
+# a customisation hook changed by hand.  (dpkg's status file is no guide: dpkg rewrites it
+# after running the trigger.)
+INITRAMFS_INPUTS = ("/etc/initramfs-tools", "/usr/share/initramfs-tools", "/etc/modprobe.d",
+                    "/usr/lib/modules", "/usr/lib/firmware", "/etc/crypttab", "/etc/fstab")
+
+
+def _newest_mtime(path: Path) -> float:
+    if not path.exists():
+        return 0.0
+    newest = path.lstat().st_mtime
+    if path.is_dir() and not path.is_symlink():
+        for dirpath, dirnames, filenames in os.walk(path):
+            for name in dirnames + filenames:
+                newest = max(newest, os.lstat(os.path.join(dirpath, name)).st_mtime)
+    return newest
+
+
+def initramfs_is_current(root: Path) -> bool:
+    kernels = sorted(inside(root, "/boot").glob("vmlinuz-*"))
+    initrds = [inside(root, "/boot") / f"initrd.img-{k.name[len('vmlinuz-'):]}" for k in kernels]
+    if not kernels or not all(i.exists() for i in initrds):
+        return False
+    oldest_initrd = min(i.stat().st_mtime for i in initrds)
+    return all(_newest_mtime(inside(root, p)) <= oldest_initrd for p in INITRAMFS_INPUTS)
+
+
 def finish(ctx: Context) -> None:
     root, run = ctx.root, ctx.runner.run
     run(["apt-get", "clean"], chroot=root)
-    if ctx.settings.flag("update-initramfs"):
-        if exists_in(root, "/usr/sbin/update-initramfs"):
-            run(["update-initramfs", "-u"], chroot=root)
-        else:
-            log.info("no update-initramfs in the image (no kernel or initramfs-tools); skipped")
+    if not ctx.settings.flag("update-initramfs"):
+        return
+    if not exists_in(root, "/usr/sbin/update-initramfs"):
+        log.info("no update-initramfs in the image (no kernel or initramfs-tools); skipped")
+    elif initramfs_is_current(root):
+        log.info("the initramfs is newer than everything it is made from; not regenerated")
+    else:
+        run(["update-initramfs", "-u"], chroot=root)
 
 
 def scrub_identity(ctx: Context) -> None:

@@ -18,6 +18,7 @@ import shutil
 from .. import cache
 from ..chroot import use_host_dns
 from ..context import Context
+from . import iso
 
 DEB_DIR = "tmp/vmdebootstrap-debs"
 
@@ -45,6 +46,9 @@ def install(ctx: Context) -> None:
     use_host_dns(ctx)
     with cache.locked(ctx), cache.apt_archives(ctx):
         run(apt_get("update"), chroot=root)
+        if settings.text("iso"):
+            # Before the installation: systemd-resolved's postinst leaves the chroot without DNS.
+            iso.fetch_grub(ctx)
         if settings.packages:
             recommends = "true" if settings.flag("recommends") else "false"
             run(apt_get("-o", f"APT::Install-Recommends={recommends}", "install", *settings.packages),

@@ -12,11 +12,11 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 from ..context import Context
 from ..errors import BuildError
-from ..publish import Staging
 
 log = logging.getLogger("vmdebootstrap")
 
@@ -80,23 +80,30 @@ def _version_key(path: Path) -> list[object]:
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]
 
 
-def make(ctx: Context, staging: Staging) -> None:
-    settings, root = ctx.settings, ctx.root
-    outdir = staging.directory(Path(settings.text("squash")).resolve())
-    compression = settings.text("squash-compression")
+def make(ctx: Context, outdir: Path, stage: Callable[[Path], Path]) -> dict[str, Path]:
+    """Write the live files into ``outdir``; ``stage`` maps a final path to the path to write now.
 
+    Returns the written files by their names in a live medium's /live directory.
+    """
+    settings, root = ctx.settings, ctx.root
+    compression = settings.text("squash-compression")
+    written: dict[str, Path] = {}
     for source, name in kernel_files(root):
-        shutil.copy2(source, staging.stage(outdir / name))
-    if not settings.flag("no-kernel") and not any(n == "vmlinuz" for _, n in kernel_files(root)):
+        written[name] = stage(outdir / name)
+        shutil.copy2(source, written[name])
+    if not settings.flag("no-kernel") and "vmlinuz" not in written:
         raise BuildError(f"no kernel found in {root}/boot although {settings.kernel_package} was to be "
                          "installed")
     manifest = ctx.runner.run(["dpkg-query", "--show"], chroot=root, capture=True).output
-    staging.stage(outdir / "filesystem.packages").write_text(manifest)
+    written["filesystem.packages"] = stage(outdir / "filesystem.packages")
+    written["filesystem.packages"].write_text(manifest)
 
     check_free_space(root, outdir, compression)
-    squashfs = staging.stage(outdir / "filesystem.squashfs")
+    squashfs = written["filesystem.squashfs"] = stage(outdir / "filesystem.squashfs")
     ctx.runner.run(squashfs_argv(root, squashfs, compression))
     verify(ctx, squashfs)
+    return {name: path for name, path in written.items()
+            if name in ("vmlinuz", "initrd.img", "filesystem.squashfs", "filesystem.packages")}
 
 
 def verify(ctx: Context, squashfs: Path) -> None:

@@ -1,6 +1,8 @@
-"""Integration tier: real builds as root against the Debian mirror of this machine.
+"""Shared by the integration and boot tiers: real builds as root against the Debian
+mirror of this machine's apt sources.
 
-Each image is built once per session and many tests read it.  The package cache
+Each image is built once per session and many tests read it (and the boot tier
+boots it).  The package cache
 (/var/cache/vmdebootstrap) is shared by all builds, so repeated runs are fast.
 On CI (CI=true) a missing prerequisite fails the tier instead of skipping it.
 """
@@ -17,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-HOOKS = Path(__file__).resolve().parent / "hooks"
+REPO = Path(__file__).resolve().parents[1]
+HOOKS = REPO / "tests/integration/hooks"
 PASSWORD = "Vmdb-S3cret-pw"
 
 
@@ -97,3 +99,21 @@ def unpack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
         return target
 
     yield extract
+
+
+@pytest.fixture(scope="session")
+def live(mirror: str, outdir: Path) -> dict[str, object]:
+    """examples/live.conf as the README builds it, plus a squash directory, the test hook
+    that calls every helper, and a second user under --force-password-change."""
+    squash = outdir / "live"
+    log = outdir / "live.log"
+    result = vmdebootstrap(
+        "--config", "examples/live.conf",
+        "--squash", str(squash), "--iso", str(outdir / "live.iso"), "--no-boot-test", "--log", str(log),
+        "--mirror", mirror, "--apt-mirror", https_variant(mirror),
+        "--hostname", "vmdb-test",
+        "--user", f"user/{PASSWORD}", "--user", "guest", "--force-password-change",
+        "--customize", str(HOOKS / "every-helper.sh"),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    return {"dir": squash, "iso": outdir / "live.iso", "log": log, "mirror": mirror, "result": result}
