@@ -8,7 +8,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 export DEBIAN_FRONTEND := noninteractive
 
-.PHONY: install host-packages binfmt live check lint unit integration boot man clean
+.PHONY: install host-packages binfmt live check lint unit integration man clean
 
 install: host-packages binfmt $(STAMP)
 	ln -sf $(CURDIR)/$(BIN)/vmdebootstrap /usr/local/sbin/vmdebootstrap
@@ -41,8 +41,11 @@ lint: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit
 
+# The integration and boot tiers run in one session so that each image is built once and
+# both tiers read it; two workers, each taking whole groups (the amd64 live image and its
+# boot tests on one, the slow emulated arm64 build and its boot test on the other).
 integration: install
-	$(BIN)/pytest -v -m integration tests/integration
+	$(BIN)/pytest -v -n 2 --dist loadgroup -m "integration or boot" tests/integration tests/boot
 
 check: install lint unit integration
 

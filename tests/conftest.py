@@ -117,3 +117,20 @@ def live(mirror: str, outdir: Path) -> dict[str, object]:
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     return {"dir": squash, "iso": outdir / "live.iso", "log": log, "mirror": mirror, "result": result}
+
+
+@pytest.fixture(scope="session")
+def binfmt_ready() -> None:
+    require(Path("/proc/sys/fs/binfmt_misc/qemu-aarch64").exists(),
+            "qemu-user binfmt handlers are not registered (make install sets them up)")
+
+
+@pytest.fixture(scope="session")
+def arm64(mirror: str, outdir: Path, binfmt_ready: None) -> Path:
+    """examples/live-arm64.conf under qemu-user emulation: a squash directory and a UEFI ISO."""
+    squash = outdir / "arm64"
+    result = vmdebootstrap("--config", "examples/live-arm64.conf", "--squash", str(squash),
+                           "--iso", str(outdir / "arm64.iso"), "--mirror", mirror, "--user", f"user/{PASSWORD}",
+                           "--log", str(outdir / "arm64.log"), timeout=3600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return squash

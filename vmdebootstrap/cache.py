@@ -1,10 +1,11 @@
 """The persistent package cache (--cache-dir), shared between builds.
 
 One directory of .deb files named as apt names them (debootstrap's --cache-dir
-uses the same names), used by debootstrap directly and bind-mounted over the
-target's /var/cache/apt/archives while our own apt runs.  It is never part of the
-image: the bind mount is gone before the hook and the finishing steps run.
-An exclusive lock serialises two builds' downloads into it.
+uses the same names), used by debootstrap directly and, for our own apt runs,
+bind-mounted over the target's /var/cache/apt/archives for the download only; the
+files are then linked into the target, and ``apt-get clean`` removes the links.  It is
+never part of the image.  An exclusive lock serialises two builds' downloads into it;
+installations run outside the lock.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import contextlib
 import fcntl
 import logging
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -62,3 +64,17 @@ def apt_archives(ctx: Context) -> Iterator[None]:
     with contextlib.ExitStack() as stack:
         mounts.mount(ctx.runner, stack, os.fspath(directory), archives, bind=True, chroot_root=ctx.root)
         yield
+
+
+def link_into(ctx: Context, debs: Path, names: list[str]) -> None:
+    """Hard-link (or copy, across filesystems) cached .debs into the target's archives."""
+    archives = ctx.root / "var/cache/apt/archives"
+    archives.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        source, target = debs / name, archives / name
+        if "/" in name or not source.is_file() or target.exists():
+            continue
+        try:
+            os.link(source, target)
+        except OSError:
+            shutil.copy2(source, target)

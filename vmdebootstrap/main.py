@@ -115,6 +115,6 @@ def run_build(settings: Settings) -> int:
     for output in outputs:
         size = output.stat().st_size
         log.info("wrote %s (%.1f MiB)", output, size / 2**20)
-    print(f"{cli.PROG}: built {settings.text('squash') or settings.text('tarball')} in {minutes:.1f} min; "
-          f"log: {path}", file=sys.stderr)
+    built = ", ".join(filter(None, (settings.text(k) for k in ("squash", "tarball", "iso"))))
+    print(f"{cli.PROG}: built {built} in {minutes:.1f} min; log: {path}", file=sys.stderr)
     return 0

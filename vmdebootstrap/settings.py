@@ -129,6 +129,10 @@ def select_packages(values: Mapping[str, object], arch: str, suite: str) -> tupl
         packages.append("sudo")
     if not values["no-kernel"]:
         packages.append(str(values["kernel-package"]) or debian.default_kernel(arch, suite))
+        # initramfs-tools only Recommends zstd and falls back to gzip, which is slower to
+        # build (minutes under qemu-user) and to boot.
+        if debian.at_least(suite, "bullseye"):
+            packages.append("zstd")
     if values["image"] and values["use-uefi"]:
         efi = {"amd64": ["grub-efi-amd64", "grub-efi-ia32-bin"], "i386": ["grub-efi-ia32"],
                "arm64": ["grub-efi-arm64"]}  # fmt: skip

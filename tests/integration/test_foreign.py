@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from ..conftest import PASSWORD, require, squashfs_files, vmdebootstrap
+from ..conftest import squashfs_files, vmdebootstrap
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -40,22 +40,7 @@ def read_from_squashfs(squashfs: Path, path: str, workdir: Path) -> bytes:
     return resolved.read_bytes()
 
 
-@pytest.fixture(scope="session")
-def binfmt_ready() -> None:
-    require(Path("/proc/sys/fs/binfmt_misc/qemu-aarch64").exists(),
-            "qemu-user binfmt handlers are not registered (make install sets them up)")
-
-
-@pytest.fixture(scope="session")
-def arm64(mirror: str, outdir: Path, binfmt_ready: None) -> Path:
-    squash = outdir / "arm64"
-    result = vmdebootstrap("--config", "examples/live-arm64.conf", "--squash", str(squash),
-                           "--mirror", mirror, "--user", f"user/{PASSWORD}", "--log", str(outdir / "arm64.log"),
-                           timeout=3000)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return squash
-
-
+@pytest.mark.xdist_group("arm64")
 def test_arm64_binaries_and_kernel(arm64: Path, tmp_path: Path) -> None:
     ls = read_from_squashfs(arm64 / "filesystem.squashfs", "/bin/ls", tmp_path)
     assert elf_machine(ls) == ELF_MACHINE["aarch64"]
@@ -71,6 +56,7 @@ def test_arm64_binaries_and_kernel(arm64: Path, tmp_path: Path) -> None:
     assert re.search(r"^u-boot-tools(:arm64)?\t", manifest, re.MULTILINE)
 
 
+@pytest.mark.xdist_group("arm64")
 def test_arm64_no_qemu_left_and_users_work(arm64: Path, unpack) -> None:  # type: ignore[no-untyped-def]
     files = squashfs_files(arm64 / "filesystem.squashfs")
     assert not [f for f in files if "qemu-" in f.rsplit("/", 1)[-1] and "static" in f]

@@ -16,7 +16,7 @@ import pytest
 
 from ..conftest import PASSWORD, https_variant, our_mounts, squashfs_files
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("live")]
 
 
 @pytest.fixture(scope="session")

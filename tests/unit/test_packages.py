@@ -19,7 +19,7 @@ def packages(vmd: Vmd, out: Path, *args: str) -> list[str]:
 
 
 def test_default_list(vmd: Vmd, out: Path) -> None:
-    assert packages(vmd, out, "--arch", "amd64") == ["acpid", "linux-image-amd64", "systemd-resolved"]
+    assert packages(vmd, out, "--arch", "amd64") == ["acpid", "linux-image-amd64", "zstd", "systemd-resolved"]
 
 
 def test_default_arch_is_the_host_arch(vmd: Vmd, out: Path) -> None:
@@ -33,7 +33,7 @@ def test_no_kernel_omits_it(vmd: Vmd, out: Path) -> None:
 
 def test_kernel_package_replaces_it(vmd: Vmd, out: Path) -> None:
     assert packages(vmd, out, "--kernel-package", "linux-image-rt-amd64") == \
-           ["acpid", "linux-image-rt-amd64", "systemd-resolved"]
+           ["acpid", "linux-image-rt-amd64", "zstd", "systemd-resolved"]
 
 
 def test_no_kernel_overrides_kernel_package(vmd: Vmd, out: Path) -> None:
@@ -43,7 +43,7 @@ def test_no_kernel_overrides_kernel_package(vmd: Vmd, out: Path) -> None:
 
 def test_package_adds_sudo_adds_and_order_kept(vmd: Vmd, out: Path) -> None:
     assert packages(vmd, out, "--package", "zsh", "--package", "bash-completion", "--sudo", "--package", "apt") == \
-           ["zsh", "bash-completion", "apt", "acpid", "sudo", "linux-image-amd64", "systemd-resolved"]
+           ["zsh", "bash-completion", "apt", "acpid", "sudo", "linux-image-amd64", "zstd", "systemd-resolved"]
 
 
 def test_no_acpid(vmd: Vmd, out: Path) -> None:
@@ -53,19 +53,19 @@ def test_no_acpid(vmd: Vmd, out: Path) -> None:
 def test_no_duplicates(vmd: Vmd, out: Path) -> None:
     result = packages(vmd, out, "--package", "sudo", "--package", "vim", "--package", "vim", "--sudo",
                       "--package", "linux-image-amd64", "--package", "acpid")
-    assert result == ["sudo", "vim", "linux-image-amd64", "acpid", "systemd-resolved"]
+    assert result == ["sudo", "vim", "linux-image-amd64", "acpid", "zstd", "systemd-resolved"]
 
 
 def test_package_list_from_config_file(vmd: Vmd, out: Path, tmp_path: Path) -> None:
     conf = tmp_path / "p.conf"
     conf.write_text("[config]\npackage = less, vim\nsudo = yes\nno-acpid = yes\n")
     assert packages(vmd, out, "--config", str(conf)) == ["less", "vim", "sudo", "linux-image-amd64",
-                                                        "systemd-resolved"]
+                                                        "zstd", "systemd-resolved"]
 
 
 def test_foreign_arch_gets_no_acpid(vmd: Vmd, out: Path, tmp_path: Path) -> None:
     # As the old tool: acpid only when the build runs natively (not with --foreign / qemu).
-    assert packages(vmd, out, "--arch", "armhf") == ["linux-image-armmp", "systemd-resolved"]
+    assert packages(vmd, out, "--arch", "armhf") == ["linux-image-armmp", "zstd", "systemd-resolved"]
     qemu = tmp_path / "qemu-x86_64-static"
     qemu.write_bytes(b"\x7fELF")
     assert "acpid" not in packages(vmd, out, "--arch", "amd64", "--foreign", str(qemu))
@@ -77,7 +77,7 @@ def test_native_companion_arch_keeps_acpid(vmd: Vmd, out: Path) -> None:
 
 def test_arm64_on_arm64_host_keeps_acpid(vmd: Vmd, out: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(debian, "host_arch", lambda: "arm64")
-    assert packages(vmd, out, "--arch", "arm64") == ["acpid", "linux-image-arm64", "systemd-resolved"]
+    assert packages(vmd, out, "--arch", "arm64") == ["acpid", "linux-image-arm64", "zstd", "systemd-resolved"]
     assert packages(vmd, out, "--arch", "armhf")[:2] == ["acpid", "linux-image-armmp"]
 
 
@@ -95,8 +95,8 @@ def test_image_bootloader_packages(vmd: Vmd, out: Path) -> None:
         assert status == 0, err
         return selected_packages(stdout)
 
-    assert image("--use-uefi", "--grub") == ["acpid", "linux-image-amd64", "grub-efi-amd64", "grub-efi-ia32-bin",
-                                            "systemd-resolved"]
+    assert image("--use-uefi", "--grub") == ["acpid", "linux-image-amd64", "zstd", "grub-efi-amd64",
+                                            "grub-efi-ia32-bin", "systemd-resolved"]
     assert "grub-efi-ia32" in image("--arch", "i386", "--use-uefi", "--grub")
     assert "grub-pc" in image("--grub")
     assert "grub-pc" not in image("--grub", "--use-uefi")
@@ -112,7 +112,7 @@ def test_select_packages_direct() -> None:
 
     values = {o.name: default_of(o) for o in OPTIONS}
     values.update({"package": ["b", "a"], "sudo": True, "no-acpid": True, "systemd-networkd": False})
-    assert settings.select_packages(values, "ppc64el", "bookworm") == ("b", "a", "sudo", "linux-image-powerpc64le")
+    assert settings.select_packages(values, "ppc64el", "bookworm") == ("b", "a", "sudo", "linux-image-powerpc64le", "zstd")
     assert settings.select_packages(values, "i386", "jessie") == ("b", "a", "sudo", "linux-image-586")
 
 

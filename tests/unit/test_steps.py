@@ -457,21 +457,44 @@ def test_packages_install(make_context: MakeContext, tmp_path: Path) -> None:
     packages.install(ctx)
     calls = runner.commands("apt-get")
     assert calls[0] == packages.apt_get("update")
-    assert calls[1] == packages.apt_get("-o", "APT::Install-Recommends=true", "install", *ctx.settings.packages)
-    assert calls[2] == packages.apt_get("install", "/tmp/vmdebootstrap-debs/local_1.0_all.deb")
+    kernel = ctx.settings.kernel_package
+    assert kernel == "linux-image-amd64"
+    others = [p for p in ctx.settings.packages if p != kernel]
+    assert "vim" in others
+    assert calls[1] == packages.apt_get("-o", "APT::Install-Recommends=true", "install", *others)
+    # The kernel last and alone, so that its initramfs is built once, with every hook present.
+    assert calls[2] == packages.apt_get("-o", "APT::Install-Recommends=true", "install", kernel)
+    assert calls[3] == packages.apt_get("install", "/tmp/vmdebootstrap-debs/local_1.0_all.deb")
     assert all(call[0] == "chroot" for call in runner.calls)
     assert not (ctx.root / packages.DEB_DIR).exists()
     assert (ctx.root / "etc/resolv.conf").is_file()
 
 
-def test_packages_use_the_cache_through_a_bind_mount(make_context: MakeContext, tmp_path: Path) -> None:
+def test_packages_download_through_the_cache_and_install_outside_it(make_context: MakeContext,
+                                                                   tmp_path: Path) -> None:
+    cache_debs = tmp_path / "cache/debs"
+    uris = "'http://m/pool/main/v/vim/vim_9.0_amd64.deb' vim_9.0_amd64.deb 1234 SHA256:ab\n"
+
+    def responder(argv: list[str]) -> Result | None:
+        if "--print-uris" in argv:
+            return Result(0, uris)
+        if "--download-only" in argv:
+            (cache_debs / "vim_9.0_amd64.deb").write_text("deb")
+        return None
+
     ctx, runner = make_context("--cache-dir", str(tmp_path / "cache"), "--package", "vim")
+    runner.responder = responder
     packages.install(ctx)
-    archives = str(ctx.root / "var/cache/apt/archives")
-    mount = ["mount", "--bind", str(tmp_path / "cache/debs"), archives]
-    assert runner.calls[0] == mount
-    assert runner.calls[-1] == ["umount", archives]
-    assert [c[2] for c in runner.calls[1:-1]] == ["apt-get", "apt-get"]
+    archives = ctx.root / "var/cache/apt/archives"
+    mount_at = runner.calls.index(["mount", "--bind", str(cache_debs), str(archives)])
+    umount_at = runner.calls.index(["umount", str(archives)])
+    apt = [(i, c) for i, c in enumerate(runner.calls) if c[:1] == ["chroot"] and c[2] == "apt-get"]
+    download = next(i for i, c in apt if "--download-only" in c)
+    real_install = next(i for i, c in apt if "install" in c and "--download-only" not in c
+                        and "--print-uris" not in c)
+    assert mount_at < download < umount_at < real_install  # the install runs without the shared cache
+    # The downloaded file is linked into the target's own archive directory.
+    assert (archives / "vim_9.0_amd64.deb").read_text() == "deb"
     assert (tmp_path / "cache/lock").is_file()
 
 

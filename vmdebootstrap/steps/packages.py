@@ -13,6 +13,7 @@ dpkg's per-package lines go to the log.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 
 from .. import cache
@@ -44,21 +45,48 @@ def install(ctx: Context) -> None:
     settings, root, run = ctx.settings, ctx.root, ctx.runner.run
     custom = settings.items("custom-package")
     use_host_dns(ctx)
-    with cache.locked(ctx), cache.apt_archives(ctx):
-        run(apt_get("update"), chroot=root)
-        if settings.text("iso"):
-            # Before the installation: systemd-resolved's postinst leaves the chroot without DNS.
-            iso.fetch_grub(ctx)
-        if settings.packages:
-            recommends = "true" if settings.flag("recommends") else "false"
-            run(apt_get("-o", f"APT::Install-Recommends={recommends}", "install", *settings.packages),
-                chroot=root)
-        if custom:
-            staging = root / DEB_DIR
-            staging.mkdir(parents=True, exist_ok=True)
-            inside = []
-            for deb in custom:
-                shutil.copy2(deb, staging / os.path.basename(deb))
-                inside.append(f"/{DEB_DIR}/{os.path.basename(deb)}")
-            run(apt_get("install", *inside), chroot=root)
-            shutil.rmtree(staging)
+    run(apt_get("update"), chroot=root)
+    if settings.text("iso"):
+        # Before the installation: systemd-resolved's postinst leaves the chroot without DNS.
+        iso.fetch_grub(ctx)
+    recommends = ["-o", f"APT::Install-Recommends={'true' if settings.flag('recommends') else 'false'}"]
+    # The kernel goes last, on its own: its postinst builds the initramfs once, with every
+    # initramfs hook (live-boot, ...) already in place.  Installed together, the hooks'
+    # trigger builds it a second time -- ten minutes for arm64 under qemu-user.
+    kernel = settings.kernel_package
+    first = [p for p in settings.packages if p != kernel]
+    if first:
+        install_through_cache(ctx, [*recommends, "install", *first])
+    if kernel and kernel in settings.packages:
+        install_through_cache(ctx, [*recommends, "install", kernel])
+    if custom:
+        staging = root / DEB_DIR
+        staging.mkdir(parents=True, exist_ok=True)
+        inside = []
+        for deb in custom:
+            shutil.copy2(deb, staging / os.path.basename(deb))
+            inside.append(f"/{DEB_DIR}/{os.path.basename(deb)}")
+        run(apt_get("install", *inside), chroot=root)
+        shutil.rmtree(staging)
+
+
+def install_through_cache(ctx: Context, args: list[str]) -> None:
+    """apt-get ARGS, its downloads going through the shared package cache.
+
+    Only the download runs against the cache (under its lock, bind-mounted as the
+    archive directory); the files are then linked into the target's own archive
+    directory and the installation runs without the cache.  apt locks its archive
+    directory for a whole installation, so installing straight from the shared cache
+    would make a second build wait for the first one's dpkg runs (minutes under
+    emulation).
+    """
+    root, run = ctx.root, ctx.runner.run
+    debs = cache.debs_dir(ctx)
+    if debs is not None:
+        listing = run(apt_get("--print-uris", *args), chroot=root, capture=True, quiet=True).output
+        names = re.findall(r"^'[^']+' (\S+\.deb) \d+ ", listing, re.MULTILINE)
+        with cache.locked(ctx):
+            with cache.apt_archives(ctx):
+                run(apt_get("--download-only", *args), chroot=root)
+            cache.link_into(ctx, debs, names)
+    run(apt_get(*args), chroot=root)
