@@ -166,6 +166,8 @@ def qemu_command(target: BootTarget, workdir: Path, memory_mb: int = 2048, kvm: 
     """
     if target.arch not in QEMU:
         raise BootTestError(f"the boot test does not support {target.arch} guests (only {', '.join(QEMU)})")
+    if not target.image.is_file():
+        raise BootTestError(f"no image to boot: {target.image}")
     code, template = firmware_files(target.arch, target.firmware)
     x86 = target.arch in X86
     argv = [qemu or QEMU[target.arch][0], "-machine", "q35" if x86 else "virt"]
@@ -204,6 +206,8 @@ _ANSI = re.compile(r"""
   | \x1b[%()*+#][0-9A-Za-z@]             # character sets (ISOLINUX draws its menu box with them)
   | \x1b[@-Z\\-_a-z=>78]                 # other two-byte escapes (systemd's status line uses ESC M)
 """, re.VERBOSE)
+# Menus (ISOLINUX, GRUB) place each row with a cursor position: one line each.
+_CURSOR_POSITION = re.compile(r"\x1b\[\d*(?:;\d*)?[Hf]")
 _CARRIAGE_RETURNS = re.compile(r"\r*\n\r*|\r+")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
@@ -212,8 +216,10 @@ def strip_ansi(text: str) -> str:
     """Text as a reader sees it: no escape sequences or control characters, lines ending in \\n.
 
     A carriage return alone ends a line too: progress lines that redraw themselves
-    (systemd's "A start job is running") become one line per update.
+    (systemd's "A start job is running") become one line per update; so does a
+    cursor positioning, for menus.
     """
+    text = _CURSOR_POSITION.sub("\n", text)
     return _CONTROL.sub("", _CARRIAGE_RETURNS.sub("\n", _ANSI.sub("", text)))
 
 
@@ -222,6 +228,7 @@ PASSWORD_PROMPT = re.compile(r"Password: ?")
 SHELL_PROMPT = re.compile(r"(?m)[$#] $")
 LOGIN_INCORRECT = re.compile(r"Login incorrect")
 PASSWORD_CHANGE = re.compile(r"You are required to change your password|Your password has expired")
+LIVE_MEDIUM_PROMPT = re.compile(r"Please remove the live-medium.*press ENTER to continue")
 GRUB_MENU = re.compile(r"Press enter to boot|will be executed automatically|Press \[Tab\] to edit|Automatic boot in")
 # Anything matching one of these ends the test at once; the earliest in the transcript is the verdict.
 FAILURES = (
@@ -251,7 +258,7 @@ CHECKS = (
     ("rootfs", "findmnt -n -o FSTYPE /"),
 )
 MARKER_PREFIX = "VMDB"
-_OUTPUT = re.compile(r"(?ms)^(?P<tag>VMDB-[0-9a-f]+)-(?P<name>[a-z]+)-begin\n(?P<output>.*?)"
+_OUTPUT = re.compile(rf"(?ms)^(?P<tag>{MARKER_PREFIX}-[0-9a-f]+)-(?P<name>[a-z]+)-begin\n(?P<output>.*?)"
                      r"^(?P=tag)-(?P=name)-end-(?P<status>\d+)\n")
 
 
@@ -393,7 +400,7 @@ def read_console(console: str, finished: bool, *, login_seconds: float | None = 
     missing = [(name, command) for name, command in CHECKS if name not in outputs]
     if missing:
         name, command = missing[0]
-        started = re.search(rf"(?m)^VMDB-[0-9a-f]+-{name}-begin$", after)
+        started = re.search(rf"(?m)^{MARKER_PREFIX}-[0-9a-f]+-{name}-begin$", after)
         parts.append(stopped(f"`{command}`" if started or outputs else "a shell prompt after logging in"))
         reading.passed = False
     reading.verdict = "; ".join(parts)
@@ -461,14 +468,15 @@ class _Console:
             if self._firmware_log:
                 # SeaBIOS may say "No bootable device." while the serial port stays silent.
                 remaining = min(remaining, FIRMWARE_POLL)
+            chunk = ""
             try:
-                self._feed(str(self.child.read_nonblocking(65536, timeout=remaining)))
+                chunk = str(self.child.read_nonblocking(65536, timeout=remaining))
             except pexpect.TIMEOUT:
                 pass
             except pexpect.EOF:
                 self.eof = True
-                self._feed("", final=True)
-            self._copy_firmware_lines()
+            self._copy_firmware_lines()  # first: the firmware spoke before what was just read
+            self._feed(chunk, final=self.eof)
 
     def _copy_firmware_lines(self) -> None:
         if self._firmware_log is None:
@@ -546,11 +554,11 @@ def boot_test(  # noqa: PLR0917 -- the positional signature callers use
                 powered_off = _poweroff(console, password)
             finished = console.eof  # QEMU exited by itself, before we stopped it
         finally:
-            seen = len(console.text)  # the verdict ignores what QEMU says when it is stopped
+            before_stop = len(console.text)  # the verdict ignores what QEMU says when it is stopped
             _stop(child, console)
             log.debug("boot test: QEMU (pid %d) ended: exit status %s, signal %s", child.pid, child.exitstatus,
                       child.signalstatus)
-    reading = read_console(console.text[:seen], finished, login_seconds=login_seconds, timeout=timeout)
+    reading = read_console(console.text[:before_stop], finished, login_seconds=login_seconds, timeout=timeout)
     verdict = reading.verdict
     if reading.passed and not powered_off:
         verdict += f"; did not power off within {POWEROFF_TIMEOUT:g} s"
@@ -613,13 +621,15 @@ def _poweroff(console: _Console, password: str) -> bool:
     As root the poweroff just works; a sudoer answers sudo's password prompt (its
     ``%%`` is printed as ``%``, so the echo of the typed line never matches it);
     anyone else falls back to a plain poweroff, which polkit may ask a password for.
+    live-boot's shutdown waits for Enter after asking to remove the medium.
     """
     prompt = f"{MARKER_PREFIX}%%sudo-password:"
-    asked = {"sudo": re.compile(re.escape(prompt.replace("%%", "%"))), "polkit": PASSWORD_PROMPT}
+    asked = {"sudo": re.compile(re.escape(prompt.replace("%%", "%"))), "polkit": PASSWORD_PROMPT,
+             "medium": LIVE_MEDIUM_PROMPT}
     deadline = time.monotonic() + POWEROFF_TIMEOUT
     mark = len(console.text)
     console.line(f"sudo -p '{prompt}' poweroff || poweroff")
     while (seen := console.wait(asked, deadline, mark)) in asked:
         mark = len(console.text)
-        console.line(password)
+        console.line("" if seen == "medium" else password)
     return seen == "eof"

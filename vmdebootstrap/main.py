@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import __version__, binfmt, cli, recipe, sandbox, ui
+from . import __version__, binfmt, bootcheck, cli, recipe, sandbox, ui
 from .errors import BuildError, Interrupted, UsageError
 from .run import CommandFailed, Runner
 from .settings import Settings, missing_host_tools, not_supported_yet, validate
@@ -28,6 +28,8 @@ def prepare(argv: list[str]) -> Settings | int:
     if cli.print_and_exit_requests(values, files):
         return 0
     settings = validate(values)
+    if settings.text("boot-test-only"):
+        return settings
     if settings.flag("dry-run"):
         print("Selected packages: " + ", ".join(settings.packages))
         return 0
@@ -54,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if isinstance(prepared, int):
         return prepared
+    if prepared.text("boot-test-only") and os.geteuid() != 0:
+        return run_boot_test_only(prepared)  # QEMU needs no root; no namespaces then
     if not sandbox.inside():
         return sandbox.run_in_namespaces(argv)
     return run_build(prepared)
@@ -81,7 +85,25 @@ def log_path(settings: Settings) -> str:
     return str(DEFAULT_LOG_DIR / time.strftime("build-%Y%m%d-%H%M%S.log"))
 
 
+def run_boot_test_only(settings: Settings) -> int:
+    display = ui.make_display(1, settings.flag("verbose"))
+    path = log_path(settings)
+    ui.setup(path, settings.text("log-level"), int(settings.text("log-mode"), 8), display, settings.flag("verbose"))
+    image = Path(settings.text("boot-test-only")).resolve()
+    try:
+        with display.step("boot test", f" ({image.name})"):
+            passed = bootcheck.run(settings, image, Path(path).with_suffix(".boot"))
+    except BuildError as exc:
+        print(f"{cli.PROG}: error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        display.close()
+    return 0 if passed else 1
+
+
 def run_build(settings: Settings) -> int:
+    if settings.text("boot-test-only"):
+        return run_boot_test_only(settings)
     os.umask(0o022)  # #822180: a restrictive umask broke images
     display = ui.make_display(len(recipe.plan(settings)), settings.flag("verbose"))
     path = log_path(settings)
@@ -117,4 +139,17 @@ def run_build(settings: Settings) -> int:
         log.info("wrote %s (%.1f MiB)", output, size / 2**20)
     built = ", ".join(filter(None, (settings.text(k) for k in ("squash", "tarball", "iso"))))
     print(f"{cli.PROG}: built {built} in {minutes:.1f} min; log: {path}", file=sys.stderr)
+    if settings.flag("boot-test"):
+        try:
+            with display.step("boot test"):
+                passed = bootcheck.run(settings, Path(settings.text("iso")).resolve(), Path(path).with_suffix(".boot"))
+        except (BuildError, Interrupted) as exc:
+            print(f"{cli.PROG}: error: boot test: {exc}", file=sys.stderr)
+            return 1
+        finally:
+            display.close()
+        if not passed:
+            print(f"{cli.PROG}: the image was built but its boot test FAILED (see above); log: {path}",
+                  file=sys.stderr)
+            return 1
     return 0

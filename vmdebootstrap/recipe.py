@@ -41,6 +41,8 @@ def plan(settings: Settings) -> list[str]:
         names.append("tarball")
     if settings.text("iso"):
         names.append("iso")
+    if settings.flag("boot-test"):
+        names.append("boot test")
     return names
 
 

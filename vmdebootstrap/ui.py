@@ -110,6 +110,9 @@ class Display:
         self._stop.set()
         if self._ticker:
             self._ticker.join(timeout=2)
+        # A later step (the boot test after the build) may start it again.
+        self._ticker = None
+        self._stop = threading.Event()
         if self.live:
             with self._lock:
                 self.stream.write("\r\033[K")

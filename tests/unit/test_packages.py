@@ -112,7 +112,8 @@ def test_select_packages_direct() -> None:
 
     values = {o.name: default_of(o) for o in OPTIONS}
     values.update({"package": ["b", "a"], "sudo": True, "no-acpid": True, "systemd-networkd": False})
-    assert settings.select_packages(values, "ppc64el", "bookworm") == ("b", "a", "sudo", "linux-image-powerpc64le", "zstd")
+    assert settings.select_packages(values, "ppc64el", "bookworm") == \
+        ("b", "a", "sudo", "linux-image-powerpc64le", "zstd")
     assert settings.select_packages(values, "i386", "jessie") == ("b", "a", "sudo", "linux-image-586")
 
 

@@ -1,0 +1,62 @@
+"""Boot tier: the ISOs the integration tier built boot in QEMU to a login prompt.
+
+Logs in over the serial console (the ISO's serial-console menu entry), checks the
+user's groups, the kernel command line and the live overlay root, powers off, and
+leaves no QEMU process behind.  KVM is used only where it works (boottest.kvm_usable);
+here that means TCG.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from vmdebootstrap import boottest
+from vmdebootstrap.bootcheck import SERIAL_ENTRY_KEYS
+
+from ..conftest import PASSWORD
+
+pytestmark = pytest.mark.boot
+
+
+def no_qemu_left() -> bool:
+    return subprocess.run(["pgrep", "-f", "qemu-system"], capture_output=True, check=False).stdout == b""
+
+
+def boot(image: Path, arch: str, firmware: str, workdir: Path, timeout: int = 900) -> boottest.BootResult:
+    target = boottest.BootTarget(image=image, kind="iso", arch=arch, firmware=firmware)  # type: ignore[arg-type]
+    return boottest.boot_test(target, "user", PASSWORD, workdir, timeout=timeout,
+                              grub_entry_keys=SERIAL_ENTRY_KEYS)
+
+
+@pytest.mark.xdist_group("live")
+@pytest.mark.parametrize("firmware", ["bios", "uefi"])
+def test_amd64_live_iso_boots_and_logs_in(live: dict[str, object], firmware: str, tmp_path: Path) -> None:
+    iso = live["iso"]
+    assert isinstance(iso, Path)
+    result = boot(iso, "amd64", firmware, tmp_path)
+    console = result.console_log.read_text(errors="replace")
+    assert result.passed, f"{result.verdict}\n{console[-3000:]}"
+    assert result.seconds_to_login is not None
+    assert "(sudo)" in result.id_output, result.id_output
+    assert "boot=live" in result.cmdline and "console=ttyS0" in result.cmdline
+    assert result.root_fstype == "overlay"
+    assert result.system_state in ("running", "degraded"), result.verdict
+    assert PASSWORD not in console
+    assert no_qemu_left()
+    print(f"amd64 {firmware}: login after {result.seconds_to_login:.0f} s; {result.verdict}")
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("arm64")
+def test_arm64_live_iso_boots_with_uefi(arm64: Path, tmp_path: Path) -> None:
+    iso = arm64.parent / "arm64.iso"
+    result = boot(iso, "arm64", "uefi", tmp_path, timeout=1800)
+    console = result.console_log.read_text(errors="replace")
+    assert result.passed, f"{result.verdict}\n{console[-3000:]}"
+    assert "boot=live" in result.cmdline and "console=ttyAMA0" in result.cmdline
+    assert result.root_fstype == "overlay"
+    assert no_qemu_left()
+    print(f"arm64 uefi: login after {result.seconds_to_login:.0f} s; {result.verdict}")

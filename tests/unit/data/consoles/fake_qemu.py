@@ -1,0 +1,158 @@
+"""A stand-in for qemu-system-*: plays a recorded console and answers like a Debian guest.
+
+Called with the argv boottest.qemu_command() builds.  The "image" (the -cdrom
+file) is a JSON scenario:
+
+  boot          transcript file printed first (with "then": "login", up to its first login prompt)
+  then          "login": answer the login and the checks; "hang": print all of boot, then hang;
+                "exit": print all of boot, then exit with status 1 (QEMU failing to start)
+  menu          print a GRUB menu first and read keys until a carriage return
+  user, password, state, failed, id, cmdline, rootfs   what the guest answers
+  password_change   ask for a new password after logging in (and wait forever)
+  poweroff      "sudo" (prompt for the password, then power off) or "hang"
+  noise         print a kernel message in the middle of the state output
+  seabios       lines written to the SeaBIOS debug log (-chardev file,id=firmware,path=...)
+  ignore_sigterm    a QEMU that must be killed
+  record        file receiving every byte read from the console, for the test to read
+  pidfile       file receiving this process's pid
+
+The console is put into raw mode as QEMU does, so this program echoes what it reads
+and writes \\r\\n line ends itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import sys
+import termios
+import tty
+from pathlib import Path
+
+MARKED = re.compile(r"^echo '(?P<tag>VMDB-[0-9a-f]+)'-(?P<name>[a-z]+)-begin; (?P<command>.*); "
+                    r"echo '(?P=tag)'-(?P=name)-end-\$\?$")
+POWEROFF = re.compile(r"^sudo -p '(?P<prompt>[^']*)' poweroff \|\| poweroff$")
+LOGIN = re.compile(r"(?m)^\S+ login: ")
+
+
+class Guest:
+    def __init__(self, scenario: dict[str, object]) -> None:
+        self.scenario = scenario
+        self.record = open(str(scenario["record"]), "ab", buffering=0)  # open as long as the process lives
+
+    def write(self, text: str) -> None:
+        os.write(1, text.replace("\r\n", "\n").replace("\n", "\r\n").encode())
+
+    def read_line(self, echo: bool = True) -> str:
+        line = b""
+        while True:
+            byte = os.read(0, 1)
+            if not byte:
+                sys.exit(0)
+            self.record.write(byte)
+            if byte in (b"\r", b"\n"):
+                if echo:
+                    self.write("\n")
+                return line.decode()
+            line += byte
+            if echo:
+                os.write(1, byte)
+
+    def hang(self) -> None:
+        while True:
+            signal.pause()
+
+    def menu(self) -> None:
+        self.write("\x1b[2J\x1b[H\x1b[0;30;47m                             GNU GRUB  version 2.06\x1b[0m\n\n"
+                   " +------------------------------------------------------------+\n"
+                   " |*Debian live (bookworm amd64)                                |\n"
+                   " | Debian live (bookworm amd64), serial console               |\n"
+                   " +------------------------------------------------------------+\n\n"
+                   "      Use the ^ and v keys to select which entry is highlighted.\n"
+                   "      Press enter to boot the selected OS, `e' to edit the commands\n"
+                   "      before booting or `c' for a command-line.\n")
+        self.read_line(echo=False)
+
+    def login(self) -> None:
+        while True:
+            user = self.read_line()
+            self.write("Password: ")
+            password = self.read_line(echo=False)
+            if user == self.scenario.get("user", "user") and password == self.scenario.get("password", "live"):
+                break
+            self.write("\nLogin incorrect\ndebian login: ")
+        if self.scenario.get("password_change"):
+            self.write("\nYou are required to change your password immediately (administrator enforced).\n"
+                       "Changing password for user.\nCurrent password: ")
+            self.hang()
+        self.write("Linux debian 6.1.0-28-amd64 #1 SMP PREEMPT_DYNAMIC Debian 6.1.119-1 (2024-11-22) x86_64\n\n"
+                   "The programs included with the Debian GNU/Linux system are free software;\n\n"
+                   "\x1b[?2004h\x1b[01;32muser@debian\x1b[00m:\x1b[01;34m~\x1b[00m$ ")
+
+    def answer(self, command: str) -> str:
+        scenario = self.scenario
+        if command.startswith("systemctl is-system-running"):
+            noise = "[   81.234567] random: crng init done\n" if scenario.get("noise") else ""
+            return noise + str(scenario.get("state", "running")) + "\n"
+        if command.startswith("systemctl --failed"):
+            failed = scenario.get("failed", [])
+            assert isinstance(failed, list)
+            return "".join(f"{unit} loaded failed failed {unit}\n" for unit in failed)
+        if command == "id":
+            return str(scenario.get("id", "uid=1000(user) gid=1000(user) groups=1000(user),27(sudo)")) + "\n"
+        if command == "cat /proc/cmdline":
+            return str(scenario.get("cmdline", "BOOT_IMAGE=/live/vmlinuz boot=live components console=ttyS0")) + "\n"
+        if command.startswith("findmnt"):
+            return str(scenario.get("rootfs", "overlay")) + "\n"
+        return f"-bash: {command.split(maxsplit=1)[0]}: command not found\n"
+
+    def shell(self) -> None:
+        while True:
+            line = self.read_line()
+            if marked := MARKED.match(line):
+                tag, name = marked["tag"], marked["name"]
+                self.write(f"{tag}-{name}-begin\n{self.answer(marked['command'])}{tag}-{name}-end-0\n")
+            elif poweroff := POWEROFF.match(line):
+                if self.scenario.get("poweroff", "sudo") == "hang":
+                    self.hang()
+                self.write(poweroff["prompt"].replace("%%", "%"))
+                if self.read_line(echo=False) == self.scenario.get("password", "live"):
+                    self.write("\n[  OK  ] Reached target poweroff.target - System Power Off.\n"
+                               "[  123.456789] reboot: Power down\n")
+                    sys.exit(0)
+                self.write("\nSorry, try again.\n")
+            self.write("user@debian:~$ ")
+
+
+def main() -> None:
+    argv = sys.argv[1:]
+    scenario = json.loads(Path(argv[argv.index("-cdrom") + 1]).read_text())
+    Path(str(scenario["pidfile"])).write_text(str(os.getpid()))
+    if scenario.get("ignore_sigterm"):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if os.isatty(0):
+        tty.setraw(0, termios.TCSANOW)
+    guest = Guest(scenario)
+    if scenario.get("seabios"):
+        chardev = next(a for a in argv if a.startswith("file,id=firmware,path="))
+        Path(chardev.split("path=", 1)[1]).write_text("".join(f"{line}\n" for line in scenario["seabios"]))
+    if scenario.get("menu"):
+        guest.menu()
+    boot = Path(str(scenario["boot"])).read_text() if scenario.get("boot") else ""
+    then = scenario.get("then", "login")
+    if then != "login":
+        guest.write(boot)
+        if then == "exit":
+            sys.exit(1)
+        guest.hang()
+    prompt = LOGIN.search(boot)
+    assert prompt, "a login scenario needs a transcript with a login prompt"
+    guest.write(boot[:prompt.end()])
+    guest.login()
+    guest.shell()
+
+
+if __name__ == "__main__":
+    main()

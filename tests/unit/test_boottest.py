@@ -1,0 +1,531 @@
+"""boottest: the QEMU command line, the KVM decision, verdicts on recorded consoles, and
+boot_test's control flow against a fake QEMU (tests/unit/data/consoles/fake_qemu.py).
+
+No real QEMU runs here.  The recorded transcripts under data/consoles are real
+serial consoles (running.txt: a vmdebootstrap live ISO under TCG, trimmed; the
+*-empty-disk.txt files: the firmwares facing an empty disk) or written after
+real ones (panic, initramfs, emergency, hang).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from vmdebootstrap import boottest, debian, hostdeps
+from vmdebootstrap.boottest import BootTarget, BootTestError, classify, qemu_command, read_console
+
+DATA = Path(__file__).parent / "data" / "consoles"
+FAKE_QEMU = DATA / "fake_qemu.py"
+MISSING_KVM_FLAGS = "processor\t: 0\nflags\t\t: fpu vme de pse tsc msr pae mce cx8 apic sse sse2 hypervisor lahf_lm\n"
+INTEL = MISSING_KVM_FLAGS.replace("hypervisor", "vmx hypervisor")
+AMD = MISSING_KVM_FLAGS.replace("hypervisor", "svm hypervisor")
+
+
+def console(name: str) -> str:
+    return (DATA / name).read_text()
+
+
+@pytest.fixture
+def firmware(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
+    """Firmware files in tmp_path instead of /usr/share (the unit tier has no QEMU packages)."""
+    files = {}
+    for name in ("bios-256k.bin", "OVMF_CODE_4M.fd", "OVMF_VARS_4M.fd", "AAVMF_CODE.fd", "AAVMF_VARS.fd"):
+        files[name] = tmp_path / "firmware" / name
+        files[name].parent.mkdir(exist_ok=True)
+        files[name].write_bytes(name.encode())
+    monkeypatch.setattr(boottest, "FIRMWARE", {
+        ("amd64", "bios"): (files["bios-256k.bin"], None, "seabios"),
+        ("i386", "bios"): (files["bios-256k.bin"], None, "seabios"),
+        ("amd64", "uefi"): (files["OVMF_CODE_4M.fd"], files["OVMF_VARS_4M.fd"], "ovmf"),
+        ("arm64", "uefi"): (files["AAVMF_CODE.fd"], files["AAVMF_VARS.fd"], "qemu-efi-aarch64"),
+    })
+    return files
+
+
+def option_values(argv: list[str], option: str) -> list[str]:
+    return [argv[i + 1] for i, arg in enumerate(argv[:-1]) if arg == option]
+
+
+def make_image(path: Path, qcow2: bool = False) -> Path:
+    path.write_bytes((b"QFI\xfb" if qcow2 else b"\0" * 4) + b"\0" * 508)
+    return path
+
+
+# -- qemu_command --------------------------------------------------------------------
+
+
+def test_amd64_bios_iso(tmp_path: Path, firmware: dict[str, Path]) -> None:
+    iso = make_image(tmp_path / "live.iso")
+    argv = qemu_command(BootTarget(iso, "iso", "amd64", "bios"), tmp_path)
+    assert argv[0] == "qemu-system-x86_64"
+    assert option_values(argv, "-machine") == ["q35"]
+    assert option_values(argv, "-accel") == ["tcg"]
+    assert option_values(argv, "-cpu") == ["max"]
+    assert option_values(argv, "-cdrom") == [str(iso)]
+    assert option_values(argv, "-m") == ["2048"]
+    assert option_values(argv, "-smp") == ["2"]
+    assert "-no-reboot" in argv
+    assert "-snapshot" not in argv  # a CD is read-only anyway
+    assert not any("pflash" in arg for arg in argv)
+    # The console is our stdin/stdout, and nothing else is.
+    assert option_values(argv, "-display") == ["none"]
+    assert option_values(argv, "-monitor") == ["none"]
+    assert option_values(argv, "-serial") == ["chardev:con"]
+    assert "stdio,id=con,signal=off" in option_values(argv, "-chardev")
+    assert "-nographic" not in argv and "mon:stdio" not in argv
+    # SeaBIOS's own messages go to a file in the work directory.
+    assert f"file,id=firmware,path={tmp_path}/firmware-amd64-bios.log" in option_values(argv, "-chardev")
+    assert "isa-debugcon,iobase=0x402,chardev=firmware" in option_values(argv, "-device")
+    assert option_values(argv, "-nic") == ["none"]
+
+
+def test_amd64_uefi_iso_uses_readonly_code_and_a_copy_of_the_variables(tmp_path: Path,
+                                                                       firmware: dict[str, Path]) -> None:
+    iso = make_image(tmp_path / "live.iso")
+    work = tmp_path / "work"
+    work.mkdir()
+    argv = qemu_command(BootTarget(iso, "iso", "amd64", "uefi"), work)
+    assert argv[0] == "qemu-system-x86_64"
+    assert option_values(argv, "-machine") == ["q35"]
+    drives = option_values(argv, "-drive")
+    assert f"if=pflash,format=raw,unit=0,readonly=on,file={firmware['OVMF_CODE_4M.fd']}" in drives
+    assert f"if=pflash,format=raw,unit=1,file={work}/efivars-amd64.fd" in drives
+    assert (work / "efivars-amd64.fd").read_bytes() == firmware["OVMF_VARS_4M.fd"].read_bytes()
+    assert option_values(argv, "-cdrom") == [str(iso)]
+    assert not any("debugcon" in arg for arg in argv)
+
+
+def test_amd64_bios_raw_disk_is_a_virtio_drive_in_snapshot_mode(tmp_path: Path, firmware: dict[str, Path]) -> None:
+    disk = make_image(tmp_path / "disk.img")
+    argv = qemu_command(BootTarget(disk, "disk", "amd64", "bios"), tmp_path)
+    assert option_values(argv, "-drive") == [f"if=virtio,format=raw,file={disk}"]
+    assert "-snapshot" in argv
+    assert "-cdrom" not in argv
+
+
+def test_amd64_uefi_qcow2_disk_format_comes_from_the_magic(tmp_path: Path, firmware: dict[str, Path]) -> None:
+    disk = make_image(tmp_path / "disk.raw", qcow2=True)  # the name does not matter
+    argv = qemu_command(BootTarget(disk, "disk", "amd64", "uefi"), tmp_path)
+    assert f"if=virtio,format=qcow2,file={disk}" in option_values(argv, "-drive")
+    assert "-snapshot" in argv
+    assert any(d.startswith("if=pflash,format=raw,unit=0,readonly=on,") for d in option_values(argv, "-drive"))
+
+
+def test_arm64_uefi_iso_is_a_scsi_cd_on_virt(tmp_path: Path, firmware: dict[str, Path]) -> None:
+    iso = make_image(tmp_path / "live.iso")
+    argv = qemu_command(BootTarget(iso, "iso", "arm64", "uefi"), tmp_path)
+    assert argv[0] == "qemu-system-aarch64"
+    assert option_values(argv, "-machine") == ["virt"]
+    assert option_values(argv, "-cpu") == ["max"]
+    assert option_values(argv, "-accel") == ["tcg"]
+    drives = option_values(argv, "-drive")
+    assert f"if=pflash,format=raw,unit=0,readonly=on,file={firmware['AAVMF_CODE.fd']}" in drives
+    assert f"if=pflash,format=raw,unit=1,file={tmp_path}/efivars-arm64.fd" in drives
+    assert f"if=none,id=cd,media=cdrom,readonly=on,format=raw,file={iso}" in drives
+    devices = option_values(argv, "-device")
+    assert "virtio-scsi-pci" in devices and "scsi-cd,drive=cd" in devices
+    assert "-cdrom" not in argv  # virt has no IDE
+    assert "-snapshot" not in argv
+
+
+def test_arm64_uefi_disk(tmp_path: Path, firmware: dict[str, Path]) -> None:
+    disk = make_image(tmp_path / "disk.qcow2", qcow2=True)
+    argv = qemu_command(BootTarget(disk, "disk", "arm64", "uefi"), tmp_path)
+    assert argv[0] == "qemu-system-aarch64"
+    assert f"if=virtio,format=qcow2,file={disk}" in option_values(argv, "-drive")
+    assert "-snapshot" in argv
+    assert "scsi-cd,drive=cd" not in option_values(argv, "-device")
+
+
+@pytest.mark.parametrize("arch", ["amd64", "arm64"])
+def test_kvm_uses_the_host_cpu(tmp_path: Path, firmware: dict[str, Path], arch: str) -> None:
+    argv = qemu_command(BootTarget(make_image(tmp_path / "x.iso"), "iso", arch, "uefi"), tmp_path, kvm=True)
+    assert option_values(argv, "-accel") == ["kvm"]
+    assert option_values(argv, "-cpu") == ["host"]
+
+
+def test_memory_and_binary_override(tmp_path: Path, firmware: dict[str, Path]) -> None:
+    argv = qemu_command(BootTarget(make_image(tmp_path / "x.iso"), "iso", "amd64", "bios"), tmp_path, 512,
+                        qemu="/opt/fake-qemu")
+    assert argv[0] == "/opt/fake-qemu"
+    assert option_values(argv, "-m") == ["512"]
+
+
+def test_commas_in_paths_are_doubled_inside_drive_options(tmp_path: Path, firmware: dict[str, Path]) -> None:
+    disk = make_image(tmp_path / "a,b.img")
+    argv = qemu_command(BootTarget(disk, "disk", "amd64", "bios"), tmp_path)
+    assert f"if=virtio,format=raw,file={tmp_path}/a,,b.img" in option_values(argv, "-drive")
+
+
+def test_missing_firmware_names_the_package(tmp_path: Path, firmware: dict[str, Path]) -> None:
+    firmware["AAVMF_VARS.fd"].unlink()
+    with pytest.raises(BootTestError, match=r"uefi firmware for arm64 missing: .*AAVMF_VARS.fd \(apt-get install "
+                                            r"qemu-efi-aarch64\)"):
+        boottest.firmware_files("arm64", "uefi")
+
+
+def test_firmware_files(firmware: dict[str, Path]) -> None:
+    assert boottest.firmware_files("amd64", "uefi") == (firmware["OVMF_CODE_4M.fd"], firmware["OVMF_VARS_4M.fd"])
+    assert boottest.firmware_files("amd64", "bios") == (firmware["bios-256k.bin"], None)
+
+
+def test_the_real_firmware_table_names_debian_paths() -> None:
+    assert boottest.FIRMWARE[("amd64", "uefi")][:2] == (Path("/usr/share/OVMF/OVMF_CODE_4M.fd"),
+                                                         Path("/usr/share/OVMF/OVMF_VARS_4M.fd"))
+    assert boottest.FIRMWARE[("arm64", "uefi")][:2] == (Path("/usr/share/AAVMF/AAVMF_CODE.fd"),
+                                                         Path("/usr/share/AAVMF/AAVMF_VARS.fd"))
+
+
+def test_a_missing_image_is_refused(tmp_path: Path, firmware: dict[str, Path]) -> None:
+    with pytest.raises(BootTestError, match=r"no image to boot: .*/missing\.iso"):
+        qemu_command(BootTarget(tmp_path / "missing.iso", "iso", "amd64", "bios"), tmp_path)
+
+
+def test_arm64_has_no_bios_and_unknown_arches_are_refused(tmp_path: Path, firmware: dict[str, Path]) -> None:
+    with pytest.raises(BootTestError, match="no bios firmware for arm64"):
+        qemu_command(BootTarget(make_image(tmp_path / "x.iso"), "iso", "arm64", "bios"), tmp_path)
+    with pytest.raises(BootTestError, match="does not support riscv64"):
+        qemu_command(BootTarget(make_image(tmp_path / "x.iso"), "iso", "riscv64", "uefi"), tmp_path)
+
+
+# -- kvm_usable ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def kvm_dev(tmp_path: Path) -> str:
+    """A stand-in for /dev/kvm that can be opened read-write."""
+    dev = tmp_path / "kvm"
+    dev.write_bytes(b"")
+    return str(dev)
+
+
+def test_kvm_needs_the_cpu_flag_on_x86(kvm_dev: str) -> None:
+    assert boottest.kvm_usable("amd64", INTEL, kvm_dev)
+    assert boottest.kvm_usable("amd64", AMD, kvm_dev)
+    # /dev/kvm without vmx/svm: guests hang (nested setups); emulate instead.
+    assert not boottest.kvm_usable("amd64", MISSING_KVM_FLAGS, kvm_dev)
+    assert not boottest.kvm_usable("amd64", "", kvm_dev)
+
+
+def test_kvm_needs_a_device_that_opens_read_write(tmp_path: Path) -> None:
+    assert not boottest.kvm_usable("amd64", INTEL, str(tmp_path / "missing"))
+    assert not boottest.kvm_usable("amd64", INTEL, str(tmp_path))  # a directory does not open O_RDWR, even for root
+
+
+def test_kvm_needs_the_host_architecture(kvm_dev: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert not boottest.kvm_usable("arm64", INTEL, kvm_dev)
+    assert boottest.kvm_usable("i386", INTEL, kvm_dev)
+    monkeypatch.setattr(debian, "host_arch", lambda: "arm64")
+    assert boottest.kvm_usable("arm64", "processor : 0\nFeatures : fp asimd\n", kvm_dev)  # no flag to check
+    assert not boottest.kvm_usable("amd64", INTEL, kvm_dev)
+
+
+def test_kvm_flag_must_be_a_whole_word(kvm_dev: str) -> None:
+    assert not boottest.kvm_usable("amd64", MISSING_KVM_FLAGS.replace("sse ", "vmxnet svmx "), kvm_dev)
+
+
+# -- reading transcripts -------------------------------------------------------------
+
+
+def test_strip_ansi() -> None:
+    raw = "\x1b[0;1;36;44mDebian\x1b[0m \x1b(0lqk\x1b(B live\r\r\n\x1b[?2004huser@debian:~$ \x1bM\rnext\x1b[5;11Hrow"
+    assert boottest.strip_ansi(raw) == "Debian lqk live\nuser@debian:~$ \nnext\nrow"
+
+
+def test_running() -> None:
+    reading = read_console(console("running.txt"), finished=True, login_seconds=71.4)
+    assert reading.verdict == "login prompt after 71 s; system running"
+    assert reading.passed
+    assert reading.system_state == "running"
+    assert reading.failed_units == []
+    assert reading.id_output == "uid=1000(user) gid=1000(user) groups=1000(user),27(sudo),100(users)"
+    assert "boot=live" in reading.cmdline.split()
+    assert reading.root_fstype == "overlay"
+    assert classify(console("running.txt"), True) == "login prompt; system running"
+
+
+def test_degraded_lists_the_failed_units_and_still_passes() -> None:
+    reading = read_console(console("degraded.txt"), finished=True)
+    assert reading.passed
+    assert reading.system_state == "degraded"  # the kernel message in the middle of the output is skipped
+    assert reading.failed_units == ["live-config.service", "systemd-networkd-wait-online.service"]
+    assert reading.verdict == ("login prompt; system degraded; failed units: live-config.service, "
+                               "systemd-networkd-wait-online.service")
+
+
+def test_kernel_panic() -> None:
+    assert classify(console("panic.txt"), finished=False) == (
+        "kernel panic: VFS: Unable to mount root fs on unknown-block(0,0)")
+
+
+def test_kernel_panic_from_its_end_line_alone() -> None:
+    text = "[    2.1] ---[ end Kernel panic - not syncing: Attempted to kill init! exitcode=0x00000100 ]---\n"
+    assert classify(text, False) == "kernel panic: Attempted to kill init! exitcode=0x00000100"
+
+
+def test_kernel_oops() -> None:
+    text = ("[   30.1] BUG: kernel NULL pointer dereference, address: 0000000000000008\n"
+            "[   30.2] Oops: 0000 [#1] PREEMPT SMP NOPTI\n[   30.3] CPU: 1 PID: 321 Comm: modprobe\n")
+    assert classify(text, False) == "kernel oops: Oops: 0000 [#1] PREEMPT SMP NOPTI"
+    arm64 = "[   30.2] Internal error: Oops: 0000000096000004 [#1] SMP\n"
+    assert classify(arm64, False) == "kernel oops: Internal error: Oops: 0000000096000004 [#1] SMP"
+
+
+def test_initramfs_shell_names_the_reason() -> None:
+    assert classify(console("initramfs.txt"), finished=False) == (
+        "initramfs emergency shell: Unable to find a medium containing a live file system")
+
+
+def test_systemd_emergency_mode_names_the_failed_unit() -> None:
+    assert classify(console("emergency.txt"), finished=False) == (
+        "systemd emergency mode after: Failed to mount boot-efi.mount - /boot/efi.")
+
+
+def test_timeout_without_login_prompt() -> None:
+    assert classify(console("hang.txt"), finished=False, timeout=600) == (
+        "timeout after 600 s waiting for login prompt; "
+        "last console line: [ ***  ] Job live-config.service/start running (16s / no limit)")
+    assert classify(console("hang.txt"), finished=True).startswith("QEMU exited while waiting for login prompt; ")
+
+
+def test_password_change_is_its_own_verdict() -> None:
+    reading = read_console(console("password-change.txt"), finished=False)
+    assert reading.verdict == "login prompt; password change required at login"
+    assert not reading.passed
+
+
+def test_stopped_in_the_middle_of_the_checks() -> None:
+    text = console("running.txt")
+    cut = text.index("VMDB-b57bb81f-state-begin\n") + len("VMDB-b57bb81f-state-begin\n")
+    assert classify(text[:cut], False, timeout=900) == (
+        "login prompt; timeout after 900 s waiting for `systemctl is-system-running --wait`")
+    logged_in = text[:text.index("user@debian:~$ ") + len("user@debian:~$ ")]
+    assert classify(logged_in, False) == "login prompt; timeout waiting for a shell prompt after logging in"
+
+
+def test_a_state_other_than_running_or_degraded_fails() -> None:
+    text = console("running.txt").replace("state-begin\nrunning\n", "state-begin\nmaintenance\n")
+    reading = read_console(text, True)
+    assert not reading.passed
+    assert reading.verdict == "login prompt; system state: maintenance"
+
+
+def test_the_earliest_failure_is_the_verdict() -> None:
+    # Leaving the initramfs shell kills init: the shell is what went wrong first.
+    text = console("initramfs.txt") + "exit\n[   99.1] Kernel panic - not syncing: Attempted to kill init!\n"
+    assert classify(text, True).startswith("initramfs emergency shell")
+
+
+def test_the_typed_commands_never_count_as_their_output() -> None:
+    # Only the echo of a typed line, without what the shell prints: no output yet.
+    text = "debian login: user\nuser@debian:~$ echo 'VMDB-0a1b'-state-begin; true; echo 'VMDB-0a1b'-state-end-$?\n"
+    assert boottest.command_outputs(text) == {}
+
+
+def test_firmware_that_finds_nothing_to_boot() -> None:
+    assert classify(console("seabios-empty-disk.txt"), False) == (
+        "firmware found nothing to boot: SeaBIOS: No bootable device.")
+    assert classify(console("ovmf-empty-disk.txt"), False) == (
+        'firmware found nothing to boot: UEFI shell after Boot0001 "UEFI QEMU DVD-ROM QM00005": Not Found; '
+        'Boot0002 "UEFI Misc Device": Not Found')
+    assert classify(console("aavmf-empty-disk-shell.txt"), False) == (
+        'firmware found nothing to boot: UEFI shell after Boot0001 "UEFI Misc Device": Not Found')
+
+
+def test_grub_rescue() -> None:
+    text = "Welcome to GRUB!\n\nerror: unknown filesystem.\nEntering rescue mode...\ngrub rescue> "
+    assert classify(text, False) == "GRUB rescue shell: Entering rescue mode..."
+
+
+# -- boot_test against a fake QEMU ---------------------------------------------------
+
+
+class Fake:
+    """Scenario files for fake_qemu.py, and what it saw."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.dir = tmp_path
+        self.work = tmp_path / "work"
+        self.record = tmp_path / "typed"
+        self.pidfile = tmp_path / "qemu.pid"
+        self.qemu = tmp_path / "qemu-system-fake"
+        # A wrapper so the fake runs with this interpreter whatever the scripts' permissions.
+        self.qemu.write_text(f'#!/bin/sh\nexec {sys.executable} {FAKE_QEMU} "$@"\n')
+        self.qemu.chmod(0o755)
+
+    def run(self, timeout: int = 30, grub_entry_keys: str = "", **scenario: object) -> boottest.BootResult:
+        scenario.setdefault("boot", str(DATA / "running.txt"))
+        image = self.dir / "scenario.json"
+        image.write_text(json.dumps({"record": str(self.record), "pidfile": str(self.pidfile), **scenario}))
+        return boottest.boot_test(BootTarget(image, "iso", "amd64", "bios"), "user", "live", self.work,
+                                  timeout=timeout, grub_entry_keys=grub_entry_keys, kvm=False, qemu=str(self.qemu))
+
+    @property
+    def typed(self) -> str:
+        return self.record.read_bytes().decode() if self.record.exists() else ""  # keeps the \r
+
+    def assert_gone(self) -> None:
+        pid = int(self.pidfile.read_text())
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)  # not even a zombie: boot_test reaped it
+        assert not Path(f"/proc/{pid}").exists()
+
+
+@pytest.fixture
+def fake(tmp_path: Path, firmware: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> Fake:
+    monkeypatch.setattr(boottest, "STOP_GRACE", 1.0)
+    monkeypatch.setattr(boottest, "FIRMWARE_POLL", 0.1)
+    return Fake(tmp_path)
+
+
+def test_boot_test_success(fake: Fake) -> None:
+    result = fake.run()
+    assert result.passed, result.verdict
+    assert result.verdict.startswith("login prompt after ")
+    assert result.verdict.endswith(" s; system running")
+    assert result.seconds_to_login is not None and result.seconds_to_login < 30
+    assert result.firmware == "bios"
+    assert result.powered_off
+    assert result.system_state == "running"
+    assert "27(sudo)" in result.id_output
+    assert "boot=live" in result.cmdline.split()
+    assert result.root_fstype == "overlay"
+    assert result.failed_units == []
+    transcript = result.console_log.read_text()
+    assert "debian login: user" in transcript
+    assert "reboot: Power down" in transcript
+    assert "live" not in transcript.split("Password: ", 1)[1].split("\n", 1)[0]  # the password is never echoed
+    assert fake.typed.startswith("user\rlive\r")
+    fake.assert_gone()
+
+
+def test_boot_test_degraded(fake: Fake) -> None:
+    result = fake.run(state="degraded", failed=["foo.service", "bar.socket"], noise=True)
+    assert result.passed
+    assert result.system_state == "degraded"
+    assert result.failed_units == ["foo.service", "bar.socket"]
+    assert result.verdict.endswith("system degraded; failed units: foo.service, bar.socket")
+    fake.assert_gone()
+
+
+def test_boot_test_panic_fails_fast(fake: Fake) -> None:
+    started = time.monotonic()
+    result = fake.run(timeout=60, boot=str(DATA / "panic.txt"), then="hang")
+    assert time.monotonic() - started < 30
+    assert not result.passed
+    assert result.verdict == "kernel panic: VFS: Unable to mount root fs on unknown-block(0,0)"
+    assert result.seconds_to_login is None
+    assert "end Kernel panic" in result.console_log.read_text()
+    fake.assert_gone()
+
+
+def test_boot_test_initramfs_shell(fake: Fake) -> None:
+    result = fake.run(timeout=60, boot=str(DATA / "initramfs.txt"), then="hang")
+    assert result.verdict == "initramfs emergency shell: Unable to find a medium containing a live file system"
+    fake.assert_gone()
+
+
+def test_boot_test_timeout(fake: Fake) -> None:
+    started = time.monotonic()
+    result = fake.run(timeout=2, boot=str(DATA / "hang.txt"), then="hang")
+    assert time.monotonic() - started < 2 + 5
+    assert not result.passed
+    assert result.verdict.startswith("timeout after 2 s waiting for login prompt; last console line: [ ***  ] Job")
+    assert result.console_log.read_text().startswith("Loading /live/vmlinuz... ok\n")
+    fake.assert_gone()
+
+
+def test_boot_test_kills_a_qemu_that_ignores_sigterm(fake: Fake) -> None:
+    result = fake.run(timeout=1, boot=str(DATA / "hang.txt"), then="hang", ignore_sigterm=True)
+    assert result.verdict.startswith("timeout after 1 s")
+    fake.assert_gone()
+
+
+def test_boot_test_stops_qemu_when_interrupted(fake: Fake, monkeypatch: pytest.MonkeyPatch) -> None:
+    def interrupted(*_args: object, **_kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(boottest, "_run_checks", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        fake.run()
+    fake.assert_gone()
+
+
+def test_boot_test_qemu_exiting_early(fake: Fake) -> None:
+    text = fake.dir / "error.txt"
+    text.write_text("qemu-system-x86_64: -drive if=virtio,format=raw,file=x: Could not open 'x': Permission denied\n")
+    result = fake.run(boot=str(text), then="exit")
+    assert result.verdict == ("QEMU exited while waiting for login prompt; last console line: qemu-system-x86_64: "
+                              "-drive if=virtio,format=raw,file=x: Could not open 'x': Permission denied")
+    fake.assert_gone()
+
+
+def test_boot_test_seabios_finding_nothing(fake: Fake) -> None:
+    result = fake.run(timeout=60, boot="", then="hang",
+                      seabios=["Booting from DVD/CD...", "Boot failed: Could not read from CDROM (code 0003)",
+                               "enter handle_18:", "No bootable device."])
+    assert result.verdict == "firmware found nothing to boot: SeaBIOS: No bootable device."
+    assert result.console_log.read_text() == (
+        "SeaBIOS: Booting from DVD/CD...\nSeaBIOS: Boot failed: Could not read from CDROM (code 0003)\n"
+        "SeaBIOS: No bootable device.\n")
+    fake.assert_gone()
+
+
+def test_boot_test_types_the_grub_keys_at_the_menu(fake: Fake) -> None:
+    result = fake.run(menu=True, grub_entry_keys="\x1b[B\r")
+    assert result.passed
+    assert fake.typed.startswith("\x1b[B\ruser\r")
+    fake.assert_gone()
+
+
+def test_boot_test_forced_password_change(fake: Fake) -> None:
+    result = fake.run(password_change=True)
+    assert not result.passed
+    assert result.verdict.endswith("; password change required at login")
+    assert result.seconds_to_login is not None
+    fake.assert_gone()
+
+
+def test_boot_test_wrong_password(fake: Fake) -> None:
+    result = fake.run(password="other")
+    assert not result.passed
+    assert result.verdict.endswith("; login incorrect")
+    fake.assert_gone()
+
+
+def test_boot_test_poweroff_that_never_happens(fake: Fake, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(boottest, "POWEROFF_TIMEOUT", 1.0)
+    result = fake.run(poweroff="hang")
+    assert result.passed  # the checks passed; the caller sees the rest
+    assert not result.powered_off
+    assert result.verdict.endswith("; system running; did not power off within 1 s")
+    fake.assert_gone()
+
+
+def test_boot_test_names_the_package_of_a_missing_emulator(tmp_path: Path, firmware: dict[str, Path],
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(boottest, "QEMU", {"amd64": ("qemu-system-nonexistent", "qemu-system-x86")})
+    with pytest.raises(BootTestError, match=r"qemu-system-nonexistent not found \(apt-get install qemu-system-x86\)"):
+        boottest.boot_test(BootTarget(make_image(tmp_path / "x.iso"), "iso", "amd64", "bios"), "user", "live",
+                           tmp_path / "work", kvm=False)
+
+
+# -- host packages -------------------------------------------------------------------
+
+
+def test_boot_test_packages() -> None:
+    assert hostdeps.boot_test_packages("amd64") == ["qemu-system-x86", "ovmf"]
+    assert hostdeps.boot_test_packages("arm64") == ["qemu-system-arm", "qemu-efi-aarch64"]
+    assert hostdeps.boot_test_packages("mips64el") == []
+
+
+def test_the_installer_list_has_the_boot_test_packages_and_a_build_does_not() -> None:
+    everything = hostdeps.host_packages()
+    assert {"qemu-system-x86", "ovmf", "qemu-system-arm", "qemu-efi-aarch64"} <= set(everything)
+    assert "ovmf" not in hostdeps.host_packages({"tarball": "x.tar"})

@@ -1,0 +1,44 @@
+"""--boot-test and --boot-test-only: boot what was built in QEMU and report per firmware.
+
+The boot test itself lives in boottest.py; this module chooses the firmwares, the user
+and the menu entry, and turns the results into lines a person reads.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Literal
+
+from . import boottest
+from .settings import Settings, boot_firmwares, login_user
+
+log = logging.getLogger("vmdebootstrap")
+
+# The ISO's second menu entry is the live system on the serial console (steps/iso.py).
+SERIAL_ENTRY_KEYS = "\x1b[B\r"
+
+
+def run(settings: Settings, image: Path, workdir: Path) -> bool:
+    """Boot ``image`` with every firmware; log one line per firmware; True when all passed."""
+    user = login_user(settings.users)
+    assert user.password is not None
+    kind: Literal["iso", "disk"] = "iso" if image.suffix == ".iso" else "disk"
+    workdir.mkdir(parents=True, exist_ok=True)
+    passed = True
+    for firmware in boot_firmwares(settings.values, settings.arch):
+        target = boottest.BootTarget(image=image, kind=kind, arch=settings.arch,
+                                     firmware=firmware)  # type: ignore[arg-type]
+        log.info("boot test (%s, %s): booting %s in QEMU", settings.arch, firmware, image)
+        result = boottest.boot_test(target, user.name, user.password, workdir / firmware,
+                                    timeout=int(settings.text("boot-timeout")),
+                                    grub_entry_keys=SERIAL_ENTRY_KEYS if kind == "iso" else "")
+        seconds = f"{result.seconds_to_login:.0f} s to login" if result.seconds_to_login else "no login"
+        line = f"boot test {settings.arch} {firmware}: {'PASS' if result.passed else 'FAIL'} ({seconds}): " \
+               f"{result.verdict}; console log {result.console_log}"
+        if result.passed:
+            log.info("%s", line)
+        else:
+            log.error("%s", line)
+            passed = False
+    return passed
