@@ -64,6 +64,14 @@ def outdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("builds")
 
 
+def workdir_for(outdir: Path, name: str) -> Path:
+    """A work directory for one build, so that its leftovers (if any) are its own to see
+    even while another test session builds next to it."""
+    path = outdir / f"work-{name}"
+    path.mkdir()
+    return path
+
+
 def vmdebootstrap(*args: str, env: dict[str, str] | None = None,
                   timeout: int = 1500) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, "-m", "vmdebootstrap", "--no-default-configs", *args]
@@ -107,8 +115,9 @@ def live(mirror: str, outdir: Path) -> dict[str, object]:
     that calls every helper, and a second user under --force-password-change."""
     squash = outdir / "live"
     log = outdir / "live.log"
+    workdir = workdir_for(outdir, "live")
     result = vmdebootstrap(
-        "--config", "examples/live.conf",
+        "--config", "examples/live.conf", "--workdir", str(workdir),
         "--squash", str(squash), "--iso", str(outdir / "live.iso"), "--no-boot-test", "--log", str(log),
         "--mirror", mirror, "--apt-mirror", https_variant(mirror),
         "--hostname", "vmdb-test",
@@ -116,7 +125,8 @@ def live(mirror: str, outdir: Path) -> dict[str, object]:
         "--customize", str(HOOKS / "every-helper.sh"),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
-    return {"dir": squash, "iso": outdir / "live.iso", "log": log, "mirror": mirror, "result": result}
+    return {"dir": squash, "iso": outdir / "live.iso", "log": log, "mirror": mirror, "result": result,
+            "workdir": workdir}
 
 
 @pytest.fixture(scope="session")
@@ -130,6 +140,7 @@ def arm64(mirror: str, outdir: Path, binfmt_ready: None) -> Path:
     """examples/live-arm64.conf under qemu-user emulation: a squash directory and a UEFI ISO."""
     squash = outdir / "arm64"
     result = vmdebootstrap("--config", "examples/live-arm64.conf", "--squash", str(squash),
+                           "--workdir", str(workdir_for(outdir, "arm64")),
                            "--iso", str(outdir / "arm64.iso"), "--mirror", mirror, "--user", f"user/{PASSWORD}",
                            "--log", str(outdir / "arm64.log"), timeout=3600)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -100,7 +100,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("convert-qcow2", "bool", False, "convert the disk image to qcow2 (not supported yet)", _G_OUT),
     Option("sparse", "bool", False, "do not zero-fill the free space of a disk image", _G_OUT),
     Option("owner", "str", "", "change the owner of the outputs to USER", _G_OUT, "USER"),
-    Option("pkglist", "bool", False, "write a package list next to the output", _G_OUT),
+    Option("pkglist", "bool", False,
+           "write FILE.packages (package and version per line) next to a --tarball or --iso FILE "
+           "(a --squash directory always gets filesystem.packages)", _G_OUT),
     Option("dry-run", "bool", False, "validate, print the selected packages and exit (no root needed)", _G_OUT),
     Option("workdir", "str", "", "directory for the build's temporary files (default: TMPDIR)", _G_OUT, "DIR"),
     Option("cache-dir", "str", "/var/cache/vmdebootstrap",
@@ -156,8 +158,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("customize", "str", "", "run SCRIPT ROOTDIR IMAGE on the host before the image is finished",
            _G_SYS, "SCRIPT"),
     Option("serial-console", "bool", False, "start a getty on the serial console", _G_SYS),
-    Option("serial-console-command", "str", DEFAULT_SERIAL_COMMAND, "command for the serial getty",
-           _G_SYS, "CMD"),
+    Option("serial-console-command", "str", DEFAULT_SERIAL_COMMAND,
+           "command for the serial getty (sysvinit releases; systemd starts serial-getty@ttyS0)", _G_SYS, "CMD"),
     # -- users ------------------------------------------------------------
     Option("user", "list", [], "create USER, with PASSWORD if given ('hashed:' for a crypt(3) hash)",
            _G_USERS, "USER[/PASSWORD]", secret=True),

@@ -45,6 +45,7 @@ class Display:
         self._ticker: threading.Thread | None = None
         self.timings: list[tuple[str, float]] = []
         self.failed_step = ""
+        self.broken = False  # the console went away; keep building and cleaning up
 
     # -- called by the runner for every output line -------------------------
     def on_line(self, line: str) -> None:
@@ -54,14 +55,21 @@ class Display:
         if self.echo:
             self.print_above(line)
 
+    def _write(self, text: str) -> None:
+        """Write to the console; a closed console (a killed parent) must not stop the cleanup."""
+        if self.broken:
+            return
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except (OSError, ValueError):
+            self.broken = True
+
     # -- called by the logging handler ---------------------------------------
     def print_above(self, text: str) -> None:
         with self._lock:
-            if self.live:
-                self.stream.write("\r\033[K")
-            self.stream.write(text + "\n")
+            self._write(("\r\033[K" if self.live else "") + text + "\n")
             self._draw()
-            self.stream.flush()
 
     def _draw(self) -> None:
         if not self.live or not self.step_name:
@@ -70,13 +78,12 @@ class Display:
         head = f"[{self.number}/{self.total}] {self.step_name}{self.step_note} {elapsed}"
         width = _terminal_width(self.stream)
         line = f"{head}  {self.detail}" if self.detail else head
-        self.stream.write("\r\033[K" + line[: max(width - 1, 10)])
+        self._write("\r\033[K" + line[: max(width - 1, 10)])
 
     def _tick(self) -> None:
         while not self._stop.wait(1.0):
             with self._lock:
                 self._draw()
-                self.stream.flush()
 
     @contextlib.contextmanager
     def step(self, name: str, note: str = "") -> Iterator[None]:
@@ -103,8 +110,7 @@ class Display:
                 mark = "ok" if ok else "!!"
                 with self._lock:
                     self.step_name = ""
-                    self.stream.write(f"\r\033[K[{mark}] {name:<24} {_clock(seconds)}\n")
-                    self.stream.flush()
+                    self._write(f"\r\033[K[{mark}] {name:<24} {_clock(seconds)}\n")
 
     def close(self) -> None:
         self._stop.set()
@@ -115,8 +121,7 @@ class Display:
         self._stop = threading.Event()
         if self.live:
             with self._lock:
-                self.stream.write("\r\033[K")
-                self.stream.flush()
+                self._write("\r\033[K")
 
 
 class _ConsoleHandler(logging.Handler):

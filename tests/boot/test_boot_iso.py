@@ -21,8 +21,10 @@ from ..conftest import PASSWORD
 pytestmark = pytest.mark.boot
 
 
-def no_qemu_left() -> bool:
-    return subprocess.run(["pgrep", "-f", "qemu-system"], capture_output=True, check=False).stdout == b""
+def no_qemu_left(image: Path) -> bool:
+    """No QEMU still runs this image (another session may boot other images meanwhile)."""
+    return subprocess.run(["pgrep", "-f", f"qemu-system.*{image}"], capture_output=True,
+                          check=False).stdout == b""
 
 
 def boot(image: Path, arch: str, firmware: str, workdir: Path, timeout: int = 900) -> boottest.BootResult:
@@ -31,7 +33,6 @@ def boot(image: Path, arch: str, firmware: str, workdir: Path, timeout: int = 90
                               grub_entry_keys=SERIAL_ENTRY_KEYS)
 
 
-@pytest.mark.xdist_group("live")
 @pytest.mark.parametrize("firmware", ["bios", "uefi"])
 def test_amd64_live_iso_boots_and_logs_in(live: dict[str, object], firmware: str, tmp_path: Path) -> None:
     iso = live["iso"]
@@ -45,12 +46,11 @@ def test_amd64_live_iso_boots_and_logs_in(live: dict[str, object], firmware: str
     assert result.root_fstype == "overlay"
     assert result.system_state in ("running", "degraded"), result.verdict
     assert PASSWORD not in console
-    assert no_qemu_left()
+    assert no_qemu_left(iso)
     print(f"amd64 {firmware}: login after {result.seconds_to_login:.0f} s; {result.verdict}")
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("arm64")
 def test_arm64_live_iso_boots_with_uefi(arm64: Path, tmp_path: Path) -> None:
     iso = arm64.parent / "arm64.iso"
     result = boot(iso, "arm64", "uefi", tmp_path, timeout=1800)
@@ -58,5 +58,5 @@ def test_arm64_live_iso_boots_with_uefi(arm64: Path, tmp_path: Path) -> None:
     assert result.passed, f"{result.verdict}\n{console[-3000:]}"
     assert "boot=live" in result.cmdline and "console=ttyAMA0" in result.cmdline
     assert result.root_fstype == "overlay"
-    assert no_qemu_left()
+    assert no_qemu_left(iso)
     print(f"arm64 uefi: login after {result.seconds_to_login:.0f} s; {result.verdict}")

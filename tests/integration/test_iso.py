@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("live")]
+pytestmark = pytest.mark.integration
 
 
 def xorriso(iso: Path, *args: str) -> str:

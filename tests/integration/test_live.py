@@ -16,7 +16,7 @@ import pytest
 
 from ..conftest import PASSWORD, https_variant, our_mounts, squashfs_files
 
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("live")]
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="session")
@@ -165,8 +165,8 @@ def test_networkd_dhcp_configured(root: Path) -> None:
 
 def test_nothing_left_on_the_host(live: dict[str, object]) -> None:
     assert our_mounts() == []
-    leftovers = list(Path("/tmp").glob("vmdebootstrap-*"))
-    assert leftovers == []
-    procs = subprocess.run(["pgrep", "-f", "vmdebootstrap-[a-z0-9_]{8}/root"], capture_output=True, text=True,
-                           check=False).stdout
+    workdir = live["workdir"]
+    assert isinstance(workdir, Path)
+    assert list(workdir.iterdir()) == []
+    procs = subprocess.run(["pgrep", "-f", str(workdir)], capture_output=True, text=True, check=False).stdout
     assert procs == ""

@@ -7,6 +7,8 @@ no mount, no process, no work directory and nothing at the output path.
 from __future__ import annotations
 
 import os
+import pwd
+import re
 import signal
 import subprocess
 import sys
@@ -15,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from ..conftest import HOOKS, REPO, our_mounts, vmdebootstrap
+from ..conftest import HOOKS, REPO, our_mounts, vmdebootstrap, workdir_for
 
 pytestmark = pytest.mark.integration
 
@@ -24,17 +26,23 @@ MINIMAL = ("--distribution", "bookworm", "--variant", "minbase", "--no-kernel", 
 
 def _no_leftovers(workdir: Path) -> None:
     assert our_mounts() == []
-    assert list(workdir.glob("vmdebootstrap-*")) == []
+    assert list(workdir.iterdir()) == []
     sleepers = subprocess.run(["pgrep", "-f", "sleep 1000"], capture_output=True, text=True, check=False)
     assert sleepers.stdout == ""
 
 
 def test_compressed_tarball_without_networkd(mirror: str, outdir: Path) -> None:
     tarball = outdir / "minimal.tar.zst"
+    workdir = workdir_for(outdir, "tarball")
     result = vmdebootstrap(*MINIMAL, "--mirror", mirror, "--tarball", str(tarball), "--no-systemd-networkd",
-                           "--enable-dhcp", "--hostname", "tarry", "--log", str(outdir / "tarball.log"))
+                           "--workdir", str(workdir),
+                           "--enable-dhcp", "--hostname", "tarry", "--log", str(outdir / "tarball.log"),
+                           "--pkglist", "--owner", "nobody")
     assert result.returncode == 0, result.stderr[-3000:]
     assert tarball.read_bytes()[:4] == b"\x28\xb5\x2f\xfd"  # zstd magic: compressed by suffix
+    assert tarball.stat().st_uid == pwd.getpwnam("nobody").pw_uid  # --owner
+    manifest = (outdir / "minimal.tar.zst.packages").read_text()
+    assert re.search(r"^dpkg\t\S+$", manifest, re.MULTILINE)  # --pkglist: package<TAB>version
     listing = subprocess.run(["tar", "-tf", str(tarball)], capture_output=True, text=True, check=True).stdout
     names = set(listing.split())
     assert "./etc/hostname" in names and "./etc/network/interfaces.d/setup" in names
@@ -50,28 +58,30 @@ def test_compressed_tarball_without_networkd(mirror: str, outdir: Path) -> None:
                       if line.startswith("root:"))
     assert root_entry.split(":")[1] == ""  # the old default: empty root password (with a warning)
     assert "root has an EMPTY password" in result.stderr
-    _no_leftovers(Path("/tmp"))
+    _no_leftovers(workdir)
 
 
 def test_failing_hook_fails_the_build_cleanly(mirror: str, outdir: Path) -> None:
     squash = outdir / "never"
-    result = vmdebootstrap(*MINIMAL, "--mirror", mirror, "--squash", str(squash),
+    workdir = workdir_for(outdir, "fails")
+    result = vmdebootstrap(*MINIMAL, "--mirror", mirror, "--squash", str(squash), "--workdir", str(workdir),
                            "--customize", str(HOOKS / "fails.sh"), "--log", str(outdir / "fails.log"))
     assert result.returncode == 1
     assert "fails.sh failed (exit status 1)" in result.stderr
     assert "step 'customize' failed" in result.stderr
     assert "giving up on purpose" in (outdir / "fails.log").read_text()
     assert not squash.exists()
-    _no_leftovers(Path("/tmp"))
+    _no_leftovers(workdir)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_signal_during_build_cleans_up(mirror: str, outdir: Path, signum: int) -> None:
     squash = outdir / f"interrupted-{signum}"
     ready = outdir / f"ready-{signum}"
+    workdir = workdir_for(outdir, f"signal-{signum}")
     proc = subprocess.Popen(
         [sys.executable, "-m", "vmdebootstrap", "--no-default-configs", *MINIMAL, "--mirror", mirror,
-         "--squash", str(squash), "--log", str(outdir / f"signal-{signum}.log")],
+         "--squash", str(squash), "--log", str(outdir / f"signal-{signum}.log"), "--workdir", str(workdir)],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "VMDEBOOTSTRAP_FAULT": "finish:wait", "VMDEBOOTSTRAP_FAULT_READY": str(ready)},
     )
@@ -89,12 +99,11 @@ def test_signal_during_build_cleans_up(mirror: str, outdir: Path, signum: int) -
     assert proc.returncode == 128 + signum, stderr[-2000:]
     assert "interrupted" in stderr
     assert not squash.exists()
-    _no_leftovers(Path("/tmp"))
+    _no_leftovers(workdir)
 
 
 def test_sigkill_leaves_no_mount_and_next_build_removes_stale_workdir(mirror: str, outdir: Path) -> None:
-    workdir = outdir / "killed-work"
-    workdir.mkdir()
+    workdir = workdir_for(outdir, "killed")
     ready = outdir / "ready-kill"
     proc = subprocess.Popen(
         [sys.executable, "-m", "vmdebootstrap", "--no-default-configs", *MINIMAL, "--mirror", mirror,

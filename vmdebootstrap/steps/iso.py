@@ -211,6 +211,8 @@ def make(ctx: Context, staging: Staging, live_files: dict[str, Path]) -> None:
     output = staging.stage(final)
     ctx.runner.run(xorriso_argv(ctx, tree, output, grafts))
     verify(ctx, output)
+    if ctx.settings.flag("pkglist") and "filesystem.packages" in live_files:
+        shutil.copy2(live_files["filesystem.packages"], staging.stage(final.with_name(final.name + ".packages")))
 
 
 def verify(ctx: Context, iso: Path) -> None:

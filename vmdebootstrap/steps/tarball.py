@@ -27,3 +27,6 @@ def make(ctx: Context, staging: Staging) -> None:
     final = Path(ctx.settings.text("tarball")).resolve()
     staged = staging.stage(final)
     ctx.runner.run(tar_argv(ctx.root, staged))
+    if ctx.settings.flag("pkglist"):
+        manifest = ctx.runner.run(["dpkg-query", "--show"], chroot=ctx.root, capture=True).output
+        staging.stage(final.with_name(final.name + ".packages")).write_text(manifest)
