@@ -37,6 +37,8 @@ BOOT_TEST_PACKAGES = {
     "i386": ("qemu-system-x86",),
     "arm64": ("qemu-system-arm", "qemu-efi-aarch64"),
 }
+# The system emulator a boot test runs, checked before a build that ends in one.
+QEMU_BINARIES = {"amd64": "qemu-system-x86_64", "i386": "qemu-system-i386", "arm64": "qemu-system-aarch64"}
 # Only for the installer: what the test suite and the development tools need.
 DEVELOPMENT_PACKAGES = ("python3-venv", "python3-pip", "zstd", "xz-utils", "file", "procps", "initramfs-tools-core")
 
@@ -52,6 +54,12 @@ def required_tools(values: Mapping[str, object]) -> dict[str, str]:
     tools = dict(BASE_TOOLS)
     if values.get("iso"):
         tools.update(ISO_TOOLS)
+    if values.get("boot-test") or values.get("boot-test-only"):
+        from .debian import host_arch
+
+        arch = str(values.get("arch") or host_arch())
+        if arch in QEMU_BINARIES:
+            tools[QEMU_BINARIES[arch]] = BOOT_TEST_PACKAGES[arch][0]
     tarball = str(values.get("tarball", ""))
     for suffix, (tool, package) in TAR_COMPRESSORS.items():
         if tarball.endswith(suffix):

@@ -128,3 +128,15 @@ def test_sigkill_leaves_no_mount_and_next_build_removes_stale_workdir(mirror: st
     assert "removing stale work directory" in again.stderr
     assert list(workdir.glob("vmdebootstrap-*")) == []
     assert not (outdir / "killed").exists() and not (outdir / "after-kill").exists()
+
+
+def test_release_missing_from_the_mirror_is_named(mirror: str, outdir: Path) -> None:
+    # jessie left the main mirrors long ago: debootstrap finds no Release file.
+    workdir = workdir_for(outdir, "jessie")
+    result = vmdebootstrap("--distribution", "jessie", "--variant", "minbase", "--no-kernel", "--mirror", mirror,
+                           "--squash", str(outdir / "jessie"), "--workdir", str(workdir))
+    assert result.returncode == 1
+    assert f"could not fetch the Release file of 'jessie' from {mirror}" in result.stderr
+    assert "archive mirrors" in result.stderr
+    assert not (outdir / "jessie").exists()
+    _no_leftovers(workdir)
