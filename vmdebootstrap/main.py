@@ -48,7 +48,9 @@ def prepare(argv: list[str]) -> Settings | int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv is None:
+        argv = sandbox.inner_argv() or sys.argv[1:]
+    argv = list(argv)
     try:
         prepared = prepare(argv)
     except UsageError as exc:

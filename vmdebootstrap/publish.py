@@ -26,10 +26,15 @@ class Staging:
         stack.callback(self._discard)
 
     def directory(self, path: Path) -> Path:
-        """Make sure an output directory exists; remember it if we made it."""
-        if not path.is_dir():
-            path.mkdir(parents=True)
-            self.created_dirs.append(path)
+        """Make sure an output directory exists; remember each level we made (removed on failure)."""
+        missing = []
+        level = path
+        while not level.is_dir():
+            missing.append(level)
+            level = level.parent
+        for directory in reversed(missing):
+            directory.mkdir()
+            self.created_dirs.append(directory)
         return path
 
     def stage(self, final: Path) -> Path:

@@ -14,6 +14,7 @@ supervisor itself is killed.
 from __future__ import annotations
 
 import ctypes
+import json
 import os
 import signal
 import subprocess
@@ -21,11 +22,23 @@ import sys
 from pathlib import Path
 
 INNER_ENV = "VMDEBOOTSTRAP_IN_NAMESPACE"
+# The options travel to the build in the environment, not on its command line: a
+# password given with --user or --root-password must not be repeated in two more
+# world-readable /proc/PID/cmdline files (/proc/PID/environ is readable by root only).
+ARGV_ENV = "VMDEBOOTSTRAP_ARGV"
 _PR_SET_PDEATHSIG = 1
 
 
 def inside() -> bool:
     return os.environ.get(INNER_ENV) == "1" and os.getpid() == 1
+
+
+def inner_argv() -> list[str] | None:
+    """The options the supervisor handed over, inside the namespaces; else None."""
+    if not inside() or ARGV_ENV not in os.environ:
+        return None
+    value = json.loads(os.environ.pop(ARGV_ENV))
+    return [str(arg) for arg in value]
 
 
 def _die_with_parent() -> None:
@@ -45,9 +58,9 @@ def run_in_namespaces(argv: list[str]) -> int:
     """Re-run ``vmdebootstrap argv`` as PID 1 of fresh namespaces; return its exit status."""
     command = [
         "unshare", "--mount", "--propagation", "private", "--pid", "--fork", "--kill-child",
-        "--", sys.executable, "-m", "vmdebootstrap", *argv,
+        "--", sys.executable, "-m", "vmdebootstrap",
     ]  # fmt: skip
-    env = dict(os.environ, **{INNER_ENV: "1"})
+    env = dict(os.environ, **{INNER_ENV: "1", ARGV_ENV: json.dumps(argv)})
     proc = subprocess.Popen(command, env=env, preexec_fn=_die_with_parent)  # noqa: PLW1509
 
     def forward(signum: int, _frame: object) -> None:

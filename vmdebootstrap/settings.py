@@ -330,9 +330,13 @@ def _validate_output_paths(squash: str, tarball: str, image: str, iso: str) -> N
         resolved = os.path.realpath(path)
         if resolved in ("/", "/dev", "/proc", "/sys", "/usr", "/etc", os.path.expanduser("~")):
             raise UsageError(f"{option} {path}: refusing to write into {resolved}")
-        parent = os.path.dirname(resolved)
-        if not os.path.isdir(parent):
-            raise UsageError(f"{option} {path}: the directory {parent} does not exist")
+        # Missing directories are created (and removed again if the build fails), below
+        # an existing one.
+        ancestor = os.path.dirname(resolved)
+        while not os.path.exists(ancestor):
+            ancestor = os.path.dirname(ancestor)
+        if not os.path.isdir(ancestor):
+            raise UsageError(f"{option} {path}: {ancestor} is not a directory")
         if option == "--squash":
             if os.path.exists(resolved) and not os.path.isdir(resolved):
                 raise UsageError(f"{option} {path}: exists and is not a directory")

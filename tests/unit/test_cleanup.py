@@ -447,3 +447,16 @@ def test_workspace_create_locks_and_removes(tmp_path: Path) -> None:
         assert workspace.remove_stale(str(tmp_path), FakeRunner()) == []
         (path / "root").mkdir()
     assert not path.exists()
+
+
+def test_staging_removes_every_directory_level_it_made_on_failure(tmp_path: Path) -> None:
+    import contextlib
+
+    from vmdebootstrap.publish import Staging
+
+    with pytest.raises(RuntimeError), contextlib.ExitStack() as stack:
+        staging = Staging(stack)
+        out = staging.directory(tmp_path / "a" / "b" / "c")
+        staging.stage(out / "file").write_text("partial")
+        raise RuntimeError("build failed")
+    assert list(tmp_path.iterdir()) == []

@@ -528,10 +528,18 @@ def test_output_symlink_to_root_refused(vmd: Vmd, tmp_path: Path) -> None:
     assert error(vmd("--squash", str(link), "--dry-run")) == f"--squash {link}: refusing to write into /"
 
 
-def test_output_parent_must_exist(vmd: Vmd, tmp_path: Path) -> None:
-    target = tmp_path / "missing" / "x.tar"
-    assert error(vmd("--tarball", str(target), "--dry-run")) == \
-           f"--tarball {target}: the directory {target.parent} does not exist"
+def test_missing_output_directories_are_accepted(vmd: Vmd, tmp_path: Path) -> None:
+    # They are created by the build (and removed again if it fails).
+    target = tmp_path / "missing" / "deeper" / "x.tar"
+    status, _, _ = vmd("--tarball", str(target), "--dry-run")
+    assert status == 0
+    assert not (tmp_path / "missing").exists()  # validation creates nothing
+
+
+def test_output_below_a_file_is_refused(vmd: Vmd, tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("")
+    target = tmp_path / "afile" / "sub" / "x.iso"
+    assert error(vmd("--iso", str(target), "--dry-run")) == f"--iso {target}: {tmp_path / 'afile'} is not a directory"
 
 
 # -- validate() directly ---------------------------------------------------------------------------------------------

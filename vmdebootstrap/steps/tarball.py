@@ -25,6 +25,7 @@ def tar_argv(root: Path, output: Path) -> list[str]:
 
 def make(ctx: Context, staging: Staging) -> None:
     final = Path(ctx.settings.text("tarball")).resolve()
+    staging.directory(final.parent)
     staged = staging.stage(final)
     ctx.runner.run(tar_argv(ctx.root, staged))
     if ctx.settings.flag("pkglist"):
