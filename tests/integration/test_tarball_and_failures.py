@@ -140,3 +140,33 @@ def test_release_missing_from_the_mirror_is_named(mirror: str, outdir: Path) -> 
     assert "archive mirrors" in result.stderr
     assert not (outdir / "jessie").exists()
     _no_leftovers(workdir)
+
+
+def test_release_that_does_not_verify_fails_before_anything_is_built(mirror: str, outdir: Path) -> None:
+    # The removed-keys keyring holds only retired archive keys: bookworm's Release is
+    # not signed by any of them, so the signature check must fail the build.
+    workdir = workdir_for(outdir, "badkey")
+    result = vmdebootstrap(*MINIMAL, "--mirror", mirror, "--squash", str(outdir / "badkey"),
+                           "--keyring", "/usr/share/keyrings/debian-archive-removed-keys.gpg",
+                           "--workdir", str(workdir))
+    assert result.returncode == 1
+    assert "does not verify with the keyring" in result.stderr, result.stderr[-2000:]
+    assert not (outdir / "badkey").exists()
+    _no_leftovers(workdir)
+
+
+def test_full_output_filesystem_is_named_and_nothing_is_published(mirror: str, outdir: Path) -> None:
+    small = outdir / "small-fs"
+    small.mkdir()
+    workdir = workdir_for(outdir, "full")
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=32m", "tmpfs", str(small)], check=True)
+    try:
+        result = vmdebootstrap(*MINIMAL, "--mirror", mirror, "--squash", str(small / "live"),
+                               "--workdir", str(workdir))
+        assert result.returncode == 1
+        assert "step 'squashfs' failed" in result.stderr
+        assert f"not enough free space in {small / 'live'}" in result.stderr
+        assert list(small.iterdir()) == []  # not even the output directory it created
+    finally:
+        subprocess.run(["umount", str(small)], check=True)
+    _no_leftovers(workdir)  # (after the test's own tmpfs is gone)
