@@ -13,9 +13,9 @@ import sys
 from typing import NoReturn
 
 from . import __version__
-from .config import convert, default_config_files, format_value, parse_size, read_config_file
+from .config import default_config_files, format_value, parse_size, read_config_file
 from .errors import UsageError
-from .options import OPTIONS, Option, default_of
+from .options import OPTIONS, default_of
 
 PROG = "vmdebootstrap"
 
@@ -118,7 +118,3 @@ def print_and_exit_requests(values: dict[str, object], files: list[str]) -> bool
         return False
     return True
 
-
-def option_value(option: Option, raw: object) -> object:
-    """Exposed for tests: config conversion of one raw value."""
-    return convert(option, raw, f"--{option.name}")

@@ -117,6 +117,3 @@ def default_kernel(arch: str, suite: str) -> str:
         flavour = _OLD_I386_FLAVOURS.get(codename(suite), flavour)
     return f"linux-image-{flavour}"
 
-
-def default_components(suite: str) -> list[str]:
-    return ["main"]

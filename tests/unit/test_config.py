@@ -450,8 +450,8 @@ def test_help_lists_options_and_hides_negations(capsys: pytest.CaptureFixture[st
     assert "--hostname NAME host name of the image (default: debian)" in compact
 
 
-def test_option_value_helper() -> None:
-    assert cli.option_value(BY_NAME["size"], "1k") == 1000
-    assert cli.option_value(BY_NAME["package"], "a, b") == ["a", "b"]
-    assert cli.option_value(BY_NAME["package"], None) == []
-    assert cli.option_value(BY_NAME["hostname"], None) == ""
+def test_convert_config_values() -> None:
+    assert config.convert(BY_NAME["size"], "1k", "--size") == 1000
+    assert config.convert(BY_NAME["package"], "a, b", "--package") == ["a", "b"]
+    assert config.convert(BY_NAME["package"], None, "--package") == []
+    assert config.convert(BY_NAME["hostname"], None, "--hostname") == ""
