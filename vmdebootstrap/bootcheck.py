@@ -19,11 +19,15 @@ log = logging.getLogger("vmdebootstrap")
 SERIAL_ENTRY_KEYS = "\x1b[B\r"
 
 
-def run(settings: Settings, image: Path, workdir: Path) -> bool:
-    """Boot ``image`` with every firmware; log one line per firmware; True when all passed."""
+def run(settings: Settings, image: Path, workdir: Path, kind: Literal["iso", "disk", ""] = "") -> bool:
+    """Boot ``image`` with every firmware; log one line per firmware; True when all passed.
+
+    ``kind`` defaults to what the file name says (--boot-test-only).
+    """
     user = login_user(settings.users)
     assert user.password is not None
-    kind: Literal["iso", "disk"] = "iso" if image.suffix == ".iso" else "disk"
+    if not kind:
+        kind = "iso" if image.suffix == ".iso" else "disk"
     workdir.mkdir(parents=True, exist_ok=True)
     passed = True
     for firmware in boot_firmwares(settings.values, settings.arch):

@@ -24,6 +24,7 @@ class Context:
     workdir: Path  # removed at the end; holds root/ and staging files
     stack: contextlib.ExitStack  # undo actions, run in reverse on any exit
     interpreter_in_target: Path | None = None  # qemu-user copied in for a foreign build
+    image_file: Path | None = None  # the raw disk image being written (--image)
 
     @property
     def root(self) -> Path:

@@ -111,6 +111,15 @@ def at_least(suite: str, release: str) -> bool:
     return release_index(suite) >= RELEASES.index(release)
 
 
+# The first serial port as the kernel names it: QEMU's virt machine and most ARM
+# boards have a PL011 (ttyAMA0); PCs have a 16550 (ttyS0).
+_SERIAL_CONSOLES = {"arm64": "ttyAMA0", "armhf": "ttyAMA0"}
+
+
+def serial_console(arch: str) -> str:
+    return _SERIAL_CONSOLES.get(arch, "ttyS0")
+
+
 def default_kernel(arch: str, suite: str) -> str:
     flavour = KERNEL_FLAVOURS.get(arch, arch)
     if arch == "i386":

@@ -50,10 +50,36 @@ ISO_FILES = {"/usr/lib/ISOLINUX/isohdpfx.bin": "isolinux", "/usr/lib/syslinux/mo
              "syslinux-common"}  # fmt: skip
 
 
+# --image: partitions, filesystems and bootloaders (GRUB itself comes from the image).
+IMAGE_TOOLS = {"parted": "parted", "blkid": "util-linux", "mkswap": "util-linux", "fstrim": "util-linux",
+               "mkfs.ext4": "e2fsprogs", "mkfs.fat": "dosfstools", "mcopy": "mtools", "mmd": "mtools"}  # fmt: skip
+ROOT_FS_TOOLS = {"btrfs": ("mkfs.btrfs", "btrfs-progs"), "xfs": ("mkfs.xfs", "xfsprogs")}
+EXTLINUX_TOOLS = {"extlinux": "extlinux"}
+EXTLINUX_FILES = {"/usr/lib/syslinux/mbr/mbr.bin": "syslinux-common"}
+MBR_TOOLS = {"install-mbr": "mbr"}
+QCOW2_TOOLS = {"qemu-img": "qemu-utils"}
+
+
+def _image_tools(values: Mapping[str, object]) -> dict[str, str]:
+    tools = dict(IMAGE_TOOLS)
+    if str(values.get("roottype")) in ROOT_FS_TOOLS:
+        tool, package = ROOT_FS_TOOLS[str(values.get("roottype"))]
+        tools[tool] = package
+    if values.get("extlinux", True) and not values.get("grub"):
+        tools.update(EXTLINUX_TOOLS)
+    if values.get("mbr"):
+        tools.update(MBR_TOOLS)
+    if values.get("convert-qcow2"):
+        tools.update(QCOW2_TOOLS)
+    return tools
+
+
 def required_tools(values: Mapping[str, object]) -> dict[str, str]:
     tools = dict(BASE_TOOLS)
     if values.get("iso"):
         tools.update(ISO_TOOLS)
+    if values.get("image"):
+        tools.update(_image_tools(values))
     if values.get("boot-test") or values.get("boot-test-only"):
         from .debian import host_arch
 
@@ -71,6 +97,8 @@ def required_files(values: Mapping[str, object]) -> dict[str, str]:
     files = dict(BASE_FILES)
     if values.get("iso") and values.get("arch", "") in ("", "amd64", "i386"):
         files.update(ISO_FILES)
+    if values.get("image") and values.get("extlinux", True) and not values.get("grub"):
+        files.update(EXTLINUX_FILES)
     return files
 
 
@@ -85,6 +113,9 @@ def host_packages(values: Mapping[str, object] | None = None) -> list[str]:
         packages |= set(ISO_TOOLS.values()) | set(ISO_FILES.values())
     if values is None:
         packages |= {package for _, package in TAR_COMPRESSORS.values()}
+        for table in (IMAGE_TOOLS, EXTLINUX_TOOLS, EXTLINUX_FILES, MBR_TOOLS, QCOW2_TOOLS):
+            packages |= set(table.values())
+        packages |= {package for _, package in ROOT_FS_TOOLS.values()}
         packages |= set(FOREIGN_PACKAGES)
         packages |= {package for arch in BOOT_TEST_PACKAGES for package in boot_test_packages(arch)}
     return sorted(packages)

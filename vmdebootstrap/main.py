@@ -16,7 +16,7 @@ from pathlib import Path
 from . import __version__, binfmt, bootcheck, cli, recipe, sandbox, ui
 from .errors import BuildError, Interrupted, UsageError
 from .run import CommandFailed, Runner
-from .settings import Settings, missing_host_tools, not_supported_yet, validate
+from .settings import Settings, missing_host_tools, validate
 
 log = logging.getLogger("vmdebootstrap")
 DEFAULT_LOG_DIR = Path("/var/log/vmdebootstrap")
@@ -33,7 +33,6 @@ def prepare(argv: list[str]) -> Settings | int:
     if settings.flag("dry-run"):
         print("Selected packages: " + ", ".join(settings.packages))
         return 0
-    not_supported_yet(settings)
     if os.geteuid() != 0:
         raise UsageError("You need to have root privileges to run this script.")
     missing = missing_host_tools(settings)
@@ -139,12 +138,14 @@ def run_build(settings: Settings) -> int:
     for output in outputs:
         size = output.stat().st_size
         log.info("wrote %s (%.1f MiB)", output, size / 2**20)
-    built = ", ".join(filter(None, (settings.text(k) for k in ("squash", "tarball", "iso"))))
+    built = ", ".join(filter(None, (settings.text(k) for k in ("image", "squash", "tarball", "iso"))))
     print(f"{cli.PROG}: built {built} in {minutes:.1f} min; log: {path}", file=sys.stderr)
     if settings.flag("boot-test"):
         try:
             with display.step("boot test"):
-                passed = bootcheck.run(settings, Path(settings.text("iso")).resolve(), Path(path).with_suffix(".boot"))
+                booted = Path(settings.text("iso") or settings.text("image")).resolve()
+                passed = bootcheck.run(settings, booted, Path(path).with_suffix(".boot"),
+                                       kind="iso" if settings.text("iso") else "disk")
         except (BuildError, Interrupted) as exc:
             print(f"{cli.PROG}: error: boot test: {exc}", file=sys.stderr)
             return 1

@@ -73,7 +73,8 @@ OPTIONS: tuple[Option, ...] = (
            "print the Debian packages this host needs for the configured build and exit", _G_FRAME,
            cli_only=True),
     # -- output ---------------------------------------------------------
-    Option("image", "str", "", "build a raw disk image FILE (not supported yet)", _G_OUT, "FILE"),
+    Option("image", "str", "", "build a bootable disk image FILE (raw, sparse; qcow2 with --convert-qcow2)",
+           _G_OUT, "FILE"),
     Option("size", "size", 1_000_000_000, "size of the disk image (k/m/g decimal, ki/mi/gi binary)",
            _G_OUT, "SIZE"),
     Option("tarball", "str", "", "write the root filesystem as a tarball FILE, compressed by its suffix",
@@ -87,9 +88,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("kernel-append", "str", "", "extra kernel parameters for the ISO's menu entries", _G_OUT,
            "PARAMS"),
     Option("boot-test", "bool", False,
-           "boot the ISO in QEMU (BIOS and UEFI on amd64, UEFI on arm64) and log in as the first --user",
+           "boot the ISO or disk image in QEMU (BIOS and UEFI on amd64, UEFI on arm64) and log in as the "
+           "first --user over the serial console",
            _G_OUT),
-    Option("boot-test-only", "str", "", "only boot-test the existing ISO FILE (with --arch and --user) and exit",
+    Option("boot-test-only", "str", "",
+           "only boot-test the existing ISO or disk image FILE (with --arch and --user) and exit",
            _G_OUT, "FILE"),
     Option("boot-firmware", "list", [], "firmware to boot-test with: bios, uefi (default: all the "
            "architecture has)", _G_OUT, "FIRMWARE"),
@@ -97,11 +100,13 @@ OPTIONS: tuple[Option, ...] = (
            "SECONDS"),
     Option("squash-compression", "str", "xz", "mksquashfs compressor: xz, zstd, gzip, lzo, lz4",
            _G_OUT, "COMP"),
-    Option("convert-qcow2", "bool", False, "convert the disk image to qcow2 (not supported yet)", _G_OUT),
-    Option("sparse", "bool", False, "do not zero-fill the free space of a disk image", _G_OUT),
+    Option("convert-qcow2", "bool", False, "convert the disk image to qcow2 (no raw file is left behind)",
+           _G_OUT),
+    Option("sparse", "bool", False,
+           "keep the disk image sparse: discard its free space instead of zero-filling it", _G_OUT),
     Option("owner", "str", "", "change the owner of the outputs to USER", _G_OUT, "USER"),
     Option("pkglist", "bool", False,
-           "write FILE.packages (package and version per line) next to a --tarball or --iso FILE "
+           "write FILE.packages (package and version per line) next to an --image, --tarball or --iso FILE "
            "(a --squash directory always gets filesystem.packages)", _G_OUT),
     Option("dry-run", "bool", False, "validate, print the selected packages and exit (no root needed)", _G_OUT),
     Option("workdir", "str", "", "directory for the build's temporary files (default: TMPDIR)", _G_OUT, "DIR"),
@@ -109,14 +114,22 @@ OPTIONS: tuple[Option, ...] = (
            "persistent package cache shared between builds ('' disables it)", _G_OUT, "DIR"),
     # -- disk layout (issue: disk images) --------------------------------
     Option("part-type", "str", "msdos", "partition table type: msdos or gpt", _G_DISK, "TYPE"),
-    Option("roottype", "str", "ext4", "filesystem of the root partition", _G_DISK, "FSTYPE"),
-    Option("bootsize", "size", 0, "size of a separate /boot partition", _G_DISK, "SIZE"),
-    Option("boottype", "str", "ext2", "filesystem of the /boot partition", _G_DISK, "FSTYPE"),
-    Option("bootoffset", "size", 0, "space before the first partition", _G_DISK, "SIZE"),
-    Option("bootflag", "str", "", "extra flag to set on the first partition", _G_DISK, "FLAG"),
-    Option("swap", "size", 0, "size of a swap partition", _G_DISK, "SIZE"),
-    Option("use-uefi", "bool", False, "make the disk image boot with UEFI", _G_DISK),
-    Option("esp-size", "size", 5 * 1024 * 1024, "size of the EFI system partition", _G_DISK, "SIZE"),
+    Option("roottype", "str", "ext4", "filesystem of the root partition: ext2, ext3, ext4, btrfs, xfs",
+           _G_DISK, "FSTYPE"),
+    Option("bootsize", "size", 0, "size of a separate /boot partition (first partition)", _G_DISK, "SIZE"),
+    Option("boottype", "str", "ext2", "filesystem of the /boot partition: ext2, ext3, ext4, vfat", _G_DISK,
+           "FSTYPE"),
+    Option("bootoffset", "size", 0, "space left before the first partition for a board's bootloader "
+           "(at least 1 MiB)", _G_DISK, "SIZE"),
+    Option("bootflag", "str", "", "extra parted flag to set on the first partition (e.g. lba)", _G_DISK,
+           "FLAG"),
+    Option("swap", "size", 0, "size of a swap partition at the end of the disk (at least 256 MiB)", _G_DISK,
+           "SIZE"),
+    Option("use-uefi", "bool", False, "make the disk image boot with UEFI (GRUB on an EFI system partition)",
+           _G_DISK),
+    Option("esp-size", "size", 256 * 1024 * 1024, "size of the EFI system partition", _G_DISK, "SIZE"),
+    Option("uefi-ia32", "bool", False,
+           "amd64 with --use-uefi: also install GRUB for 32-bit UEFI firmware (EFI/BOOT/BOOTIA32.EFI)", _G_DISK),
     # -- bootstrap --------------------------------------------------------
     Option("mirror", "str", DEFAULT_MIRROR, "Debian mirror used while building", _G_BOOT, "URL"),
     Option("arch", "str", "", "Debian architecture of the image (default: the host's)", _G_BOOT, "ARCH"),
@@ -157,9 +170,10 @@ OPTIONS: tuple[Option, ...] = (
            "URL"),
     Option("customize", "str", "", "run SCRIPT ROOTDIR IMAGE on the host before the image is finished",
            _G_SYS, "SCRIPT"),
-    Option("serial-console", "bool", False, "start a getty on the serial console", _G_SYS),
+    Option("serial-console", "bool", False,
+           "kernel, bootloader and a getty on the first serial port (ttyS0; ttyAMA0 on ARM)", _G_SYS),
     Option("serial-console-command", "str", DEFAULT_SERIAL_COMMAND,
-           "command for the serial getty (sysvinit releases; systemd starts serial-getty@ttyS0)", _G_SYS, "CMD"),
+           "command for the serial console's getty (the default keeps systemd's serial-getty)", _G_SYS, "CMD"),
     # -- users ------------------------------------------------------------
     Option("user", "list", [], "create USER, with PASSWORD if given ('hashed:' for a crypt(3) hash)",
            _G_USERS, "USER[/PASSWORD]", secret=True),
@@ -169,9 +183,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("force-password-change", "bool", False,
            "users given without a password get an empty one that must be changed at first login", _G_USERS),
     # -- bootloaders (issue: disk images) -------------------------------
-    Option("extlinux", "bool", True, "install extlinux in the disk image (deprecated)", _G_LOADER),
-    Option("mbr", "bool", False, "write an MBR with install-mbr (extlinux only)", _G_LOADER),
-    Option("grub", "bool", False, "install grub in the disk image", _G_LOADER),
+    Option("extlinux", "bool", True, "install extlinux in the disk image unless --grub (deprecated)",
+           _G_LOADER),
+    Option("mbr", "bool", False, "extlinux: write the MBR with install-mbr instead of syslinux's", _G_LOADER),
+    Option("grub", "bool", False, "install GRUB in the disk image (BIOS; UEFI with --use-uefi)", _G_LOADER),
 )
 
 BY_NAME: dict[str, Option] = {o.name: o for o in OPTIONS}

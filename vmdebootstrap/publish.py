@@ -22,6 +22,7 @@ class Staging:
     def __init__(self, stack: contextlib.ExitStack) -> None:
         self.pending: list[tuple[Path, Path]] = []
         self.created_dirs: list[Path] = []
+        self.scratch_files: list[Path] = []
         self.published = False
         stack.callback(self._discard)
 
@@ -45,6 +46,13 @@ class Staging:
         self.pending.append((staged, final))
         return staged
 
+    def scratch(self, path: Path) -> Path:
+        """A work file beside the outputs (same filesystem), never published, always removed."""
+        self.scratch_files.append(path)
+        if path.exists() or path.is_symlink():
+            path.unlink()
+        return path
+
     def publish(self) -> list[Path]:
         for staged, final in self.pending:
             os.replace(staged, final)
@@ -52,6 +60,9 @@ class Staging:
         return [final for _, final in self.pending]
 
     def _discard(self) -> None:
+        for path in self.scratch_files:
+            if path.exists() or path.is_symlink():
+                path.unlink()
         if self.published:
             return
         for staged, _ in self.pending:

@@ -1,7 +1,7 @@
 """build(): the whole build as one linear recipe.
 
-    bootstrap -> packages -> system -> users -> customize hook -> finish
-      -> squashfs | tarball -> publish
+    [partition] -> bootstrap -> packages -> system -> users -> customize hook -> finish
+      -> [bootloader -> image] | squashfs | tarball -> [iso] -> publish
 
 Every resource is registered on one ExitStack the moment it is acquired, and undone
 in reverse on success, error, Ctrl-C and SIGTERM.  The build runs as PID 1 of its
@@ -20,7 +20,7 @@ from . import chroot, faults, workspace
 from .context import CommandRunner, Context
 from .publish import Staging
 from .settings import Settings
-from .steps import bootstrap, customize, finalize, iso, packages, squash, system, tarball, users
+from .steps import bootloader, bootstrap, customize, finalize, image, iso, packages, squash, system, tarball, users
 from .ui import Display
 
 log = logging.getLogger("vmdebootstrap")
@@ -28,13 +28,16 @@ log = logging.getLogger("vmdebootstrap")
 
 def plan(settings: Settings) -> list[str]:
     """The names of the steps this build will run, in order (for the progress display)."""
-    names = ["bootstrap"]
+    names = ["partition"] if settings.text("image") else []
+    names.append("bootstrap")
     if settings.items("custom-package") or settings.packages:
         names.append("packages")
     names += ["system", "users"]
     if settings.text("customize"):
         names.append("customize")
     names.append("finish")
+    if settings.text("image"):
+        names += ["bootloader", "image"]
     if settings.text("squash") or settings.text("iso"):
         names.append("squashfs")
     if settings.text("tarball"):
@@ -61,8 +64,16 @@ def build(settings: Settings, runner: CommandRunner, display: Display) -> list[P
         # Foreign builds are slow; say why on the steps that run the target's programs.
         emu = f" [emulated {settings.arch}]" if settings.foreign else ""
 
+        made: image.Disk | None = None
+        if settings.text("image"):
+            with step(display, "partition", f" ({settings.text('image')})"):
+                made = image.prepare(ctx, staging)
+                ctx.image_file = made.raw
+
         with step(display, "bootstrap", f" ({settings.suite} {settings.arch}, debootstrap)", emu):
             bootstrap.bootstrap(ctx)
+            if made:
+                image.write_fstab(ctx, made)
 
         with chroot.daemons_blocked(ctx):
             with chroot.api_filesystems(ctx):
@@ -83,7 +94,13 @@ def build(settings: Settings, runner: CommandRunner, display: Display) -> list[P
                         display.echo = False
             with step(display, "finish", "", emu), chroot.api_filesystems(ctx):
                 finalize.finish(ctx)
+            if made:
+                with step(display, "bootloader", "", emu), chroot.api_filesystems(ctx):
+                    bootloader.install(ctx, made)
         finalize.scrub_identity(ctx)
+        if made:
+            with step(display, "image"):
+                image.finish(ctx, made, staging)
 
         live_files: dict[str, Path] = {}
         if settings.text("squash") or settings.text("iso"):
@@ -103,6 +120,6 @@ def build(settings: Settings, runner: CommandRunner, display: Display) -> list[P
 
         outputs = staging.publish()
         if settings.text("owner"):
-            for target in filter(None, (settings.text(k) for k in ("squash", "tarball", "iso"))):
+            for target in filter(None, (settings.text(k) for k in ("image", "squash", "tarball", "iso"))):
                 runner.run(["chown", "-R", settings.text("owner"), os.path.abspath(target)])
         return outputs

@@ -14,11 +14,13 @@ import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
-from . import debian
+from . import debian, disk
 from .errors import UsageError
+from .options import BY_NAME
 
 MIN_IMAGE_SIZE = 100_000_000  # bytes; #811464
-DEFAULT_ESP_SIZE = 5 * 1024 * 1024
+DEFAULT_ESP_SIZE = BY_NAME["esp-size"].default
+OLD_DEFAULT_ESP_SIZE = 5 * 1024 * 1024
 SQUASH_COMPRESSORS = ("xz", "zstd", "gzip", "lzo", "lz4", "lzma")
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical", "fatal")
 # UEFI architectures of the old tool (constants.py); arm64 was UEFI-only for images.
@@ -29,9 +31,11 @@ _USERNAME_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,30}\$?$")
 _HOSTNAME_RE = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 _STRONG_HASH_RE = re.compile(r"^\$(y|gy|7|2b|2y|6|5)\$[^:\s]+$")
 HASHED_PREFIX = "hashed:"
-
-# Capabilities that are parsed and validated now but built in later work.
-_NOT_YET = "is not supported yet by vmdebootstrap 2 (planned: disk images)"
+ROOT_TYPES = ("ext2", "ext3", "ext4", "btrfs", "xfs")
+BOOT_TYPES = ("ext2", "ext3", "ext4", "vfat")
+# parted's partition flags (parted(8), "set").
+PARTED_FLAGS = ("boot", "root", "swap", "hidden", "raid", "lvm", "lba", "legacy_boot", "irst", "esp", "palo",
+                "bios_grub", "msftres", "msftdata", "prep", "diag", "chromeos_kernel", "bls_boot")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,9 +138,11 @@ def select_packages(values: Mapping[str, object], arch: str, suite: str) -> tupl
         if debian.at_least(suite, "bullseye"):
             packages.append("zstd")
     if values["image"] and values["use-uefi"]:
-        efi = {"amd64": ["grub-efi-amd64", "grub-efi-ia32-bin"], "i386": ["grub-efi-ia32"],
+        efi = {"amd64": ["grub-efi-amd64"], "i386": ["grub-efi-ia32"],
                "arm64": ["grub-efi-arm64"]}  # fmt: skip
         packages.extend(efi.get(arch, []))
+        if arch == "amd64" and values["uefi-ia32"]:
+            packages.append("grub-efi-ia32-bin")
     elif values["image"] and values["grub"] and arch in ("amd64", "i386"):
         packages.append("grub-pc")
     # bookworm split systemd-resolved out of systemd; networkd alone cannot resolve names.
@@ -167,6 +173,8 @@ def find_hook(script: str) -> str:
 def boot_firmwares(values: Mapping[str, object], arch: str) -> list[str]:
     """The firmwares a boot test uses: what was asked for, else all the architecture has."""
     available = ["bios", "uefi"] if arch in ("amd64", "i386") else ["uefi"]
+    if values.get("image") and not values.get("boot-test-only"):
+        available = ["uefi"] if values["use-uefi"] else ["bios"]
     asked = _as_list(values["boot-firmware"])
     for firmware in asked:
         if firmware not in available:
@@ -235,6 +243,8 @@ def validate(values: Mapping[str, object]) -> Settings:
     if image and v["roottype"] == "btrfs" and v["extlinux"] and not v["grub"]:
         raise UsageError("extlinux is not yet supported on btrfs. Use grub.")
     _validate_uefi(v, arch, suite, image)
+    if image:
+        _validate_disk(v, arch)
 
     # -- checks the old tool did not make ------------------------------------
     if iso:
@@ -292,8 +302,10 @@ def validate(values: Mapping[str, object]) -> Settings:
     if root_password and v["lock-root-password"]:
         raise UsageError("--root-password and --lock-root-password contradict each other")
     if v["boot-test"]:
-        if not iso:
-            raise UsageError("--boot-test boots the --iso: give --iso FILE (disk images are not supported yet)")
+        if not (iso or image):
+            raise UsageError("--boot-test boots the --iso or --image: give one of them")
+        if image and not v["serial-console"]:
+            raise UsageError("--boot-test logs in over the serial console: add --serial-console")
         _validate_boot_test(v, arch, users)
     return Settings(
         values=dict(values),
@@ -306,7 +318,8 @@ def validate(values: Mapping[str, object]) -> Settings:
 
 
 def _validate_uefi(v: Mapping[str, object], arch: str, suite: str, image: str) -> None:
-    if v["esp-size"] != DEFAULT_ESP_SIZE and not v["use-uefi"]:
+    # The old default (5 MiB) still appears in dumped old configurations: not an error.
+    if v["esp-size"] not in (DEFAULT_ESP_SIZE, OLD_DEFAULT_ESP_SIZE) and not v["use-uefi"]:
         raise UsageError("You must specify use-uefi for esp-size to have effect")
     # The old tool demanded UEFI for arm64 even for tarballs (#845439); only images need it.
     if image and arch == "arm64" and not v["use-uefi"]:
@@ -321,6 +334,28 @@ def _validate_uefi(v: Mapping[str, object], arch: str, suite: str, image: str) -
         raise UsageError("UEFI without Grub is not supported.")
     if suite == "wheezy" and arch != "amd64":
         raise UsageError("Only amd64 supports UEFI in Wheezy")
+
+
+def _validate_disk(v: Mapping[str, object], arch: str) -> None:
+    if v["part-type"] not in ("msdos", "gpt"):
+        raise UsageError(f"--part-type {v['part-type']}: use msdos or gpt")
+    if v["roottype"] not in ROOT_TYPES:
+        raise UsageError(f"--roottype {v['roottype']}: use one of {', '.join(ROOT_TYPES)}")
+    if v["bootsize"] and v["boottype"] not in BOOT_TYPES:
+        raise UsageError(f"--boottype {v['boottype']}: use one of {', '.join(BOOT_TYPES)}")
+    if v["bootflag"] and v["bootflag"] not in PARTED_FLAGS:
+        raise UsageError(f"--bootflag {v['bootflag']}: not a parted flag ({', '.join(PARTED_FLAGS)})")
+    extlinux = bool(v["extlinux"]) and not v["grub"]
+    if extlinux and v["roottype"] == "xfs":
+        raise UsageError("extlinux cannot boot from xfs. Use grub.")
+    if extlinux and v["bootsize"] and v["boottype"] == "vfat":
+        raise UsageError("extlinux installs into the /boot filesystem, not vfat: use --grub, or --no-extlinux "
+                         "and a --customize hook that writes the board's bootloader")
+    if v["mbr"] and not extlinux:
+        raise UsageError("--mbr writes an MBR for extlinux; GRUB writes its own")
+    if v["uefi-ia32"] and not (v["use-uefi"] and arch == "amd64"):
+        raise UsageError("--uefi-ia32 adds 32-bit UEFI GRUB to an amd64 --use-uefi image")
+    disk.plan(v, arch)  # raises when the partitions do not fit
 
 
 def _validate_output_paths(squash: str, tarball: str, image: str, iso: str) -> None:
@@ -342,12 +377,6 @@ def _validate_output_paths(squash: str, tarball: str, image: str, iso: str) -> N
                 raise UsageError(f"{option} {path}: exists and is not a directory")
         elif os.path.isdir(resolved):
             raise UsageError(f"{option} {path}: is a directory")
-
-
-def not_supported_yet(settings: Settings) -> None:
-    """Refuse, explicitly, what a later piece of work will build."""
-    if settings.text("image"):
-        raise UsageError(f"--image {_NOT_YET}")
 
 
 def missing_host_tools(settings: Settings) -> list[str]:

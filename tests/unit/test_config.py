@@ -45,7 +45,7 @@ def test_defaults_match_kinds(option: options.Option) -> None:
 def test_old_tool_defaults() -> None:
     values = load()
     assert values["size"] == 1_000_000_000
-    assert values["esp-size"] == 5 * 1024 * 1024
+    assert values["esp-size"] == 256 * 1024 * 1024  # the old 5 MiB held no real system's ESP
     assert values["extlinux"] is True
     assert values["systemd-networkd"] is True
     assert values["update-initramfs"] is True

@@ -61,13 +61,11 @@ def test_validation_comes_before_the_root_check(vmd: Vmd, out: Path) -> None:
     assert status == 2 and "not a valid host name" in err and "root privileges" not in err
 
 
-@pytest.mark.parametrize("fixture", ["non_root", "as_root"])
-def test_image_is_not_supported_yet(vmd: Vmd, out: Path, fixture: str, request: pytest.FixtureRequest) -> None:
-    request.getfixturevalue(fixture)
-    status, stdout, err = vmd("--image", str(out / "x.img"), "--distribution", "bookworm")
-    assert status == 2 and stdout == ""
-    assert err == ("vmdebootstrap: error: --image is not supported yet by vmdebootstrap 2 "
-                   "(planned: disk images)\n")
+@pytest.mark.usefixtures("non_root")
+def test_image_dry_run_lists_the_bootloader(vmd: Vmd, out: Path) -> None:
+    status, stdout, err = vmd("--image", str(out / "x.img"), "--distribution", "bookworm", "--grub", "--dry-run")
+    assert status == 0, err
+    assert "grub-pc" in stdout
     assert os.listdir(out) == []
 
 

@@ -418,10 +418,14 @@ def test_hook_env_apt_mirror_defaults_to_mirror(make_context: MakeContext) -> No
     assert customize.hook_env(ctx)["VMDEBOOTSTRAP_APT_MIRROR"] == "http://build.example/debian"
 
 
-def test_hook_env_image_is_absolute(make_context: MakeContext, out: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_hook_env_image_is_the_file_being_written(make_context: MakeContext, out: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(out)
     ctx, _ = make_context("--image", "disk.img")
-    assert customize.hook_env(ctx)["IMAGE"] == str(out / "disk.img")
+    ctx.image_file = out / ".vmdebootstrap-partial-disk.img"
+    assert customize.hook_env(ctx)["IMAGE"] == str(out / ".vmdebootstrap-partial-disk.img")
+    ctx, _ = make_context("--tarball", "root.tar")
+    assert customize.hook_env(ctx)["IMAGE"] == ""
 
 
 def test_run_hook_argv(make_context: MakeContext, tmp_path: Path) -> None:

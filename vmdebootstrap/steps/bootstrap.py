@@ -62,7 +62,7 @@ def bootstrap(ctx: Context) -> None:
     if "--no-check-gpg" in argv:
         log.warning("archive signatures are NOT being checked (--no-check-gpg): the image is only as "
                     "trustworthy as the network path to %s", settings.text("mirror"))
-    ctx.root.mkdir(mode=0o755)
+    ctx.root.mkdir(mode=0o755, exist_ok=True)  # a disk image's root is mounted there already
     try:
         # Downloads go into the shared cache: hold its lock (not during the slow second stage).
         with cache.locked(ctx):

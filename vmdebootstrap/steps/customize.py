@@ -28,7 +28,8 @@ def hook_env(ctx: Context) -> dict[str, str]:
     return {
         "ROOTDIR": os.fspath(ctx.root),
         "rootdir": os.fspath(ctx.root),  # the old customise.lib read this name
-        "IMAGE": os.path.abspath(image) if image else "",
+        # The file being written (its final name appears when the whole build succeeded).
+        "IMAGE": os.fspath(ctx.image_file) if image and ctx.image_file else "",
         "VMDEBOOTSTRAP_ARCH": settings.arch,
         "VMDEBOOTSTRAP_DISTRIBUTION": settings.suite,
         "VMDEBOOTSTRAP_MIRROR": settings.text("mirror"),

@@ -24,6 +24,7 @@ import shutil
 import uuid
 from pathlib import Path
 
+from .. import debian
 from ..context import Context
 from ..errors import BuildError
 from ..publish import Staging
@@ -42,7 +43,6 @@ GRUB_EFI = {
 }
 BIOS_ARCHES = ("amd64", "i386")
 # The serial console a live system on this architecture has (QEMU virt's PL011 on arm64).
-SERIAL_CONSOLE = {"arm64": "ttyAMA0", "armhf": "ttyAMA0"}
 GRUB_MODULES = (
     "iso9660", "fat", "part_gpt", "part_msdos", "normal", "configfile", "linux", "search",
     "search_fs_file", "search_label", "echo", "test", "serial", "terminal", "efi_gop", "all_video",
@@ -78,7 +78,7 @@ def menu_entries(ctx: Context) -> list[tuple[str, str]]:
     settings = ctx.settings
     name = f"Debian live ({settings.suite} {settings.arch})"
     params = boot_parameters(ctx)
-    serial = SERIAL_CONSOLE.get(settings.arch, "ttyS0")
+    serial = debian.serial_console(settings.arch)
     return [
         (name, params),
         (f"{name}, serial console", f"{params} console=tty0 console={serial},115200n8"),

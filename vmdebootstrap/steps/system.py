@@ -12,6 +12,7 @@ import logging
 from .. import debian
 from ..chroot import has_unit, inside, write_file
 from ..context import Context
+from ..options import DEFAULT_SERIAL_COMMAND
 
 log = logging.getLogger("vmdebootstrap")
 
@@ -78,7 +79,13 @@ def configure(ctx: Context) -> None:
             link.symlink_to("/dev/null")
 
     if settings.flag("serial-console") and has_unit(root, "serial-getty@.service"):
-        run(["systemctl", "enable", "serial-getty@ttyS0.service"], chroot=root)
+        tty = debian.serial_console(settings.arch)
+        run(["systemctl", "enable", f"serial-getty@{tty}.service"], chroot=root)
+        command = settings.text("serial-console-command")
+        if command != DEFAULT_SERIAL_COMMAND:
+            # The old tool wrote it into inittab (sysvinit only); systemd takes a drop-in.
+            write_file(root, f"/etc/systemd/system/serial-getty@{tty}.service.d/vmdebootstrap.conf",
+                       f"[Service]\nExecStart=\nExecStart=-{command}\n")
 
     if settings.flag("configure-apt"):
         # Fixed: the old tool did nothing unless --apt-mirror was given too.

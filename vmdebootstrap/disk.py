@@ -1,0 +1,160 @@
+"""The partition layout of a disk image, computed before anything is written.
+
+Pure arithmetic on the settings, so every layout of vmdebootstrap-features.md §3.11
+is a unit test.  Fixed against the old tool:
+
+* sizes are exact bytes on MiB boundaries, never parted's default unit (MB: §6.4
+  item 11); ``--bootoffset`` is honoured with or without ``--bootsize``;
+* the first partition starts at 1 MiB at least (room for GRUB's core image, #767913);
+* ``--swap`` works with every layout (it crashed in the old tool, §6.4 item 4);
+* on GPT a BIOS-booting GRUB gets a bios_grub partition for its core image, in the
+  gap before the first partition and numbered last, so the other partitions keep
+  the numbers of the msdos layout;
+* the ESP defaults to 256 MiB instead of 5 MiB: room for GRUB for both word sizes
+  and firmware updates.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+
+from .errors import UsageError
+
+MiB = 1024 * 1024
+SECTOR = 512
+MIN_SWAP = 256 * MiB  # the old tool's floor ("default qemu RAM is 128MB")
+MIN_ROOT = 64 * MiB
+GPT_RESERVED_SECTORS = 34  # protective MBR, header and 32 sectors of entries (and their backup)
+
+
+@dataclasses.dataclass(frozen=True)
+class Partition:
+    number: int
+    role: str  # esp, boot, root, swap, bios_grub
+    start: int  # bytes from the start of the image
+    end: int  # bytes, exclusive
+    fstype: str  # vfat, ext2, ext3, ext4, btrfs, xfs, swap; '' for bios_grub
+
+    @property
+    def size(self) -> int:
+        return self.end - self.start
+
+    @property
+    def mountpoint(self) -> str:
+        return {"esp": "/boot/efi", "boot": "/boot", "root": "/"}.get(self.role, "")
+
+
+@dataclasses.dataclass(frozen=True)
+class Layout:
+    image_size: int
+    label: str  # msdos or gpt
+    partitions: tuple[Partition, ...]
+
+    def by_role(self, role: str) -> Partition | None:
+        return next((p for p in self.partitions if p.role == role), None)
+
+    @property
+    def root(self) -> Partition:
+        root = self.by_role("root")
+        assert root is not None
+        return root
+
+    @property
+    def boot_holder(self) -> Partition:
+        """The partition whose filesystem holds /boot (the kernel and GRUB's files)."""
+        return self.by_role("boot") or self.root
+
+
+def _mib_up(value: int) -> int:
+    return -(-value // MiB) * MiB
+
+
+def _mib_down(value: int) -> int:
+    return value // MiB * MiB
+
+
+def bios_grub_wanted(values: Mapping[str, object], arch: str) -> bool:
+    return (values["part-type"] == "gpt" and bool(values["grub"]) and not values["use-uefi"]
+            and arch in ("amd64", "i386"))
+
+
+def plan(values: Mapping[str, object], arch: str) -> Layout:
+    """The partitions, in partition-number order.  Raises UsageError if they do not fit."""
+    size = int(values["size"]) // SECTOR * SECTOR  # type: ignore[call-overload]
+    label = str(values["part-type"])
+    start = max(MiB, _mib_up(int(values["bootoffset"])))  # type: ignore[call-overload]
+    tail = GPT_RESERVED_SECTORS * SECTOR if label == "gpt" else 0
+    end = _mib_down(size - tail)
+    swap = int(values["swap"])  # type: ignore[call-overload]
+    if swap:
+        swap = _mib_up(max(swap, MIN_SWAP))
+
+    parts: list[Partition] = []
+    position = start
+    if values["use-uefi"]:
+        esp_end = position + _mib_up(int(values["esp-size"]))  # type: ignore[call-overload]
+        parts.append(Partition(1, "esp", position, esp_end, "vfat"))
+        position = esp_end
+    elif values["bootsize"]:
+        boot_end = position + _mib_up(int(values["bootsize"]))  # type: ignore[call-overload]
+        parts.append(Partition(1, "boot", position, boot_end, str(values["boottype"])))
+        position = boot_end
+    root_end = end - swap
+    if root_end - position < MIN_ROOT:
+        raise UsageError(
+            f"--size {size}: leaves {max(0, root_end - position) // MiB} MiB for the root filesystem "
+            f"(at least {MIN_ROOT // MiB} MiB) after the other partitions")
+    parts.append(Partition(len(parts) + 1, "root", position, root_end, str(values["roottype"])))
+    if swap:
+        parts.append(Partition(len(parts) + 1, "swap", root_end, end, "swap"))
+    if bios_grub_wanted(values, arch):
+        # Sectors 34..2047: the gap GPT leaves before the first partition at 1 MiB.
+        parts.append(Partition(len(parts) + 1, "bios_grub", GPT_RESERVED_SECTORS * SECTOR, MiB, ""))
+    return Layout(size, label, tuple(parts))
+
+
+# parted's file-system hint only chooses the partition type (msdos id or GPT GUID).
+_PARTED_FS_HINT = {"vfat": "fat32", "swap": "linux-swap", "ext2": "ext2", "ext3": "ext2", "ext4": "ext2",
+                   "btrfs": "btrfs", "xfs": "xfs", "": ""}  # fmt: skip
+
+
+def parted_script(layout: Layout, bootflag: str = "", legacy_boot: bool = False) -> list[str]:
+    """parted commands (after ``parted --script --align none IMAGE``), in sectors."""
+    script = ["unit", "s", "mklabel", layout.label]
+    for part in layout.partitions:
+        name = "primary" if layout.label == "msdos" else part.role
+        hint = _PARTED_FS_HINT.get(part.fstype, "")
+        script += ["mkpart", name, *([hint] if hint else []), f"{part.start // SECTOR}s",
+                   f"{part.end // SECTOR - 1}s"]
+    first = layout.partitions[0]
+    if first.role == "esp":
+        script += ["set", "1", "esp", "on"]
+    if layout.label == "msdos":
+        script += ["set", str(layout.boot_holder.number if first.role != "esp" else 1), "boot", "on"]
+    elif legacy_boot:
+        # gptmbr.bin (extlinux on GPT) boots the partition with this attribute.
+        script += ["set", str(layout.boot_holder.number), "legacy_boot", "on"]
+    grub_part = layout.by_role("bios_grub")
+    if grub_part:
+        script += ["set", str(grub_part.number), "bios_grub", "on"]
+    if bootflag:
+        script += ["set", "1", bootflag, "on"]
+    return script
+
+
+def fstab(layout: Layout, uuids: Mapping[str, str]) -> str:
+    """fstab with every partition by UUID (the old tool: /dev/sdaN for swap, no ESP)."""
+    lines = ["# /etc/fstab: written by vmdebootstrap; every partition by its UUID",
+             "# <file system>\t<mount point>\t<type>\t<options>\t<dump>\t<pass>"]
+    for part in sorted(layout.partitions, key=lambda p: (len(p.mountpoint) or 99, p.number)):
+        uuid = uuids.get(part.role, "")
+        if part.role == "swap":
+            lines.append(f"UUID={uuid}\tnone\tswap\tsw\t0\t0")
+        elif part.role == "esp":
+            lines.append(f"UUID={uuid}\t/boot/efi\tvfat\tumask=0077\t0\t1")
+        elif part.mountpoint:
+            options = "errors=remount-ro" if part.fstype.startswith("ext") else "defaults"
+            passno = 0 if part.fstype in ("btrfs", "xfs") else (1 if part.role == "root" else 2)
+            lines.append(f"UUID={uuid}\t{part.mountpoint}\t{part.fstype}\t{options}\t0\t{passno}")
+    return "\n".join(lines) + "\n"
