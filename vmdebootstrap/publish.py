@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 
 from . import mounts
+from .errors import BuildError
 
 log = logging.getLogger("vmdebootstrap")
 
@@ -41,6 +42,7 @@ class Staging:
     def stage(self, final: Path) -> Path:
         # The suffix stays last so tools that look at it (tar --auto-compress) still see it.
         staged = final.with_name(f".vmdebootstrap-partial-{final.name}")
+        assert all(final != pending for _, pending in self.pending), f"{final} staged twice"
         if staged.exists() or staged.is_symlink():
             staged.unlink()
         self.pending.append((staged, final))
@@ -54,6 +56,9 @@ class Staging:
         return path
 
     def publish(self) -> list[Path]:
+        missing = [staged for staged, _ in self.pending if not staged.exists()]
+        if missing:  # checked before the first rename: all outputs appear, or none
+            raise BuildError(f"output missing before publishing: {', '.join(map(str, missing))}")
         for staged, final in self.pending:
             os.replace(staged, final)
         self.published = True

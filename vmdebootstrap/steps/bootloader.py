@@ -183,15 +183,15 @@ def install_grub_bios(ctx: Context, made: Disk) -> None:
 
 
 def fill_esp(ctx: Context, made: Disk, arches: list[str]) -> None:
-    esp = made.device("esp")
-    env = {"MTOOLS_SKIP_CHECK": "1"}
-    ctx.runner.run(["mmd", "-i", esp, "::/EFI", "::/EFI/BOOT", "::/EFI/debian"], env=env)
+    """GRUB at the Debian path and the removable-media path of the ESP (written into the
+    FAT partition at the end: image.copy_fat_partitions)."""
+    esp = inside(ctx.root, "/boot/efi")
     for arch in arches:
         platform, removable, debian_name = EFI[arch]
         binary = make_core_image(ctx, made, platform, f"/boot/grub/{platform}/core.efi", [])
-        for target in (f"::/EFI/debian/{debian_name}", f"::/EFI/BOOT/{removable}"):
-            ctx.runner.run(["mcopy", "-i", esp, os.fspath(binary), target], env=env)
-    ctx.runner.run(["mdir", "-/", "-i", esp, "::/EFI"], env=env)
+        for target in (esp / "EFI/debian" / debian_name, esp / "EFI/BOOT" / removable):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(binary, target)
     # Later upgrades of grub-efi in the booted system keep the removable path current.
     ctx.runner.run(["debconf-set-selections"], chroot=ctx.root,
                    input="grub-efi-amd64 grub2/force_efi_extra_removable boolean true\n"

@@ -22,6 +22,8 @@ import dataclasses
 import errno
 import logging
 import os
+import secrets
+import shutil
 from pathlib import Path
 
 from .. import disk, mounts
@@ -54,10 +56,7 @@ class Disk:
         return self.devices[role].path
 
 
-def mkfs_argv(fstype: str, role: str, device: str, suite: str, size: int) -> list[str]:
-    if fstype == "vfat":
-        # FAT32 below ~64 MiB wastes clusters or is refused; mkfs.fat picks FAT16 then.
-        return ["mkfs.fat", *(["-F", "32"] if size >= 64 * disk.MiB else []), "-n", LABELS[role], device]
+def mkfs_argv(fstype: str, role: str, device: str, suite: str) -> list[str]:
     argv = [*MKFS[fstype], "-L", LABELS[role]]
     if fstype.startswith("ext") and suite in ("wheezy", "jessie"):
         argv += ["-O", "^metadata_csum"]  # their e2fsck cannot read it (#827130)
@@ -69,9 +68,10 @@ def prepare(ctx: Context, staging: Staging) -> Disk:
     layout = disk.plan(settings.values, settings.arch)
     final = Path(settings.text("image")).resolve()
     staging.directory(final.parent)
-    raw = staging.stage(final)
-    if settings.flag("convert-qcow2"):
+    if settings.flag("convert-qcow2"):  # the raw file is converted at the end, then removed
         raw = staging.scratch(final.with_name(f".vmdebootstrap-partial-{final.name}.raw"))
+    else:
+        raw = staging.stage(final)
     with open(raw, "wb") as stream:
         stream.truncate(layout.image_size)  # sparse: only what is written takes space
     script = disk.parted_script(layout, settings.text("bootflag"), legacy_boot=uses_extlinux(settings))
@@ -84,10 +84,13 @@ def prepare(ctx: Context, staging: Staging) -> Disk:
     for part in layout.partitions:
         if part.role == "bios_grub":
             continue
+        if part.fstype == "vfat":  # made at the end (copy_fat_partitions); its volume id now
+            uuids[part.role] = f"{secrets.token_hex(2)}-{secrets.token_hex(2)}".upper()
+            continue
         device = LoopDevice(raw, part.start, part.size)
         stack.callback(device.detach)
         devices[part.role] = device
-        ctx.runner.run(mkfs_argv(part.fstype, part.role, device.path, settings.suite, part.size))
+        ctx.runner.run(mkfs_argv(part.fstype, part.role, device.path, settings.suite))
         uuids[part.role] = filesystem_uuid(ctx, device.path)
     made = Disk(layout, raw, final, devices, uuids, stack)
     mount_filesystems(ctx, made)
@@ -115,8 +118,11 @@ def mount_filesystems(ctx: Context, made: Disk) -> None:
     if "boot" in made.devices:
         (ctx.root / "boot").mkdir(mode=0o755)
         mounts.mount(ctx.runner, made.stack, made.device("boot"), ctx.root / "boot", chroot_root=ctx.root)
-    if "esp" in made.devices:
-        (ctx.root / "boot/efi").mkdir(mode=0o755, parents=True, exist_ok=True)
+    # FAT partitions are not mounted (the host kernel may have no vfat driver): their
+    # mount points stay directories of the root, copied into them at the end.
+    for part in made.layout.partitions:
+        if part.fstype == "vfat":
+            (ctx.root / part.mountpoint.lstrip("/")).mkdir(mode=0o755, parents=True, exist_ok=True)
     for leftover in ("lost+found",):  # mkfs.ext*'s; the installed system's e2fsck makes its own
         path = ctx.root / leftover
         if path.is_dir() and not any(path.iterdir()):
@@ -135,6 +141,7 @@ def finish(ctx: Context, made: Disk, staging: Staging) -> None:
     if settings.flag("pkglist"):
         manifest = ctx.runner.run(["dpkg-query", "--show"], chroot=ctx.root, capture=True).output
         staging.stage(made.final.with_name(made.final.name + ".packages")).write_text(manifest)
+    copy_fat_partitions(ctx, made)
     mounted = [ctx.root / "boot", ctx.root] if "boot" in made.devices else [ctx.root]
     if settings.flag("sparse"):
         for point in mounted:  # freed blocks become holes in the file
@@ -147,6 +154,49 @@ def finish(ctx: Context, made: Disk, staging: Staging) -> None:
         staged = staging.stage(made.final)
         ctx.runner.run(["qemu-img", "convert", "-O", "qcow2", os.fspath(made.raw), os.fspath(staged)])
         made.raw.unlink()  # the old tool left IMAGE.raw behind (§6.4 item 5)
+
+
+def copy_fat_partitions(ctx: Context, made: Disk) -> None:
+    """FAT partitions (the ESP, a vfat /boot) are made last, from what the build put below
+    their mount points: a FAT image file filled by mtools and copied into the disk image.
+    Nothing is mounted, so the host kernel needs no vfat driver.  The mount point in the
+    root filesystem is left empty, as under any mount."""
+    for part in made.layout.partitions:
+        if part.fstype != "vfat":
+            continue
+        directory = ctx.root / part.mountpoint.lstrip("/")
+        fat = ctx.workdir / f"{part.role}.fat"
+        ctx.runner.run(mkfs_fat_argv(part, fat, made.uuids[part.role]))
+        entries = sorted(directory.iterdir())
+        files = [os.fspath(e) for e in entries if not e.is_symlink()]  # FAT has no symlinks
+        if files:
+            ctx.runner.run(["mcopy", "-s", "-p", "-Q", "-i", os.fspath(fat), *files, "::/"],
+                           env={"MTOOLS_SKIP_CHECK": "1"})
+        copy_into(fat, made.raw, part.start)
+        fat.unlink()
+        for entry in entries:
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+
+
+def mkfs_fat_argv(part: disk.Partition, fat: Path, uuid: str) -> list[str]:
+    # FAT32 below ~64 MiB wastes clusters or is refused; mkfs.fat picks FAT16 then.
+    fat32 = ["-F", "32"] if part.size >= 64 * disk.MiB else []
+    return ["mkfs.fat", "-C", *fat32, "-n", LABELS[part.role], "-i", uuid.replace("-", ""), os.fspath(fat),
+            str(part.size // 1024)]
+
+
+def copy_into(source: Path, image: Path, offset: int) -> None:
+    """Copy ``source`` into ``image`` at ``offset``, skipping blocks of zeros (the image is sparse)."""
+    with open(source, "rb") as reader, open(image, "r+b") as writer:
+        position = 0
+        while chunk := reader.read(disk.MiB):
+            if chunk.count(0) != len(chunk):
+                os.pwrite(writer.fileno(), chunk, offset + position)
+            position += len(chunk)
+        os.fsync(writer.fileno())
 
 
 def zero_fill(directory: Path) -> None:
