@@ -145,3 +145,46 @@ def arm64(mirror: str, outdir: Path, binfmt_ready: None) -> Path:
                            "--log", str(outdir / "arm64.log"), timeout=3600)
     assert result.returncode == 0, result.stderr[-3000:]
     return squash
+
+
+def image_build(mirror: str, outdir: Path, name: str, *args: str, timeout: int = 1500) -> dict[str, object]:
+    """Build one disk image for the image tests and their boot tests."""
+    image = outdir / "images" / name  # the directory does not exist yet: the tool makes it
+    log = outdir / f"{name}.log"
+    workdir = workdir_for(outdir, name)
+    result = vmdebootstrap("--distribution", "bookworm", "--image", str(image), "--mirror", mirror,
+                           "--user", f"user/{PASSWORD}", "--serial-console", "--workdir", str(workdir),
+                           "--log", str(log), *args, timeout=timeout)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return {"image": image, "log": log, "workdir": workdir, "result": result}
+
+
+@pytest.fixture(scope="session")
+def bios_image(mirror: str, outdir: Path) -> dict[str, object]:
+    """BIOS GRUB, a separate /boot (ext3), swap, room for a board bootloader, and a hook."""
+    return image_build(mirror, outdir, "bios.img", "--size", "3G", "--grub", "--bootsize", "256M",
+                       "--boottype", "ext3", "--swap", "256M", "--bootoffset", "4M", "--sparse", "--sudo",
+                       "--hostname", "vmdb-bios", "--pkglist", "--owner", "nobody",
+                       "--customize", str(HOOKS / "image-hook.sh"))
+
+
+@pytest.fixture(scope="session")
+def uefi_image(mirror: str, outdir: Path) -> dict[str, object]:
+    """UEFI GRUB (64 and 32 bit) on GPT, btrfs root, converted to qcow2."""
+    return image_build(mirror, outdir, "uefi.qcow2", "--size", "3G", "--part-type", "gpt", "--use-uefi",
+                       "--grub", "--uefi-ia32", "--roottype", "btrfs", "--convert-qcow2", "--sudo",
+                       "--hostname", "vmdb-uefi")
+
+
+@pytest.fixture(scope="session")
+def extlinux_image(mirror: str, outdir: Path) -> dict[str, object]:
+    """The old default: extlinux (with install-mbr), ext3, zero-filled (not sparse)."""
+    return image_build(mirror, outdir, "extlinux.img", "--size", "2G", "--roottype", "ext3", "--mbr", "--sudo",
+                       "--hostname", "vmdb-ext")
+
+
+@pytest.fixture(scope="session")
+def arm64_image(mirror: str, outdir: Path, binfmt_ready: None) -> dict[str, object]:
+    """examples/vm-arm64.conf under qemu-user emulation."""
+    return image_build(mirror, outdir, "arm64.qcow2", "--config", "examples/vm-arm64.conf", "--no-boot-test",
+                       timeout=3600)

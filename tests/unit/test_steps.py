@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -78,12 +80,29 @@ def test_bootstrap_runs_debootstrap_into_a_new_root(make_context: MakeContext) -
     assert runner.calls == [bootstrap.debootstrap_argv(ctx.settings, ctx.root, None)]
 
 
-def test_bootstrap_uses_the_cache(make_context: MakeContext, tmp_path: Path) -> None:
-    ctx, runner = make_context("--cache-dir", str(tmp_path / "cache"))
+def test_bootstrap_uses_the_cache(make_context: MakeContext, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    held: list[bool] = []
+    lock_state = {"held": False}
+
+    @contextlib.contextmanager
+    def locked(_ctx: object) -> Iterator[None]:
+        lock_state["held"] = True
+        yield
+        lock_state["held"] = False
+
+    monkeypatch.setattr(bootstrap.cache, "locked", locked)
+    runner = FakeRunner(lambda argv: held.append(lock_state["held"]) or None)
+    ctx, _ = make_context("--cache-dir", str(tmp_path / "cache"), runner=runner)
     ctx.root.rmdir()
     bootstrap.bootstrap(ctx)
-    assert f"--cache-dir={tmp_path / 'cache/debs'}" in runner.calls[0]
+    download, install = runner.calls
+    assert f"--cache-dir={tmp_path / 'cache/debs'}" in download and "--download-only" in download
+    assert f"--cache-dir={tmp_path / 'cache/debs'}" in install and "--download-only" not in install
+    assert install[-2] == str(ctx.root)
+    # Only the download holds the shared cache's lock: installations run side by side.
+    assert held == [True, False]
     assert (tmp_path / "cache/debs/partial").is_dir()
+    assert not (ctx.workdir / "download").exists()
 
 
 @pytest.mark.parametrize(
@@ -159,8 +178,6 @@ def test_tar_argv(tmp_path: Path) -> None:
 
 
 def test_tarball_make_stages_next_to_the_output(make_context: MakeContext, out: Path) -> None:
-    import contextlib
-
     from vmdebootstrap.publish import Staging
 
     ctx, runner = make_context("--tarball", str(out / "root.tar.xz"))

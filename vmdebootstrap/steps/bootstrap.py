@@ -31,9 +31,11 @@ def extra_options(settings: Settings) -> list[str]:
     return [f"--{token}" for value in settings.items("debootstrapopts") for token in value.split()]
 
 
-def debootstrap_argv(settings: Settings, root: Path, cache_dir: Path | None) -> list[str]:
+def debootstrap_argv(settings: Settings, root: Path, cache_dir: Path | None, download_only: bool = False) -> list[str]:
     argv = ["debootstrap", f"--arch={settings.arch}"]
-    if settings.foreign:
+    if download_only:
+        argv.append("--download-only")
+    elif settings.foreign:
         argv.append("--foreign")  # first stage here, second stage under emulation below
     if settings.text("variant"):
         argv.append(f"--variant={settings.text('variant')}")
@@ -64,9 +66,18 @@ def bootstrap(ctx: Context) -> None:
                     "trustworthy as the network path to %s", settings.text("mirror"))
     ctx.root.mkdir(mode=0o755, exist_ok=True)  # a disk image's root is mounted there already
     try:
-        # Downloads go into the shared cache: hold its lock (not during the slow second stage).
-        with cache.locked(ctx):
-            ctx.runner.run(argv)
+        cache_dir = cache.debs_dir(ctx)
+        if cache_dir is not None:
+            # Downloads go into the shared cache under its lock; a first, download-only run
+            # holds it for seconds, so that two builds' installations run side by side.
+            # (debootstrap writes a cached .deb only when it is missing or its checksum
+            # is wrong; the second run finds them all and only reads.)
+            scratch = ctx.workdir / "download"
+            scratch.mkdir()
+            with cache.locked(ctx):
+                ctx.runner.run(debootstrap_argv(settings, scratch, cache_dir, download_only=True))
+            shutil.rmtree(scratch)
+        ctx.runner.run(argv)
         if settings.foreign:
             second_stage(ctx)
     except CommandFailed as exc:

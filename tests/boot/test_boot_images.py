@@ -1,0 +1,57 @@
+"""Boot tier: the disk images the integration tier built boot in QEMU and log in.
+
+Each image is booted with ``-snapshot`` (the image file is never changed), over its
+serial console; the checks run inside the booted system: the system state, no
+failed unit (so /boot, /boot/efi and swap mounted from fstab), the kernel command
+line naming the root by UUID, the root's filesystem type.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from vmdebootstrap import boottest
+
+from ..conftest import PASSWORD
+from .test_boot_iso import no_qemu_left
+
+pytestmark = pytest.mark.boot
+
+
+def boot_disk(image: object, arch: str, firmware: str, workdir: Path, timeout: int = 900) -> boottest.BootResult:
+    assert isinstance(image, Path)
+    target = boottest.BootTarget(image=image, kind="disk", arch=arch, firmware=firmware)  # type: ignore[arg-type]
+    result = boottest.boot_test(target, "user", PASSWORD, workdir, timeout=timeout)
+    console = result.console_log.read_text(errors="replace")
+    assert result.passed, f"{result.verdict}\n{console[-3000:]}"
+    assert result.system_state == "running", result.verdict
+    assert "root=UUID=" in result.cmdline and "/dev/loop" not in result.cmdline
+    assert PASSWORD not in console
+    assert no_qemu_left(image)
+    print(f"{image.name} ({arch} {firmware}): login after {result.seconds_to_login:.0f} s; {result.verdict}")
+    return result
+
+
+def test_bios_grub_image_with_boot_and_swap_partitions_logs_in(bios_image: dict[str, object],
+                                                              tmp_path: Path) -> None:
+    result = boot_disk(bios_image["image"], "amd64", "bios", tmp_path)
+    assert result.root_fstype == "ext4" and "(sudo)" in result.id_output
+    assert "console=ttyS0,115200n8" in result.cmdline
+
+
+def test_uefi_grub_qcow2_image_logs_in(uefi_image: dict[str, object], tmp_path: Path) -> None:
+    result = boot_disk(uefi_image["image"], "amd64", "uefi", tmp_path)
+    assert result.root_fstype == "btrfs"
+
+
+def test_extlinux_image_logs_in(extlinux_image: dict[str, object], tmp_path: Path) -> None:
+    result = boot_disk(extlinux_image["image"], "amd64", "bios", tmp_path)
+    assert result.root_fstype == "ext3"
+
+
+@pytest.mark.slow_image
+def test_arm64_uefi_image_logs_in(arm64_image: dict[str, object], tmp_path: Path) -> None:
+    result = boot_disk(arm64_image["image"], "arm64", "uefi", tmp_path, timeout=1800)
+    assert "console=ttyAMA0,115200n8" in result.cmdline

@@ -1,0 +1,207 @@
+"""Disk images without a disk: layouts, parted scripts, fstab, loop ioctl structures,
+the GRUB BIOS sectors and validation."""
+
+from __future__ import annotations
+
+import itertools
+import struct
+from pathlib import Path
+
+import pytest
+
+from vmdebootstrap import disk, loop
+from vmdebootstrap.errors import UsageError
+from vmdebootstrap.options import OPTIONS, default_of
+from vmdebootstrap.steps import bootloader, image
+
+from .conftest import MakeContext, Vmd
+
+MiB = 2**20
+
+
+def values(**overrides: object) -> dict[str, object]:
+    result = {o.name: default_of(o) for o in OPTIONS}
+    result.update({"image": "x.img", "size": 2 * 10**9})
+    result.update({k.replace("_", "-"): v for k, v in overrides.items()})
+    return result
+
+
+def roles(layout: disk.Layout) -> list[tuple[int, str, str]]:
+    return [(p.number, p.role, p.fstype) for p in layout.partitions]
+
+
+def test_default_layout_is_one_root_partition_from_1_mib() -> None:
+    layout = disk.plan(values(), "amd64")
+    assert roles(layout) == [(1, "root", "ext4")]
+    assert layout.root.start == MiB and layout.root.end == 2 * 10**9 // MiB * MiB
+    assert layout.image_size == 2 * 10**9
+
+
+@pytest.mark.parametrize(("overrides", "expected"), [
+    ({"swap": 300 * MiB}, [(1, "root", "ext4"), (2, "swap", "swap")]),
+    ({"bootsize": 100 * MiB}, [(1, "boot", "ext2"), (2, "root", "ext4")]),
+    ({"bootsize": 100 * MiB, "swap": 300 * MiB, "boottype": "ext3"},
+     [(1, "boot", "ext3"), (2, "root", "ext4"), (3, "swap", "swap")]),
+    ({"use_uefi": True, "grub": True}, [(1, "esp", "vfat"), (2, "root", "ext4")]),
+    ({"use_uefi": True, "grub": True, "swap": 300 * MiB}, [(1, "esp", "vfat"), (2, "root", "ext4"),
+                                                          (3, "swap", "swap")]),
+    ({"part_type": "gpt", "grub": True}, [(1, "root", "ext4"), (2, "bios_grub", "")]),
+    ({"part_type": "gpt", "grub": True, "use_uefi": True}, [(1, "esp", "vfat"), (2, "root", "ext4")]),
+    ({"part_type": "gpt"}, [(1, "root", "ext4")]),  # extlinux: gptmbr, no bios_grub
+])  # fmt: skip
+def test_layouts_of_the_old_tool_and_swap_everywhere(overrides: dict[str, object],
+                                                     expected: list[tuple[int, str, str]]) -> None:
+    assert roles(disk.plan(values(**overrides), "amd64")) == expected
+
+
+def test_partitions_are_contiguous_aligned_and_inside_the_image() -> None:
+    layout = disk.plan(values(bootsize=100 * MiB, swap=300 * MiB, part_type="gpt", grub=True), "amd64")
+    ordered = sorted((p for p in layout.partitions if p.role != "bios_grub"), key=lambda p: p.start)
+    assert all(a.end == b.start for a, b in itertools.pairwise(ordered))
+    assert all(p.start % MiB == 0 and p.end % MiB == 0 for p in ordered)
+    assert ordered[-1].end <= layout.image_size - 34 * 512  # the backup GPT fits behind it
+    bios = layout.by_role("bios_grub")
+    assert bios is not None and (bios.start, bios.end, bios.number) == (34 * 512, MiB, 4)
+
+
+def test_swap_has_a_floor_and_bootoffset_is_honoured_without_bootsize() -> None:
+    layout = disk.plan(values(swap=10 * MiB, bootoffset=3 * MiB + 1), "amd64")
+    swap = layout.by_role("swap")
+    assert swap is not None and swap.size == 256 * MiB
+    assert layout.root.start == 4 * MiB  # rounded up to whole MiB (the old tool ignored it, §6.4 item 11)
+
+
+def test_esp_size_and_boot_holder() -> None:
+    layout = disk.plan(values(use_uefi=True, grub=True, esp_size=100 * 10**6), "amd64")
+    esp = layout.by_role("esp")
+    assert esp is not None and esp.size == 96 * MiB and esp.mountpoint == "/boot/efi"
+    assert layout.boot_holder.role == "root"
+    assert disk.plan(values(bootsize=64 * MiB), "amd64").boot_holder.role == "boot"
+
+
+def test_too_small_for_the_partitions() -> None:
+    with pytest.raises(UsageError, match="leaves 0 MiB for the root filesystem"):
+        disk.plan(values(size=400 * MiB, swap=400 * MiB), "amd64")
+
+
+def test_parted_script_msdos_boot_flag_and_sectors() -> None:
+    layout = disk.plan(values(bootsize=100 * MiB, swap=300 * MiB, bootflag="lba"), "amd64")
+    script = " ".join(disk.parted_script(layout, "lba"))
+    assert script.startswith("unit s mklabel msdos mkpart primary ext2 2048s 206847s ")
+    assert "mkpart primary linux-swap" in script
+    assert "set 1 boot on" in script and script.endswith("set 1 lba on")
+
+
+def test_parted_script_gpt_flags() -> None:
+    uefi = " ".join(disk.parted_script(disk.plan(values(part_type="gpt", use_uefi=True, grub=True), "amd64")))
+    assert "mkpart esp fat32 2048s" in uefi and "set 1 esp on" in uefi and " boot on" not in uefi
+    bios = " ".join(disk.parted_script(disk.plan(values(part_type="gpt", grub=True), "amd64")))
+    assert "mkpart bios_grub 34s 2047s" in bios and "set 2 bios_grub on" in bios
+    # gptmbr.bin boots the partition marked legacy_boot; "boot" on GPT would make it an ESP.
+    ext = " ".join(disk.parted_script(disk.plan(values(part_type="gpt"), "amd64"), legacy_boot=True))
+    assert "set 1 legacy_boot on" in ext and " boot on" not in ext
+
+
+def test_fstab_names_every_partition_by_uuid() -> None:
+    layout = disk.plan(values(use_uefi=True, grub=True, swap=300 * MiB, roottype="btrfs"), "amd64")
+    text = disk.fstab(layout, {"root": "R-UUID", "esp": "AB12-CD34", "swap": "S-UUID"})
+    lines = [line.split("\t") for line in text.splitlines() if not line.startswith("#")]
+    assert lines == [["UUID=R-UUID", "/", "btrfs", "defaults", "0", "0"],
+                     ["UUID=AB12-CD34", "/boot/efi", "vfat", "umask=0077", "0", "1"],
+                     ["UUID=S-UUID", "none", "swap", "sw", "0", "0"]]
+    boot = disk.fstab(disk.plan(values(bootsize=64 * MiB, boottype="ext3"), "amd64"), {"root": "R", "boot": "B"})
+    assert "UUID=R\t/\text4\terrors=remount-ro\t0\t1" in boot and "UUID=B\t/boot\text3\terrors=remount-ro\t0\t2" in boot
+
+
+def test_mkfs_commands() -> None:
+    assert image.mkfs_argv("ext4", "root", "/dev/loop3", "bookworm") == ["mkfs.ext4", "-q", "-F", "-L", "root",
+                                                                          "/dev/loop3"]
+    assert "^metadata_csum" in image.mkfs_argv("ext4", "root", "/dev/loop3", "jessie")  # #827130
+    assert image.mkfs_argv("swap", "swap", "/dev/loop4", "bookworm") == ["mkswap", "-L", "swap", "/dev/loop4"]
+    esp = disk.Partition(1, "esp", MiB, 257 * MiB, "vfat")
+    assert image.mkfs_fat_argv(esp, Path("/w/esp.fat"), "AB12-CD34") == [
+        "mkfs.fat", "-C", "-F", "32", "-n", "ESP", "-i", "AB12CD34", "/w/esp.fat", str(256 * 1024)]
+
+
+def test_copy_into_skips_zero_blocks(tmp_path: Path) -> None:
+    source, target = tmp_path / "fat", tmp_path / "disk"
+    source.write_bytes(b"A" * 10 + bytes(3 * MiB) + b"B")
+    target.write_bytes(b"")
+    with open(target, "wb") as stream:
+        stream.truncate(8 * MiB)
+    image.copy_into(source, target, MiB)
+    data = target.read_bytes()
+    assert data[MiB:MiB + 10] == b"A" * 10 and data[4 * MiB + 10] == ord("B")
+    assert target.stat().st_blocks * 512 < 3 * MiB  # the zero MiBs between were not written
+
+
+def test_zero_fill_stops_at_enospc(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    writes: list[int] = []
+    real_write = image.os.write
+
+    def write(fd: int, data: bytes) -> int:
+        if len(writes) == 3:
+            raise OSError(28, "No space left on device")
+        writes.append(len(data))
+        return real_write(fd, data[:16])
+
+    monkeypatch.setattr(image.os, "write", write)
+    image.zero_fill(tmp_path)
+    assert len(writes) == 3 and list(tmp_path.iterdir()) == []
+
+
+def test_loop_configure_structure() -> None:
+    blob = loop.loop_config(7, "/images/x.img", offset=MiB, size=100 * MiB)
+    assert len(blob) == 304  # sizeof(struct loop_config)
+    fd, block_size = struct.unpack_from("=2I", blob)
+    assert (fd, block_size) == (7, 0)
+    info = loop.INFO64.unpack_from(blob, 8)
+    assert info[3:5] == (MiB, 100 * MiB)  # lo_offset, lo_sizelimit
+    assert info[8] == loop.LO_FLAGS_AUTOCLEAR  # lo_flags: detached when its last user goes
+    assert info[9].rstrip(b"\0") == b"/images/x.img"
+
+
+def test_extlinux_conf(tmp_path: Path, make_context: MakeContext) -> None:
+    ctx, _ = make_context("--image", str(tmp_path / "x.img"), "--serial-console")
+    (ctx.root / "boot").mkdir(parents=True)
+    (ctx.root / "boot/vmlinuz-6.1.0-9-amd64").write_text("")
+    layout = disk.plan(values(), "amd64")
+    made = image.Disk(layout, tmp_path / "x.img", tmp_path / "x.img", {}, {"root": "RU"}, None)  # type: ignore[arg-type]
+    conf = bootloader.extlinux_conf(ctx, made)
+    assert "  kernel /boot/vmlinuz-6.1.0-9-amd64\n" in conf
+    assert "append initrd=/boot/initrd.img-6.1.0-9-amd64 root=UUID=RU ro console=tty0 console=ttyS0,115200n8" in conf
+    assert conf.splitlines()[1] == "serial 0 115200"
+
+
+def test_early_grub_config_finds_the_boot_filesystem() -> None:
+    layout = disk.plan(values(bootsize=64 * MiB), "amd64")
+    made = image.Disk(layout, Path("x"), Path("x"), {}, {"root": "R", "boot": "B"}, None)  # type: ignore[arg-type]
+    assert bootloader._early_config(made) == "search.fs_uuid B root\nset prefix=($root)'/grub'\n"
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--part-type", "mbr"], "--part-type mbr: use msdos or gpt"),
+    (["--roottype", "zfs"], "--roottype zfs: use one of"),
+    (["--bootsize", "100M", "--boottype", "ntfs", "--grub"], "--boottype ntfs"),
+    (["--bootflag", "fast"], "--bootflag fast: not a parted flag"),
+    (["--roottype", "xfs"], "extlinux cannot boot from xfs"),
+    (["--bootsize", "100M", "--boottype", "vfat"], "extlinux installs into the /boot filesystem"),
+    (["--grub", "--mbr"], "--mbr writes an MBR for extlinux"),
+    (["--uefi-ia32"], "--uefi-ia32 adds 32-bit UEFI GRUB"),
+    (["--size", "300M", "--swap", "300M"], "for the root filesystem"),
+    (["--boot-test", "--user", "u/p"], "--boot-test logs in over the serial console: add --serial-console"),
+    (["--boot-test", "--user", "u/p", "--serial-console", "--boot-firmware", "uefi"],
+     "--boot-firmware uefi: amd64 boots with bios"),
+])  # fmt: skip
+def test_image_validation(vmd: Vmd, out: Path, args: list[str], message: str) -> None:
+    status, _, err = vmd("--image", str(out / "x.img"), "--distribution", "bookworm", *args)
+    assert status == 2 and message in err, err
+    assert list(out.iterdir()) == []
+
+
+def test_image_accepted_combinations(vmd: Vmd, out: Path) -> None:
+    for args in (["--roottype", "xfs", "--grub"], ["--bootsize", "100M", "--boottype", "vfat", "--no-extlinux"],
+                 ["--use-uefi", "--grub", "--uefi-ia32", "--part-type", "gpt"], ["--mbr"],
+                 ["--boot-test", "--user", "u/p", "--serial-console", "--grub"], ["--esp-size", "5mib"]):
+        status, _, err = vmd("--image", str(out / "x.img"), "--distribution", "bookworm", *args, "--dry-run")
+        assert status == 0, (args, err)
