@@ -126,17 +126,35 @@ def unmount(runner: CommandRunner, target: str | Path, chroot_root: str | Path |
     if runner.run(["umount", target], check=False).returncode == 0:
         return
     log.warning("%s is busy; detaching it lazily", target)
-    runner.run(["umount", "--lazy", target])
+    if runner.run(["umount", "--lazy", target], check=False).returncode == 0:
+        return
+    if os.path.realpath(target) not in mount_points():
+        log.warning("%s was unmounted already (by someone else)", target)
+        return
+    runner.run(["umount", "--lazy", target])  # fails again: the error names it
 
 
 def unmount_below(runner: CommandRunner, path: str | Path, chroot_root: str | Path | None = None,
-                  reader: MountinfoReader = read_mountinfo) -> list[str]:
-    """Unmount everything at or below ``path``, deepest first.  Returns what was unmounted."""
+                  reader: MountinfoReader = read_mountinfo, keep: list[str] | None = None) -> list[str]:
+    """Unmount everything at or below ``path``, deepest first, except the mounts listed in
+    ``keep`` (a list from ``stacked_mounts_below``: a disk image's own root and /boot).
+    Returns what was unmounted."""
+    base = os.path.realpath(path)
+    points = [p for p in mount_points(reader) if p == base or p.startswith(base.rstrip("/") + "/")]
+    for kept in keep or []:
+        if kept in points:  # the oldest mount at that place (mountinfo lists them in order)
+            points.remove(kept)
     done = []
-    for point in mounts_below(path, reader):
+    for point in sorted(points, key=lambda p: p.count("/"), reverse=True):
         unmount(runner, point, chroot_root)
         done.append(point)
     return done
+
+
+def stacked_mounts_below(path: str | Path, reader: MountinfoReader = read_mountinfo) -> list[str]:
+    """Every mount at or below ``path``, as often as it is stacked there (for ``keep``)."""
+    base = os.path.realpath(path)
+    return [p for p in mount_points(reader) if p == base or p.startswith(base.rstrip("/") + "/")]
 
 
 def mount(runner: CommandRunner, stack: contextlib.ExitStack, source: str, target: str | Path, *,

@@ -174,6 +174,18 @@ def test_unmount_below_deepest_first(tmp_path: Path) -> None:
     assert runner.calls == [["umount", p] for p in done]
 
 
+def test_unmount_below_keeps_the_image_mounts_a_hook_found(tmp_path: Path) -> None:
+    root = f"{tmp_path}/root"
+    before = mountinfo(root, f"{root}/boot")
+    ours = mounts.stacked_mounts_below(tmp_path, reader=lambda: before)
+    # The hook mounted proc, and a second filesystem on top of /boot.
+    after = mountinfo(root, f"{root}/boot", f"{root}/proc", f"{root}/boot")
+    runner = FakeRunner()
+    done = mounts.unmount_below(runner, tmp_path, reader=lambda: after, keep=ours)
+    assert sorted(done) == sorted([f"{root}/proc", f"{root}/boot"])
+    assert runner.calls == [["umount", p] for p in done]
+
+
 def test_api_filesystems_mount_and_unmount_in_reverse(make_context: MakeContext,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(os, "geteuid", lambda: 1000)  # no device nodes

@@ -44,11 +44,12 @@ def run_hook(ctx: Context) -> None:
     script = find_hook(ctx.settings.text("customize"))
     env = hook_env(ctx)
     log.info("running customisation hook %s", script)
+    ours = mounts.stacked_mounts_below(ctx.root)  # a disk image's root and /boot: not the hook's
     try:
         ctx.runner.run([script, os.fspath(ctx.root), env["IMAGE"]], env=env, cwd=os.getcwd())
     except CommandFailed as exc:
         raise BuildError(f"customisation hook {script} failed ({describe_status(exc.returncode)})") from exc
     finally:
-        left = mounts.unmount_below(ctx.runner, ctx.root, ctx.root)
+        left = mounts.unmount_below(ctx.runner, ctx.root, ctx.root, keep=ours)
         if left:
             log.warning("the hook left %d mount(s) below the root; unmounted: %s", len(left), ", ".join(left))
