@@ -15,9 +15,11 @@ explicitly, and each is visible here:
 * BIOS: boot.img goes into the MBR (the partition table kept) and core.img into
   the gap before the first partition (msdos) or the bios_grub partition (GPT);
 * UEFI: the core image goes onto the ESP both at the Debian path and at the
-  removable-media path (EFI/BOOT/BOOTX64.EFI), written with mtools: the firmware's
-  variables (NVRAM) of the build host are never touched, and the ESP is never
-  mounted.
+  removable-media path (EFI/BOOT/BOOTX64.EFI, so firmware with empty variables
+  finds it).  The files are put below /boot/efi and the FAT partition is made from
+  them at the end (image.copy_fat_partitions), so the ESP is never mounted and no
+  firmware variable (NVRAM) of the build host is ever touched -- grub-install
+  without --no-nvram did (vmdebootstrap-features.md §6.3).
 
 extlinux (the old default, deprecated) is the host's, installed into /boot/extlinux
 of the filesystem that holds /boot, with syslinux's MBR (or install-mbr with --mbr).
