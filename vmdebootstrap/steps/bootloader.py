@@ -104,11 +104,15 @@ def write_grub_defaults(ctx: Context) -> None:
     """/etc/default/grub.d/vmdebootstrap.cfg: the serial console (#782304: only when asked)."""
     settings = ctx.settings
     lines = ["# Written by vmdebootstrap."]
+    # A text menu: the graphical one's font lookup in 00_header aborts update-grub when
+    # grub-probe cannot resolve the build's loop device (it did on arm64).
+    terminal = "console"
     if settings.flag("serial-console"):
         lines.append(f'GRUB_CMDLINE_LINUX="$GRUB_CMDLINE_LINUX {kernel_console_args(settings.arch)}"')
-        if settings.arch in ("amd64", "i386"):
-            lines.append('GRUB_TERMINAL="console serial"')
+        if settings.arch in ("amd64", "i386"):  # UEFI on ARM shows its console on the serial port
+            terminal = "console serial"
             lines.append('GRUB_SERIAL_COMMAND="serial --speed=115200 --unit=0 --word=8 --parity=no --stop=1"')
+    lines.append(f'GRUB_TERMINAL="{terminal}"')
     write_file(ctx.root, "/etc/default/grub.d/vmdebootstrap.cfg", "\n".join(lines) + "\n")
 
 
