@@ -482,13 +482,22 @@ def test_packages_install(make_context: MakeContext, tmp_path: Path) -> None:
     assert kernel == "linux-image-amd64"
     others = [p for p in ctx.settings.packages if p != kernel]
     assert "vim" in others
-    assert calls[1] == packages.apt_get("-o", "APT::Install-Recommends=true", "install", *others)
+    # initramfs-tools before the kernel: configured together, its trigger rebuilds the initramfs.
+    assert calls[1] == packages.apt_get("-o", "APT::Install-Recommends=true", "install", *others,
+                                        "initramfs-tools")
     # The kernel last and alone, so that its initramfs is built once, with every hook present.
     assert calls[2] == packages.apt_get("-o", "APT::Install-Recommends=true", "install", kernel)
     assert calls[3] == packages.apt_get("install", "/tmp/vmdebootstrap-debs/local_1.0_all.deb")
     assert all(call[0] == "chroot" for call in runner.calls)
     assert not (ctx.root / packages.DEB_DIR).exists()
     assert (ctx.root / "etc/resolv.conf").is_file()
+
+
+def test_no_initramfs_tools_added_for_dracut_or_without_a_kernel(make_context: MakeContext) -> None:
+    for args in (["--package", "dracut"], ["--no-kernel", "--package", "vim"]):
+        ctx, runner = make_context("--cache-dir", "", *args)
+        packages.install(ctx)
+        assert not [c for c in runner.commands("apt-get") if "initramfs-tools" in c], args
 
 
 def test_packages_download_through_the_cache_and_install_outside_it(make_context: MakeContext,

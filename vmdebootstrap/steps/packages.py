@@ -55,6 +55,10 @@ def install(ctx: Context) -> None:
     # trigger builds it a second time -- ten minutes for arm64 under qemu-user.
     kernel = settings.kernel_package
     first = [p for p in settings.packages if p != kernel]
+    if kernel and kernel in settings.packages and not {"initramfs-tools", "dracut"} & set(first):
+        # Arriving with the kernel, initramfs-tools' own trigger would build the initramfs
+        # again right after the kernel's postinst did (seen with disk images on arm64).
+        first.append("initramfs-tools")
     if first:
         install_through_cache(ctx, [*recommends, "install", *first])
     if kernel and kernel in settings.packages:
