@@ -174,6 +174,53 @@ def test_unmount_below_deepest_first(tmp_path: Path) -> None:
     assert runner.calls == [["umount", p] for p in done]
 
 
+# -- processes left inside the chroot ----------------------------------------------------------------
+
+
+def fake_proc(tmp_path: Path, own_nspid: str, processes: dict[str, tuple[Path, str]]) -> Path:
+    """A /proc with ``self/status`` and, per PID, a ``root`` link and an NSpid line."""
+    proc = tmp_path / "proc"
+    (proc / "self").mkdir(parents=True)
+    (proc / "self/status").write_text(f"Name:\tpython3\nNSpid:\t{own_nspid}\n")
+    for pid, (root, nspid) in processes.items():
+        (proc / pid).mkdir()
+        (proc / pid / "root").symlink_to(root)
+        (proc / pid / "status").write_text(f"Name:\tsleep\nNSpid:\t{nspid}\n")
+    return proc
+
+
+def test_processes_in_the_chroot_are_named_by_our_namespace_pids(tmp_path: Path) -> None:
+    # The build is PID 1 of its own namespace but reads the host's /proc: the host PID
+    # 15642 is PID 37 to it, and only 37 reaches the process with kill().
+    root = tmp_path / "root"
+    (root / "sub").mkdir(parents=True)
+    proc = fake_proc(tmp_path, "15000\t1", {
+        "15642": (root, "15642\t37"),
+        "15650": (root / "sub", "15650\t41"),
+        "15700": (Path("/"), "15700\t44"),  # not in the chroot
+        "900": (root, "900"),  # in the chroot but outside our namespace: not ours
+    })
+    assert sorted(mounts.processes_rooted_in(root, proc)) == [37, 41]
+
+
+def test_processes_in_the_chroot_without_namespaces(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    proc = fake_proc(tmp_path, "15000", {"15642": (root, "15642")})
+    assert mounts.processes_rooted_in(root, proc) == [15642]
+
+
+def test_kill_processes_in_signals_the_translated_pids(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    proc = fake_proc(tmp_path, "15000\t1", {"15642": (root, "15642\t37")})
+    killed: list[tuple[int, int]] = []
+    monkeypatch.setattr(mounts.os, "kill", lambda pid, sig: killed.append((pid, sig)))
+    monkeypatch.setattr(mounts.time, "sleep", lambda _: None)
+    assert mounts.kill_processes_in(root, proc) == [37]
+    assert killed == [(37, 9)]
+
+
 def test_api_filesystems_mount_and_unmount_in_reverse(make_context: MakeContext,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(os, "geteuid", lambda: 1000)  # no device nodes
@@ -460,3 +507,4 @@ def test_staging_removes_every_directory_level_it_made_on_failure(tmp_path: Path
         staging.stage(out / "file").write_text("partial")
         raise RuntimeError("build failed")
     assert list(tmp_path.iterdir()) == []
+
