@@ -57,7 +57,7 @@ def build(settings: Settings, runner: CommandRunner, display: Display) -> list[P
     with contextlib.ExitStack() as stack:
         workdir = workspace.create(settings.text("workdir"), runner, stack)
         ctx = Context(settings, runner, workdir, stack)
-        staging = Staging(stack)
+        staging = Staging(stack, workdir / workspace.STAGED)
         # Foreign builds are slow; say why on the steps that run the target's programs.
         emu = f" [emulated {settings.arch}]" if settings.foreign else ""
 

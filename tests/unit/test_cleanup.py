@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 from pathlib import Path
 
 import pytest
 
-from vmdebootstrap import chroot, faults, mounts, workspace
+from vmdebootstrap import chroot, faults, mounts, publish, workspace
 from vmdebootstrap.errors import BuildError
 from vmdebootstrap.publish import Staging
 from vmdebootstrap.run import FakeRunner, Result
@@ -508,3 +509,54 @@ def test_staging_removes_every_directory_level_it_made_on_failure(tmp_path: Path
         raise RuntimeError("build failed")
     assert list(tmp_path.iterdir()) == []
 
+
+# -- what a SIGKILLed build staged ------------------------------------------------------------------------------
+
+
+def killed_build_staging(tmp_path: Path, journal: Path) -> tuple[Path, Path]:
+    """Stage like a build that is then SIGKILLed: no cleanup runs."""
+    outdir = tmp_path / "out" / "live"
+    (tmp_path / "out").mkdir()
+    with contextlib.ExitStack() as stack:
+        staging = Staging(stack, journal)
+        staging.directory(outdir)
+        staged = staging.stage(outdir / "filesystem.squashfs")
+        staged.write_text("half a squashfs")
+        stack.pop_all()  # SIGKILL: the undo actions never run
+    return outdir, staged
+
+
+def test_journal_lets_the_next_build_remove_a_killed_builds_staged_outputs(tmp_path: Path) -> None:
+    journal = tmp_path / "journal"
+    outdir, staged = killed_build_staging(tmp_path, journal)
+    assert staged.exists()
+    assert publish.remove_leftovers(journal) == [staged, outdir]
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_remove_leftovers_removes_only_staged_names_and_empty_directories(tmp_path: Path) -> None:
+    keep = tmp_path / "keep"
+    keep.mkdir()
+    (keep / "filesystem.squashfs").write_text("a published image")
+    staged = keep / ".vmdebootstrap-partial-filesystem.squashfs"
+    staged.write_text("partial")
+    journal = tmp_path / "journal"
+    journal.write_text("\n".join([
+        json.dumps({"dir": str(keep)}),  # not empty: kept
+        json.dumps({"file": str(keep / "filesystem.squashfs")}),  # not a staged name: kept
+        json.dumps({"file": str(staged)}),
+        json.dumps({"file": str(tmp_path / ".vmdebootstrap-partial-gone")}),  # already gone
+        '{"file": "/tmp/trunc',  # the line a kill cut short
+    ]) + "\n")
+    assert publish.remove_leftovers(journal) == [staged]
+    assert os.listdir(keep) == ["filesystem.squashfs"]
+    assert publish.remove_leftovers(tmp_path / "no-journal") == []
+
+
+def test_remove_stale_removes_the_staged_outputs_of_the_killed_build(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    stale = stale_dir(work, "vmdebootstrap-killed")
+    outdir, staged = killed_build_staging(tmp_path, stale / workspace.STAGED)
+    assert workspace.remove_stale(str(work), FakeRunner()) == [stale]
+    assert not staged.exists() and not outdir.exists() and not stale.exists()
