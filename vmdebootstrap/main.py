@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import __version__, binfmt, bootcheck, cli, recipe, sandbox, ui
+from . import __version__, binfmt, bootcheck, cli, diskfull, recipe, sandbox, ui
 from .errors import BuildError, Interrupted, UsageError
 from .run import CommandFailed, Runner
 from .settings import Settings, missing_host_tools, not_supported_yet, validate
@@ -136,11 +136,14 @@ def run_build(settings: Settings) -> int:
         return 128 + exc.signum
     except (BuildError, OSError) as exc:
         where = f"step '{failed_step}' failed" if failed_step else "build failed"
-        log.error("%s: %s", where, exc)
+        # A full disk is named first: the command's own words do not say which one.
+        full = diskfull.explain(exc, diskfull.places(settings))
+        message = f"{full} ({exc})" if full else str(exc)
+        log.error("%s: %s", where, message)
         cause = exc.__cause__ if isinstance(exc.__cause__, CommandFailed) else exc
         if isinstance(cause, CommandFailed) and cause.tail:
             log.error("last output lines:\n  %s", "\n  ".join(cause.tail[-10:]))
-        print(f"{cli.PROG}: error: {where}: {exc}\n{cli.PROG}: full log: {path}", file=sys.stderr)
+        print(f"{cli.PROG}: error: {where}: {message}\n{cli.PROG}: full log: {path}", file=sys.stderr)
         return 1
     minutes = (time.monotonic() - started) / 60
     for output in outputs:
