@@ -5,6 +5,10 @@ OSError with errno ENOSPC, says *that* a disk is full, not *which*: the build wr
 to its work directory, its output directories and the package cache, often on
 different filesystems.  The one with the least free space is named, with its mount
 point and what of ours lives there (reliability.md B22).
+
+The free space is that of the moment the step failed (``remember``, called by
+recipe.step): by the time the error is reported the cleanup has emptied the work
+directory and the full filesystem looks roomy again.
 """
 
 from __future__ import annotations
@@ -16,10 +20,12 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from . import mounts
 from .run import CommandFailed
 from .settings import Settings
 
 TEXT = "No space left on device"
+_SNAPSHOT = "vmdebootstrap_free_space"  # attribute of the exception: {mount point: (free, total)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,15 +43,20 @@ def _existing(path: Path) -> Path:
     return path
 
 
-def usage(path: Path) -> Usage:
-    """The filesystem that holds ``path`` (or its nearest existing ancestor)."""
+def _space(path: str) -> tuple[int, int]:
+    stats = os.statvfs(path)
+    return stats.f_bavail * stats.f_frsize, stats.f_blocks * stats.f_frsize
+
+
+def usage(path: Path, snapshot: dict[str, tuple[int, int]] | None = None) -> Usage:
+    """The filesystem that holds ``path`` (or its nearest existing ancestor); its free
+    space as ``snapshot`` recorded it, if it did."""
     path = Path(os.path.realpath(_existing(path)))
     point = path
     while not os.path.ismount(point) and point != point.parent:
         point = point.parent
-    stats = os.statvfs(path)
-    return Usage(os.fspath(point), os.stat(path).st_dev, stats.f_bavail * stats.f_frsize,
-                 stats.f_blocks * stats.f_frsize)
+    free, total = (snapshot or {}).get(os.fspath(point)) or _space(os.fspath(path))
+    return Usage(os.fspath(point), os.stat(path).st_dev, free, total)
 
 
 UsageReader = Callable[[Path], Usage]
@@ -71,6 +82,27 @@ def is_disk_full(exc: BaseException) -> bool:
     return False
 
 
+def remember(exc: BaseException, reader: mounts.MountinfoReader = mounts.read_mountinfo) -> None:
+    """Record every filesystem's free space on ``exc`` if it is about a full disk, while it still is."""
+    if not is_disk_full(exc) or hasattr(exc, _SNAPSHOT):
+        return
+    snapshot = {}
+    for point in mounts.mount_points(reader):
+        try:
+            snapshot[point] = _space(point)
+        except OSError:
+            continue
+    setattr(exc, _SNAPSHOT, snapshot)
+
+
+def _snapshot(exc: BaseException) -> dict[str, tuple[int, int]] | None:
+    for link in _chain(exc):
+        found = getattr(link, _SNAPSHOT, None)
+        if isinstance(found, dict):
+            return found
+    return None
+
+
 def places(settings: Settings) -> list[tuple[str, Path]]:
     """(what, where) the build writes: its work directory, outputs and package cache."""
     found = [("work directory", Path(settings.text("workdir") or tempfile.gettempdir()))]
@@ -84,11 +116,15 @@ def places(settings: Settings) -> list[tuple[str, Path]]:
 
 
 def explain(exc: BaseException, where: list[tuple[str, Path]], reader: UsageReader | None = None) -> str | None:
-    """'no space left on device: the filesystem at M (the work directory W) is full, F of T MiB free',
-    or None when ``exc`` is not about a full disk."""
+    """'no space left on device: the filesystem at M (the work directory W) is too small (T MiB, F MiB
+    free after the failure)', or None when ``exc`` is not about a full disk."""
     if not is_disk_full(exc):
         return None
-    reader = reader or usage
+    if reader is None:
+        snapshot = _snapshot(exc)
+
+        def reader(path: Path) -> Usage:
+            return usage(path, snapshot)
     candidates = list(where)
     for link in _chain(exc):  # the files an OSError names (shutil.copy names source and target)
         if isinstance(link, OSError):
@@ -108,5 +144,7 @@ def explain(exc: BaseException, where: list[tuple[str, Path]], reader: UsageRead
     fullest, labels = min(filesystems.values(), key=lambda item: item[0].free)
     # Name what of ours lives there; a file an OSError named only when nothing else does.
     ours = [label for label in labels if label.startswith("the ")] or labels[:1]
-    return (f"no space left on device: the filesystem at {fullest.mount_point} ({', '.join(ours)}) is full, "
-            f"{fullest.free // 2**20} of {fullest.total // 2**20} MiB free")
+    # "After the failure": a command that fails for want of space often deletes what it
+    # was writing (dpkg does), so the space it found missing may be free again.
+    return (f"no space left on device: the filesystem at {fullest.mount_point} ({', '.join(ours)}) is too "
+            f"small ({fullest.total // 2**20} MiB, {fullest.free // 2**20} MiB free after the failure)")

@@ -16,8 +16,9 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from . import chroot, faults, workspace
+from . import chroot, diskfull, faults, workspace
 from .context import CommandRunner, Context
+from .errors import BuildError
 from .publish import Staging
 from .settings import Settings
 from .steps import bootstrap, customize, finalize, iso, packages, squash, system, tarball, users
@@ -50,7 +51,11 @@ def plan(settings: Settings) -> list[str]:
 def step(display: Display, name: str, note: str = "", emulated: str = "") -> Iterator[None]:
     with display.step(name, note + emulated):
         faults.maybe_inject(name)
-        yield
+        try:
+            yield
+        except (BuildError, OSError) as exc:
+            diskfull.remember(exc)  # the free space now, before the cleanup frees it
+            raise
 
 
 def build(settings: Settings, runner: CommandRunner, display: Display) -> list[Path]:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import errno
+import io
 import shutil
 from pathlib import Path
 
 import pytest
 
-from vmdebootstrap import diskfull, main, recipe
+from vmdebootstrap import diskfull, main, recipe, ui
 from vmdebootstrap.errors import BuildError
 from vmdebootstrap.run import CommandFailed, FakeRunner, Result
 
@@ -28,7 +29,7 @@ APT_FULL = [
 def fake_filesystems(table: dict[str, tuple[str, int, int]]) -> diskfull.UsageReader:
     """Usage by path prefix: {prefix: (mount point, free MiB, total MiB)}; the longest prefix wins."""
 
-    def reader(path: Path) -> diskfull.Usage:
+    def reader(path: Path, _snapshot: object = None) -> diskfull.Usage:
         prefix = max((p for p in table if str(path).startswith(p)), key=len)
         point, free, total = table[prefix]
         return diskfull.Usage(point, hash(point), free * MiB, total * MiB)
@@ -56,7 +57,7 @@ def apt_failure() -> CommandFailed:
 def test_a_full_work_directory_is_named_from_apts_output() -> None:
     text = diskfull.explain(apt_failure(), PLACES, FILESYSTEMS)
     assert text == ("no space left on device: the filesystem at /srv/small (the work directory /srv/small/work) "
-                    "is full, 1 of 64 MiB free")
+                    "is too small (64 MiB, 1 MiB free after the failure)")
 
 
 def test_through_a_build_error_wrapping_the_command() -> None:
@@ -84,7 +85,7 @@ def test_oserror_enospc_names_the_fuller_of_the_files_it_names() -> None:
     places = [("work directory", Path("/tmp")), ("package cache", Path("/var/cache/vmdebootstrap"))]
     assert diskfull.explain(exc, places, reader) == (
         "no space left on device: the filesystem at /srv/other (/srv/other/root/var/cache/apt/archives/x.deb) "
-        "is full, 0 of 32 MiB free")
+        "is too small (32 MiB, 0 MiB free after the failure)")
 
 
 @pytest.mark.parametrize("exc", [
@@ -128,6 +129,29 @@ def test_run_build_names_the_full_filesystem_on_one_line(make_settings: MakeSett
     assert REAL_RUN_BUILD(s) == 1
     error = next(line for line in capsys.readouterr().err.splitlines() if "error:" in line)
     assert error.startswith("vmdebootstrap: error: step 'packages' failed: no space left on device: "
-                            f"the filesystem at {small} (the work directory {small / 'work'}) is full")
+                            f"the filesystem at {small} (the work directory {small / 'work'}) is too small")
     assert "apt-get install gcc-12" in error  # the command, on the same line
     assert main.diskfull is diskfull
+
+
+def test_free_space_is_that_of_the_moment_the_step_failed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The cleanup empties the work directory before the error is reported: the space
+    # recorded when the step failed is the one to report.
+    point = diskfull.usage(tmp_path).mount_point
+    display = ui.Display(io.StringIO(), 1, live=False)
+    exc = OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "root/usr/bin/x"))
+    monkeypatch.setattr(diskfull, "_space", lambda _path: (1 * MiB, 64 * MiB))
+    with pytest.raises(OSError) as caught, recipe.step(display, "packages"):
+        raise exc
+    monkeypatch.undo()
+    assert caught.value is exc
+    text = diskfull.explain(exc, [("work directory", tmp_path)]) or ""
+    assert text.startswith(f"no space left on device: the filesystem at {point} (the work directory {tmp_path}) ")
+    assert text.endswith("is too small (64 MiB, 1 MiB free after the failure)")
+
+
+def test_nothing_is_recorded_for_other_failures(tmp_path: Path) -> None:
+    display = ui.Display(io.StringIO(), 1, live=False)
+    with pytest.raises(BuildError) as caught, recipe.step(display, "packages"):
+        raise BuildError("apt-get: Unable to locate package x")
+    assert not hasattr(caught.value, "vmdebootstrap_free_space")

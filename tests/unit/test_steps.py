@@ -105,6 +105,28 @@ def test_bootstrap_failure_is_explained(make_context: MakeContext, tail: str, fr
     assert fragment in str(info.value)
 
 
+def test_a_full_disk_in_debootstrap_log_is_carried_up(make_context: MakeContext) -> None:
+    from vmdebootstrap import diskfull
+    from vmdebootstrap.errors import BuildError
+
+    def debootstrap(argv: list[str]) -> Result | None:
+        if argv[0] != "debootstrap":
+            return None
+        # debootstrap's cp writes its complaint to debootstrap.log, not to its output.
+        (ctx.root / "debootstrap").mkdir(parents=True)
+        (ctx.root / "debootstrap/debootstrap.log").write_text(
+            "cp: error writing '/x/root//var/cache/apt/archives/libc6.deb': No space left on device\n")
+        return Result(1, "I: Validating libc6\n")
+
+    ctx, _ = make_context("--cache-dir", "", runner=FakeRunner(debootstrap))
+    ctx.root.rmdir()
+    with pytest.raises(BuildError) as info:
+        bootstrap.bootstrap(ctx)
+    assert str(info.value).endswith("/var/cache/apt/archives/libc6.deb': No space left on device")
+    assert str(info.value).startswith("command failed (exit status 1): debootstrap ")
+    assert diskfull.is_disk_full(info.value)
+
+
 def test_debootstrap_foreign_arch(make_settings: MakeSettings, tmp_path: Path) -> None:
     argv = bootstrap.debootstrap_argv(make_settings("--arch", "arm64"), tmp_path / "root", None)
     assert argv[:3] == ["debootstrap", "--arch=arm64", "--foreign"]

@@ -70,8 +70,8 @@ def bootstrap(ctx: Context) -> None:
         if settings.foreign:
             second_stage(ctx)
     except CommandFailed as exc:
-        _log_debootstrap_log(ctx.root)
-        raise BuildError(_explain(exc, settings)) from exc
+        details = _log_debootstrap_log(ctx.root)
+        raise BuildError(_explain(exc, settings, details)) from exc
 
 
 def second_stage(ctx: Context) -> None:
@@ -90,15 +90,17 @@ def second_stage(ctx: Context) -> None:
     ctx.runner.run(["/debootstrap/debootstrap", "--second-stage"], chroot=ctx.root)
 
 
-def _log_debootstrap_log(root: Path) -> None:
+def _log_debootstrap_log(root: Path) -> list[str]:
     """debootstrap keeps its details in the target, which is about to be removed."""
     path = root / "debootstrap/debootstrap.log"
-    if path.is_file():
-        lines = path.read_text(errors="replace").splitlines()[-60:]
-        log.error("last lines of debootstrap.log:\n  %s", "\n  ".join(lines))
+    if not path.is_file():
+        return []
+    lines = path.read_text(errors="replace").splitlines()[-60:]
+    log.error("last lines of debootstrap.log:\n  %s", "\n  ".join(lines))
+    return lines
 
 
-def _explain(exc: CommandFailed, settings: Settings) -> str:
+def _explain(exc: CommandFailed, settings: Settings, details: list[str] | None = None) -> str:
     text = "\n".join(exc.tail)
     mirror, suite = settings.text("mirror"), settings.suite
     if "Failed getting release file" in text or "Failed getting release signature" in text:
@@ -108,4 +110,9 @@ def _explain(exc: CommandFailed, settings: Settings) -> str:
         return f"the Release file of '{suite}' from {mirror} does not verify with the keyring"
     if "No such file or directory" in text and "keyring" in text.lower():
         return "debootstrap found no keyring to check the archive with"
+    # A full disk shows only in debootstrap.log (its cp and tar write there): carry the
+    # line up, main names the filesystem (diskfull.py).
+    full = [line.strip() for line in details or [] if "No space left on device" in line]
+    if full:
+        return f"{exc}: {full[0]}"
     return str(exc)
