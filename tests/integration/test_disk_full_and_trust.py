@@ -1,19 +1,22 @@
-"""A full disk during bootstrap and package installation.
+"""A full disk during bootstrap and package installation; an unsigned archive; no keyring.
 
 Each failing build must name the cause on one line, publish nothing and leave no mount,
-process or work directory behind (reliability.md B22).
+process or work directory behind (reliability.md B10, B11, B22).
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from ..conftest import our_mounts, vmdebootstrap
+from ..conftest import REPO, our_mounts, vmdebootstrap, workdir_for
 
 pytestmark = pytest.mark.integration
 
@@ -117,3 +120,77 @@ def test_full_work_directory_during_package_installation_is_named(mirror: str, o
     assert "apt-get" in error and "vmdb-big_1.0_all.deb" in error
     assert [p for p in our_mounts() if p != str(small)] == []
     _no_leftovers(workdir, squash)
+
+
+# -- archive trust ------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def unsigned_mirror(mirror: str, tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """(URL, request log) of a proxy to the mirror that answers 404 for InRelease and Release.gpg."""
+    port_file, requests = tmp_path / "port", tmp_path / "requests"
+    requests.touch()
+    proxy = subprocess.Popen([sys.executable, str(REPO / "tests/integration/unsigned_mirror.py"), mirror,
+                              str(port_file), str(requests)])
+    try:
+        deadline = time.monotonic() + 30
+        while not port_file.exists() and proxy.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert port_file.exists(), "the unsigned mirror did not start"
+        yield f"http://127.0.0.1:{port_file.read_text()}/", requests
+    finally:
+        os.kill(proxy.pid, signal.SIGTERM)
+        proxy.wait(timeout=30)
+
+
+def test_unsigned_release_fails_naming_the_missing_signature(unsigned_mirror: tuple[str, Path],
+                                                             outdir: Path) -> None:
+    url, requests = unsigned_mirror
+    workdir = workdir_for(outdir, "unsigned")
+    tarball = outdir / "unsigned.tar"
+    result = vmdebootstrap(*MINIMAL, "--mirror", url, "--tarball", str(tarball), "--workdir", str(workdir))
+    assert result.returncode == 1
+    asked = requests.read_text().splitlines()
+    assert "404 /dists/bookworm/Release.gpg" in asked and "200 /dists/bookworm/Release" in asked
+    error = next(line for line in result.stderr.splitlines() if line.startswith("vmdebootstrap: error:"))
+    assert error == (f"vmdebootstrap: error: step 'bootstrap' failed: the Release file of 'bookworm' from {url} "
+                     "is not signed (no InRelease, no Release.gpg): refusing an unverifiable archive "
+                     "(--no-check-gpg builds from it anyway, insecurely)")
+    assert not [line for line in asked if line.endswith(".deb")]  # nothing was downloaded
+    assert our_mounts() == []
+    _no_leftovers(workdir, tarball)
+
+
+def test_no_check_gpg_builds_from_the_unsigned_mirror_with_a_warning(unsigned_mirror: tuple[str, Path],
+                                                                     outdir: Path) -> None:
+    url, requests = unsigned_mirror
+    workdir = workdir_for(outdir, "no-check-gpg")
+    tarball = outdir / "no-check-gpg.tar"
+    log = outdir / "no-check-gpg.log"
+    result = vmdebootstrap(*MINIMAL, "--mirror", url, "--tarball", str(tarball), "--workdir", str(workdir),
+                           "--no-check-gpg", "--package", "less", "--log", str(log))
+    assert result.returncode == 0, result.stderr[-3000:]
+    warning = f"archive signatures are NOT being checked (--no-check-gpg): the image is only as trustworthy " \
+              f"as the network path to {url}"
+    assert warning in result.stderr and warning in log.read_text()
+    asked = requests.read_text().splitlines()
+    # debootstrap read the Release file, then apt in the packages step (a 304 if unchanged).
+    assert len([line for line in asked if line.endswith(" /dists/bookworm/Release")]) >= 2
+    names = subprocess.run(["tar", "-tf", str(tarball)], capture_output=True, text=True, check=True).stdout.split()
+    assert "./usr/bin/less" in names
+    # Only the build trusted the unsigned mirror: the image's apt does not.
+    assert "./etc/apt/apt.conf.d/00vmdebootstrap-no-check-gpg" not in names
+    tarball.unlink()
+    assert our_mounts() == [] and list(workdir.iterdir()) == []
+
+
+def test_missing_keyring_fails_before_any_download(unsigned_mirror: tuple[str, Path], outdir: Path) -> None:
+    url, requests = unsigned_mirror
+    workdir = workdir_for(outdir, "no-keyring")
+    tarball = outdir / "no-keyring.tar"
+    result = vmdebootstrap(*MINIMAL, "--mirror", url, "--tarball", str(tarball), "--workdir", str(workdir),
+                           "--keyring", str(outdir / "no-such-keyring.gpg"))
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"vmdebootstrap: error: --keyring {outdir / 'no-such-keyring.gpg'}: no such file"
+    assert requests.read_text() == ""  # not even the Release file was asked for
+    _no_leftovers(workdir, tarball)

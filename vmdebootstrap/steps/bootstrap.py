@@ -31,6 +31,11 @@ def extra_options(settings: Settings) -> list[str]:
     return [f"--{token}" for value in settings.items("debootstrapopts") for token in value.split()]
 
 
+def signatures_checked(settings: Settings) -> bool:
+    """False with --no-check-gpg (or --debootstrapopts no-check-gpg): the archive is taken unverified."""
+    return settings.flag("check-gpg") and "--no-check-gpg" not in extra_options(settings)
+
+
 def debootstrap_argv(settings: Settings, root: Path, cache_dir: Path | None) -> list[str]:
     argv = ["debootstrap", f"--arch={settings.arch}"]
     if settings.foreign:
@@ -43,7 +48,7 @@ def debootstrap_argv(settings: Settings, root: Path, cache_dir: Path | None) -> 
     if settings.text("keyring"):
         argv.append(f"--keyring={settings.text('keyring')}")
     extra = extra_options(settings)
-    if not settings.flag("check-gpg") or "--no-check-gpg" in extra:
+    if not signatures_checked(settings):
         if "--no-check-gpg" not in extra:
             argv.append("--no-check-gpg")
     else:
@@ -103,13 +108,19 @@ def _log_debootstrap_log(root: Path) -> list[str]:
 def _explain(exc: CommandFailed, settings: Settings, details: list[str] | None = None) -> str:
     text = "\n".join(exc.tail)
     mirror, suite = settings.text("mirror"), settings.suite
-    if "Failed getting release file" in text or "Failed getting release signature" in text:
+    if "Failed getting release signature" in text:
+        # The Release file came, its signature did not: an unsigned archive, not a missing one.
+        return (f"the Release file of '{suite}' from {mirror} is not signed (no InRelease, no Release.gpg): "
+                "refusing an unverifiable archive (--no-check-gpg builds from it anyway, insecurely)")
+    if "Failed getting release file" in text:
         return (f"debootstrap could not fetch the Release file of '{suite}' from {mirror}: the mirror is "
                 f"unreachable or does not carry that release (old releases live on archive mirrors)")
     if "Release signed by unknown key" in text or "Invalid Release signature" in text:
         return f"the Release file of '{suite}' from {mirror} does not verify with the keyring"
-    if "No such file or directory" in text and "keyring" in text.lower():
-        return "debootstrap found no keyring to check the archive with"
+    if "Keyring-based check was requested" in text or (
+            "No such file or directory" in text and "keyring" in text.lower()):
+        return ("debootstrap found no keyring to check the archive with (install debian-archive-keyring, "
+                "or name one with --keyring)")
     # A full disk shows only in debootstrap.log (its cp and tar write there): carry the
     # line up, main names the filesystem (diskfull.py).
     full = [line.strip() for line in details or [] if "No space left on device" in line]
