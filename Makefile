@@ -8,7 +8,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 export DEBIAN_FRONTEND := noninteractive
 
-.PHONY: install host-packages binfmt live check lint unit integration man clean
+.PHONY: install host-packages binfmt live check lint unit integration faults man clean
 
 install: host-packages binfmt $(STAMP)
 	ln -sf $(CURDIR)/$(BIN)/vmdebootstrap /usr/local/sbin/vmdebootstrap
@@ -43,16 +43,25 @@ unit: $(STAMP)
 
 # The integration and boot tiers run together so that each image is built once and both
 # tiers read it.  The slow chain (the arm64 build under qemu-user emulation and its boot
-# test: mostly one busy core) runs as a second session beside the rest; its report is
-# printed after the first one's, and either one failing fails the target.
+# test: mostly one busy core) runs as a second session beside the rest, and the fault
+# campaign (tests/faults: some fifty small builds made to fail or interrupted at every
+# step, two at a time) as a third; their reports are printed after the first one's, and
+# any one failing fails the target.
 SLOW_LOG := .pytest-slow.log
+FAULTS_LOG := .pytest-faults.log
 integration: install
 	@$(BIN)/pytest -v -m "slow" tests/integration tests/boot > $(SLOW_LOG) 2>&1 & slow=$$!; \
+	$(BIN)/pytest -v -s -m "faults" tests/faults > $(FAULTS_LOG) 2>&1 & faults=$$!; \
 	$(BIN)/pytest -v -m "(integration or boot) and not slow" tests/integration tests/boot; fast=$$?; \
-	wait $$slow; slowrc=$$?; \
+	wait $$slow; slowrc=$$?; wait $$faults; faultsrc=$$?; \
 	echo "==== slow session (arm64 under emulation) ===="; cat $(SLOW_LOG); \
-	echo "integration+boot: main session exit $$fast, slow session exit $$slowrc"; \
-	test $$fast = 0 && test $$slowrc = 0
+	echo "==== fault campaign ===="; cat $(FAULTS_LOG); \
+	echo "integration+boot: main session exit $$fast, slow session exit $$slowrc, fault campaign exit $$faultsrc"; \
+	test $$fast = 0 && test $$slowrc = 0 && test $$faultsrc = 0
+
+# The fault campaign alone: prints its table of step x fault -> outcome.
+faults: install
+	$(BIN)/python -m tests.faults.campaign
 
 check: install lint unit integration
 

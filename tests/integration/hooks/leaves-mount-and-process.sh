@@ -7,5 +7,5 @@ set -eu
 . "$VMDEBOOTSTRAP_HELPERS"
 root="$1"
 mount_proc
-setsid chroot "$root" sleep 1000 </dev/null >/dev/null 2>&1 &
+setsid chroot "$root" sleep 3600 </dev/null >/dev/null 2>&1 &
 echo "leaves-mount-and-process.sh: left proc mounted and a sleep running in $root"

@@ -6,6 +6,6 @@ set -eu
 . "$VMDEBOOTSTRAP_HELPERS"
 root="$1"
 mount_proc
-setsid chroot "$root" sleep 1000 </dev/null >/dev/null 2>&1 &
+setsid chroot "$root" sleep 3600 </dev/null >/dev/null 2>&1 &
 : > "$root/tmp/vmdb-hook-waiting"
-sleep 1000
+sleep 3600
