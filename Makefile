@@ -8,7 +8,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 export DEBIAN_FRONTEND := noninteractive
 
-.PHONY: install host-packages binfmt live check lint unit integration man clean
+.PHONY: install host-packages binfmt live check lint unit integration faults man clean
 
 install: host-packages binfmt $(STAMP)
 	ln -sf $(CURDIR)/$(BIN)/vmdebootstrap /usr/local/sbin/vmdebootstrap
@@ -42,21 +42,29 @@ unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit
 
 # The integration and boot tiers run together so that each image is built once and both
-# tiers read it.  The two arm64 builds under qemu-user emulation (the live ISO and the
-# disk image: each mostly one busy core for a quarter of an hour) run as sessions of
-# their own beside the rest; their reports are printed after the main one's, and any
-# session failing fails the target.
+# tiers read it.  Beside the main session run three more, each printed after it: the
+# two arm64 builds under qemu-user emulation (the live ISO and the disk image: each
+# mostly one busy core for a quarter of an hour, with their boot tests) and the fault
+# campaign (tests/faults: some fifty small builds made to fail or interrupted at every
+# step, two at a time).  Any session failing fails the target.
 SLOW_LOG := .pytest-slow.log
 SLOW_IMAGE_LOG := .pytest-slow-image.log
+FAULTS_LOG := .pytest-faults.log
 integration: install
 	@$(BIN)/pytest -v -m "slow" tests/integration tests/boot > $(SLOW_LOG) 2>&1 & slow=$$!; \
 	$(BIN)/pytest -v -m "slow_image" tests/integration tests/boot > $(SLOW_IMAGE_LOG) 2>&1 & image=$$!; \
+	$(BIN)/pytest -v -s -m "faults" tests/faults > $(FAULTS_LOG) 2>&1 & faults=$$!; \
 	$(BIN)/pytest -v -m "(integration or boot) and not slow and not slow_image" tests/integration tests/boot; \
-	fast=$$?; wait $$slow; slowrc=$$?; wait $$image; imagerc=$$?; \
+	fast=$$?; wait $$slow; slowrc=$$?; wait $$image; imagerc=$$?; wait $$faults; faultsrc=$$?; \
 	echo "==== session: arm64 live ISO (emulated) ===="; cat $(SLOW_LOG); \
 	echo "==== session: arm64 disk image (emulated) ===="; cat $(SLOW_IMAGE_LOG); \
-	echo "integration+boot: main session exit $$fast, arm64 ISO exit $$slowrc, arm64 image exit $$imagerc"; \
-	test $$fast = 0 && test $$slowrc = 0 && test $$imagerc = 0
+	echo "==== session: fault campaign ===="; cat $(FAULTS_LOG); \
+	echo "integration+boot: main $$fast, arm64 ISO $$slowrc, arm64 image $$imagerc, faults $$faultsrc"; \
+	test $$fast = 0 && test $$slowrc = 0 && test $$imagerc = 0 && test $$faultsrc = 0
+
+# The fault campaign alone: prints its table of step x fault -> outcome.
+faults: install
+	$(BIN)/python -m tests.faults.campaign
 
 check: install lint unit integration
 

@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import __version__, binfmt, bootcheck, cli, recipe, sandbox, ui
+from . import __version__, binfmt, bootcheck, cli, diskfull, recipe, sandbox, ui
 from .errors import BuildError, Interrupted, UsageError
 from .run import CommandFailed, Runner
 from .settings import Settings, missing_host_tools, validate
@@ -64,19 +64,23 @@ def main(argv: list[str] | None = None) -> int:
     return run_build(prepared)
 
 
-def _install_signal_handlers() -> None:
-    state = {"raised": False}
+def _install_signal_handlers() -> list[int]:
+    """Signals raise Interrupted once; returns the list of every signal received."""
+    received: list[int] = []
 
     def handler(signum: int, _frame: object) -> None:
-        # Raise once; a second signal must not interrupt the cleanup it started.
-        if state["raised"]:
-            log.warning("signal %d received again; still cleaning up", signum)
-            return
-        state["raised"] = True
-        raise Interrupted(signum)
+        # Only the first one raises: a second signal must not interrupt the cleanup the
+        # first one started.  And nothing else happens here: a handler that logs hangs
+        # the build for good when the signal lands while the interrupted code holds the
+        # console's lock -- and Ctrl-C delivers SIGINT twice, from the terminal and from
+        # the supervisor that forwards it (found by the fault campaign).
+        received.append(signum)
+        if len(received) == 1:
+            raise Interrupted(signum)
 
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, handler)
+    return received
 
 
 def log_path(settings: Settings) -> str:
@@ -113,7 +117,7 @@ def run_build(settings: Settings) -> int:
     started = time.monotonic()
     log.info("vmdebootstrap %s: %s %s, log %s", __version__, settings.suite, settings.arch, path)
     log.debug("packages: %s", ", ".join(settings.packages))
-    _install_signal_handlers()
+    received = _install_signal_handlers()
     failed_step = ""
     try:
         try:
@@ -122,17 +126,23 @@ def run_build(settings: Settings) -> int:
             failed_step = display.failed_step
             display.close()
     except Interrupted as exc:
+        if len(received) > 1:
+            log.warning("signal(s) %s received again during the cleanup; ignored",
+                        ", ".join(map(str, received[1:])))
         log.error("interrupted by signal %d during step '%s'; cleaned up, nothing was published",
                   exc.signum, failed_step or "-")
         print(f"{cli.PROG}: interrupted; full log: {path}", file=sys.stderr)
         return 128 + exc.signum
     except (BuildError, OSError) as exc:
         where = f"step '{failed_step}' failed" if failed_step else "build failed"
-        log.error("%s: %s", where, exc)
+        # A full disk is named first: the command's own words do not say which one.
+        full = diskfull.explain(exc, diskfull.places(settings))
+        message = f"{full} ({exc})" if full else str(exc)
+        log.error("%s: %s", where, message)
         cause = exc.__cause__ if isinstance(exc.__cause__, CommandFailed) else exc
         if isinstance(cause, CommandFailed) and cause.tail:
             log.error("last output lines:\n  %s", "\n  ".join(cause.tail[-10:]))
-        print(f"{cli.PROG}: error: {where}: {exc}\n{cli.PROG}: full log: {path}", file=sys.stderr)
+        print(f"{cli.PROG}: error: {where}: {message}\n{cli.PROG}: full log: {path}", file=sys.stderr)
         return 1
     minutes = (time.monotonic() - started) / 60
     for output in outputs:

@@ -84,25 +84,58 @@ def safe_rmtree(path: str | Path, reader: MountinfoReader = read_mountinfo) -> N
     shutil.rmtree(path)
 
 
-def processes_rooted_in(root: str | Path) -> list[int]:
-    """PIDs whose root directory is ``root`` or below (processes left inside a chroot)."""
+def _nspid(status: str) -> list[int]:
+    for line in status.splitlines():
+        if line.startswith("NSpid:"):
+            return [int(field) for field in line.split()[1:]]
+    return []
+
+
+def signallable_pid(pid: int, proc: Path = Path("/proc")) -> int | None:
+    """The PID by which this process can signal the process ``proc`` lists as ``pid``.
+
+    The build runs in its own PID namespace but sees the host's /proc, which lists host
+    PIDs: ``kill(host_pid)`` there would miss the process (or hit another one).  The
+    NSpid line of /proc/PID/status gives the PID in each namespace from /proc's own down
+    to the process's; ours has as many entries as we are deep.  None: the process is
+    outside our namespace (not one of ours to kill).
+    """
+    try:
+        own = _nspid((proc / "self/status").read_text())
+        theirs = _nspid((proc / str(pid) / "status").read_text())
+    except OSError:
+        return None
+    if not own or not theirs:
+        return pid  # a kernel without NSpid (before 4.1) has no PID namespaces to translate
+    if len(theirs) < len(own):
+        return None
+    return theirs[len(own) - 1]
+
+
+def processes_rooted_in(root: str | Path, proc: Path = Path("/proc")) -> list[int]:
+    """PIDs (as this process can signal them) whose root directory is ``root`` or below."""
     base = os.path.realpath(root)
     pids = []
-    for entry in os.listdir("/proc"):
+    for entry in os.listdir(proc):
         if not entry.isdigit():
             continue
         try:
-            proc_root = os.readlink(f"/proc/{entry}/root")
+            proc_root = os.readlink(proc / entry / "root")
         except OSError:
             continue
         if proc_root == base or proc_root.startswith(base.rstrip("/") + "/"):
-            pids.append(int(entry))
+            pid = signallable_pid(int(entry), proc)
+            if pid is None:
+                log.warning("process %s runs inside %s but outside this build's PID namespace; not killed",
+                            entry, root)
+            else:
+                pids.append(pid)
     return pids
 
 
-def kill_processes_in(root: str | Path) -> list[int]:
+def kill_processes_in(root: str | Path, proc: Path = Path("/proc")) -> list[int]:
     """SIGKILL what still runs inside the chroot (a daemon a postinst or hook left)."""
-    pids = processes_rooted_in(root)
+    pids = processes_rooted_in(root, proc)
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)

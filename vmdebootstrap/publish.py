@@ -4,11 +4,17 @@ Each output is written under a hidden staging name next to its final place (same
 filesystem, so the final rename is atomic).  On success ``publish()`` renames them
 all; on any failure the stack removes the staged files, and an output directory
 that the build created itself.  A failed build leaves nothing at the final paths.
+
+A build that is SIGKILLed runs no cleanup: its staged files (gigabytes, for an image)
+would stay.  So each staged file and each directory made is also written to a journal
+in the work directory; the next build, removing the stale work directory, removes what
+its journal lists (``remove_leftovers``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 from pathlib import Path
@@ -19,13 +25,23 @@ from .errors import BuildError
 log = logging.getLogger("vmdebootstrap")
 
 
+PARTIAL_PREFIX = ".vmdebootstrap-partial-"
+
+
 class Staging:
-    def __init__(self, stack: contextlib.ExitStack) -> None:
+    def __init__(self, stack: contextlib.ExitStack, journal: Path | None = None) -> None:
         self.pending: list[tuple[Path, Path]] = []
         self.created_dirs: list[Path] = []
         self.scratch_files: list[Path] = []
         self.published = False
+        self.journal = journal
         stack.callback(self._discard)
+
+    def _record(self, kind: str, path: Path) -> None:
+        # Written before the file or directory exists, so a SIGKILL cannot come in between.
+        if self.journal is not None:
+            with open(self.journal, "a") as stream:
+                stream.write(json.dumps({kind: os.fspath(path)}) + "\n")
 
     def directory(self, path: Path) -> Path:
         """Make sure an output directory exists; remember each level we made (removed on failure)."""
@@ -35,16 +51,18 @@ class Staging:
             missing.append(level)
             level = level.parent
         for directory in reversed(missing):
+            self._record("dir", directory)
             directory.mkdir()
             self.created_dirs.append(directory)
         return path
 
     def stage(self, final: Path) -> Path:
         # The suffix stays last so tools that look at it (tar --auto-compress) still see it.
-        staged = final.with_name(f".vmdebootstrap-partial-{final.name}")
+        staged = final.with_name(f"{PARTIAL_PREFIX}{final.name}")
         assert all(final != pending for _, pending in self.pending), f"{final} staged twice"
         if staged.exists() or staged.is_symlink():
             staged.unlink()
+        self._record("file", staged)
         self.pending.append((staged, final))
         return staged
 
@@ -53,6 +71,7 @@ class Staging:
         self.scratch_files.append(path)
         if path.exists() or path.is_symlink():
             path.unlink()
+        self._record("file", path)  # a SIGKILLed build's next run removes it too
         return path
 
     def publish(self) -> list[Path]:
@@ -75,3 +94,35 @@ class Staging:
                 staged.unlink()
         for directory in reversed(self.created_dirs):
             mounts.safe_rmtree(directory)
+
+
+def remove_leftovers(journal: Path) -> list[Path]:
+    """Remove what a killed build staged, as its journal lists it; return what was removed.
+
+    Only files named as staged files are removed, and directories only when empty: a
+    journal can name nothing else for removal.
+    """
+    try:
+        lines = journal.read_text().splitlines()
+    except FileNotFoundError:
+        return []
+    files, dirs = [], []
+    for line in lines:
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue  # the last line of a build killed while writing it
+        if isinstance(entry, dict) and isinstance(entry.get("file"), str):
+            files.append(Path(entry["file"]))
+        elif isinstance(entry, dict) and isinstance(entry.get("dir"), str):
+            dirs.append(Path(entry["dir"]))
+    removed = []
+    for path in files:
+        if path.name.startswith(PARTIAL_PREFIX) and (path.is_symlink() or path.is_file()):
+            path.unlink()
+            removed.append(path)
+    for directory in reversed(dirs):
+        with contextlib.suppress(OSError):  # not empty (someone else's now) or gone
+            directory.rmdir()
+            removed.append(directory)
+    return removed

@@ -16,8 +16,9 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from . import chroot, faults, workspace
+from . import chroot, diskfull, faults, workspace
 from .context import CommandRunner, Context
+from .errors import BuildError
 from .publish import Staging
 from .settings import Settings
 from .steps import bootloader, bootstrap, customize, finalize, image, iso, packages, squash, system, tarball, users
@@ -53,14 +54,18 @@ def plan(settings: Settings) -> list[str]:
 def step(display: Display, name: str, note: str = "", emulated: str = "") -> Iterator[None]:
     with display.step(name, note + emulated):
         faults.maybe_inject(name)
-        yield
+        try:
+            yield
+        except (BuildError, OSError) as exc:
+            diskfull.remember(exc)  # the free space now, before the cleanup frees it
+            raise
 
 
 def build(settings: Settings, runner: CommandRunner, display: Display) -> list[Path]:
     with contextlib.ExitStack() as stack:
         workdir = workspace.create(settings.text("workdir"), runner, stack)
         ctx = Context(settings, runner, workdir, stack)
-        staging = Staging(stack)
+        staging = Staging(stack, workdir / workspace.STAGED)
         # Foreign builds are slow; say why on the steps that run the target's programs.
         emu = f" [emulated {settings.arch}]" if settings.foreign else ""
 

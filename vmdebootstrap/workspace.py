@@ -2,7 +2,8 @@
 
 The marker file is held under an exclusive lock for the whole build.  A build that
 was SIGKILLed leaves its directory behind (its mounts died with its namespace); the
-next build finds the marker unlocked, knows the directory is stale and removes it.
+next build finds the marker unlocked, knows the directory is stale and removes it,
+with the staged outputs its journal lists (publish.py).
 """
 
 from __future__ import annotations
@@ -14,13 +15,14 @@ import os
 import tempfile
 from pathlib import Path
 
-from . import mounts
+from . import mounts, publish
 from .context import CommandRunner
 
 log = logging.getLogger("vmdebootstrap")
 
 PREFIX = "vmdebootstrap-"
 MARKER = ".vmdebootstrap-workdir"
+STAGED = ".vmdebootstrap-staged"  # the journal of the build's staged outputs
 
 
 def create(parent: str, runner: CommandRunner, stack: contextlib.ExitStack) -> Path:
@@ -56,6 +58,8 @@ def remove_stale(parent: str, runner: CommandRunner) -> list[Path]:
                 continue  # a running build owns it
             log.warning("removing stale work directory %s (left by a build that was killed)", candidate)
             mounts.unmount_below(runner, candidate)
+            for leftover in publish.remove_leftovers(candidate / STAGED):
+                log.warning("removed %s, staged by that build", leftover)
             mounts.safe_rmtree(candidate)
             removed.append(candidate)
         finally:

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 from pathlib import Path
 
 import pytest
 
-from vmdebootstrap import chroot, faults, mounts, workspace
+from vmdebootstrap import chroot, faults, mounts, publish, workspace
 from vmdebootstrap.errors import BuildError
 from vmdebootstrap.publish import Staging
 from vmdebootstrap.run import FakeRunner, Result
@@ -184,6 +185,53 @@ def test_unmount_below_keeps_the_image_mounts_a_hook_found(tmp_path: Path) -> No
     done = mounts.unmount_below(runner, tmp_path, reader=lambda: after, keep=ours)
     assert sorted(done) == sorted([f"{root}/proc", f"{root}/boot"])
     assert runner.calls == [["umount", p] for p in done]
+
+
+# -- processes left inside the chroot ----------------------------------------------------------------
+
+
+def fake_proc(tmp_path: Path, own_nspid: str, processes: dict[str, tuple[Path, str]]) -> Path:
+    """A /proc with ``self/status`` and, per PID, a ``root`` link and an NSpid line."""
+    proc = tmp_path / "proc"
+    (proc / "self").mkdir(parents=True)
+    (proc / "self/status").write_text(f"Name:\tpython3\nNSpid:\t{own_nspid}\n")
+    for pid, (root, nspid) in processes.items():
+        (proc / pid).mkdir()
+        (proc / pid / "root").symlink_to(root)
+        (proc / pid / "status").write_text(f"Name:\tsleep\nNSpid:\t{nspid}\n")
+    return proc
+
+
+def test_processes_in_the_chroot_are_named_by_our_namespace_pids(tmp_path: Path) -> None:
+    # The build is PID 1 of its own namespace but reads the host's /proc: the host PID
+    # 15642 is PID 37 to it, and only 37 reaches the process with kill().
+    root = tmp_path / "root"
+    (root / "sub").mkdir(parents=True)
+    proc = fake_proc(tmp_path, "15000\t1", {
+        "15642": (root, "15642\t37"),
+        "15650": (root / "sub", "15650\t41"),
+        "15700": (Path("/"), "15700\t44"),  # not in the chroot
+        "900": (root, "900"),  # in the chroot but outside our namespace: not ours
+    })
+    assert sorted(mounts.processes_rooted_in(root, proc)) == [37, 41]
+
+
+def test_processes_in_the_chroot_without_namespaces(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    proc = fake_proc(tmp_path, "15000", {"15642": (root, "15642")})
+    assert mounts.processes_rooted_in(root, proc) == [15642]
+
+
+def test_kill_processes_in_signals_the_translated_pids(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    proc = fake_proc(tmp_path, "15000\t1", {"15642": (root, "15642\t37")})
+    killed: list[tuple[int, int]] = []
+    monkeypatch.setattr(mounts.os, "kill", lambda pid, sig: killed.append((pid, sig)))
+    monkeypatch.setattr(mounts.time, "sleep", lambda _: None)
+    assert mounts.kill_processes_in(root, proc) == [37]
+    assert killed == [(37, 9)]
 
 
 def test_api_filesystems_mount_and_unmount_in_reverse(make_context: MakeContext,
@@ -472,3 +520,55 @@ def test_staging_removes_every_directory_level_it_made_on_failure(tmp_path: Path
         staging.stage(out / "file").write_text("partial")
         raise RuntimeError("build failed")
     assert list(tmp_path.iterdir()) == []
+
+
+# -- what a SIGKILLed build staged ------------------------------------------------------------------------------
+
+
+def killed_build_staging(tmp_path: Path, journal: Path) -> tuple[Path, Path]:
+    """Stage like a build that is then SIGKILLed: no cleanup runs."""
+    outdir = tmp_path / "out" / "live"
+    (tmp_path / "out").mkdir()
+    with contextlib.ExitStack() as stack:
+        staging = Staging(stack, journal)
+        staging.directory(outdir)
+        staged = staging.stage(outdir / "filesystem.squashfs")
+        staged.write_text("half a squashfs")
+        stack.pop_all()  # SIGKILL: the undo actions never run
+    return outdir, staged
+
+
+def test_journal_lets_the_next_build_remove_a_killed_builds_staged_outputs(tmp_path: Path) -> None:
+    journal = tmp_path / "journal"
+    outdir, staged = killed_build_staging(tmp_path, journal)
+    assert staged.exists()
+    assert publish.remove_leftovers(journal) == [staged, outdir]
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_remove_leftovers_removes_only_staged_names_and_empty_directories(tmp_path: Path) -> None:
+    keep = tmp_path / "keep"
+    keep.mkdir()
+    (keep / "filesystem.squashfs").write_text("a published image")
+    staged = keep / ".vmdebootstrap-partial-filesystem.squashfs"
+    staged.write_text("partial")
+    journal = tmp_path / "journal"
+    journal.write_text("\n".join([
+        json.dumps({"dir": str(keep)}),  # not empty: kept
+        json.dumps({"file": str(keep / "filesystem.squashfs")}),  # not a staged name: kept
+        json.dumps({"file": str(staged)}),
+        json.dumps({"file": str(tmp_path / ".vmdebootstrap-partial-gone")}),  # already gone
+        '{"file": "/tmp/trunc',  # the line a kill cut short
+    ]) + "\n")
+    assert publish.remove_leftovers(journal) == [staged]
+    assert os.listdir(keep) == ["filesystem.squashfs"]
+    assert publish.remove_leftovers(tmp_path / "no-journal") == []
+
+
+def test_remove_stale_removes_the_staged_outputs_of_the_killed_build(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    stale = stale_dir(work, "vmdebootstrap-killed")
+    outdir, staged = killed_build_staging(tmp_path, stale / workspace.STAGED)
+    assert workspace.remove_stale(str(work), FakeRunner()) == [stale]
+    assert not staged.exists() and not outdir.exists() and not stale.exists()

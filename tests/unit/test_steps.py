@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from vmdebootstrap.options import DEFAULT_MIRROR
-from vmdebootstrap.run import FakeRunner, Result
+from vmdebootstrap.run import CommandFailed, FakeRunner, Result
 from vmdebootstrap.steps import bootstrap, customize, finalize, packages, squash, system, tarball, users
 
 from .conftest import MakeContext, MakeSettings
@@ -110,6 +110,12 @@ def test_bootstrap_uses_the_cache(make_context: MakeContext, tmp_path: Path, mon
     [
         ("E: Failed getting release file http://x/dists/foo/Release", "could not fetch the Release file of"),
         ("E: Release signed by unknown key (key id 123)", "does not verify with the keyring"),
+        ("E: Failed getting release signature file http://x/dists/foo/Release.gpg",
+         "the Release file of 'bookworm' from http://deb.debian.org/debian/ is not signed (no InRelease, "
+         "no Release.gpg): refusing an unverifiable archive (--no-check-gpg builds from it anyway, insecurely)"),
+        ("W: Cannot check Release signature; keyring file not available /usr/share/keyrings/debian-archive-"
+         "keyring.gpg\nE: Keyring-based check was requested; aborting accordingly",
+         "found no keyring to check the archive with (install debian-archive-keyring"),
         ("something else", "command failed (exit status 1)"),
     ],
 )
@@ -122,6 +128,28 @@ def test_bootstrap_failure_is_explained(make_context: MakeContext, tail: str, fr
     with pytest.raises(BuildError) as info:
         bootstrap.bootstrap(ctx)
     assert fragment in str(info.value)
+
+
+def test_a_full_disk_in_debootstrap_log_is_carried_up(make_context: MakeContext) -> None:
+    from vmdebootstrap import diskfull
+    from vmdebootstrap.errors import BuildError
+
+    def debootstrap(argv: list[str]) -> Result | None:
+        if argv[0] != "debootstrap":
+            return None
+        # debootstrap's cp writes its complaint to debootstrap.log, not to its output.
+        (ctx.root / "debootstrap").mkdir(parents=True)
+        (ctx.root / "debootstrap/debootstrap.log").write_text(
+            "cp: error writing '/x/root//var/cache/apt/archives/libc6.deb': No space left on device\n")
+        return Result(1, "I: Validating libc6\n")
+
+    ctx, _ = make_context("--cache-dir", "", runner=FakeRunner(debootstrap))
+    ctx.root.rmdir()
+    with pytest.raises(BuildError) as info:
+        bootstrap.bootstrap(ctx)
+    assert str(info.value).endswith("/var/cache/apt/archives/libc6.deb': No space left on device")
+    assert str(info.value).startswith("command failed (exit status 1): debootstrap ")
+    assert diskfull.is_disk_full(info.value)
 
 
 def test_debootstrap_foreign_arch(make_settings: MakeSettings, tmp_path: Path) -> None:
@@ -526,6 +554,36 @@ def test_packages_download_through_the_cache_and_install_outside_it(make_context
     # The downloaded file is linked into the target's own archive directory.
     assert (archives / "vim_9.0_amd64.deb").read_text() == "deb"
     assert (tmp_path / "cache/lock").is_file()
+
+
+@pytest.mark.parametrize("option", [("--no-check-gpg",), ("--debootstrapopts", "no-check-gpg")])
+@pytest.mark.parametrize("fails", [False, True])
+def test_no_check_gpg_lets_apt_take_the_unsigned_archive_for_the_step_only(make_context: MakeContext,
+                                                                           option: tuple[str, ...],
+                                                                           fails: bool) -> None:
+    conf = packages.UNCHECKED_CONF.lstrip("/")
+    seen: list[str] = []
+
+    def responder(argv: list[str]) -> Result | None:
+        if "apt-get" in argv:
+            seen.append((ctx.root / conf).read_text() if (ctx.root / conf).exists() else "")
+            return Result(100, "E: boom") if fails and "install" in argv else None
+        return None
+
+    ctx, _ = make_context("--cache-dir", "", "--package", "vim", *option, runner=FakeRunner(responder))
+    with pytest.raises(CommandFailed) if fails else contextlib.nullcontext():
+        packages.install(ctx)
+    assert seen and all('Acquire::AllowInsecureRepositories "true";' in text for text in seen)
+    assert not (ctx.root / conf).exists()  # the image's apt keeps checking
+
+
+def test_checked_signatures_leave_apt_alone(make_context: MakeContext) -> None:
+    conf = packages.UNCHECKED_CONF.lstrip("/")
+    seen: list[bool] = []
+    ctx, _ = make_context("--cache-dir", "", "--package", "vim", runner=FakeRunner(
+        lambda argv: seen.append((ctx.root / conf).exists()) if "apt-get" in argv else None))
+    packages.install(ctx)
+    assert seen and not any(seen)
 
 
 def test_packages_without_recommends(make_context: MakeContext) -> None:

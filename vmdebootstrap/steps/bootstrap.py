@@ -31,6 +31,11 @@ def extra_options(settings: Settings) -> list[str]:
     return [f"--{token}" for value in settings.items("debootstrapopts") for token in value.split()]
 
 
+def signatures_checked(settings: Settings) -> bool:
+    """False with --no-check-gpg (or --debootstrapopts no-check-gpg): the archive is taken unverified."""
+    return settings.flag("check-gpg") and "--no-check-gpg" not in extra_options(settings)
+
+
 def debootstrap_argv(settings: Settings, root: Path, cache_dir: Path | None, download_only: bool = False) -> list[str]:
     argv = ["debootstrap", f"--arch={settings.arch}"]
     if download_only:
@@ -45,7 +50,7 @@ def debootstrap_argv(settings: Settings, root: Path, cache_dir: Path | None, dow
     if settings.text("keyring"):
         argv.append(f"--keyring={settings.text('keyring')}")
     extra = extra_options(settings)
-    if not settings.flag("check-gpg") or "--no-check-gpg" in extra:
+    if not signatures_checked(settings):
         if "--no-check-gpg" not in extra:
             argv.append("--no-check-gpg")
     else:
@@ -65,6 +70,7 @@ def bootstrap(ctx: Context) -> None:
         log.warning("archive signatures are NOT being checked (--no-check-gpg): the image is only as "
                     "trustworthy as the network path to %s", settings.text("mirror"))
     ctx.root.mkdir(mode=0o755, exist_ok=True)  # a disk image's root is mounted there already
+    target = ctx.root  # where the failing debootstrap kept its log
     try:
         cache_dir = cache.debs_dir(ctx)
         if cache_dir is not None:
@@ -72,17 +78,18 @@ def bootstrap(ctx: Context) -> None:
             # holds it for seconds, so that two builds' installations run side by side.
             # (debootstrap writes a cached .deb only when it is missing or its checksum
             # is wrong; the second run finds them all and only reads.)
-            scratch = ctx.workdir / "download"
-            scratch.mkdir()
+            target = ctx.workdir / "download"
+            target.mkdir()
             with cache.locked(ctx):
-                ctx.runner.run(debootstrap_argv(settings, scratch, cache_dir, download_only=True))
-            shutil.rmtree(scratch)
+                ctx.runner.run(debootstrap_argv(settings, target, cache_dir, download_only=True))
+            shutil.rmtree(target)
+            target = ctx.root
         ctx.runner.run(argv)
         if settings.foreign:
             second_stage(ctx)
     except CommandFailed as exc:
-        _log_debootstrap_log(ctx.root)
-        raise BuildError(_explain(exc, settings)) from exc
+        details = _log_debootstrap_log(target)
+        raise BuildError(_explain(exc, settings, details)) from exc
 
 
 def second_stage(ctx: Context) -> None:
@@ -101,22 +108,35 @@ def second_stage(ctx: Context) -> None:
     ctx.runner.run(["/debootstrap/debootstrap", "--second-stage"], chroot=ctx.root)
 
 
-def _log_debootstrap_log(root: Path) -> None:
+def _log_debootstrap_log(root: Path) -> list[str]:
     """debootstrap keeps its details in the target, which is about to be removed."""
     path = root / "debootstrap/debootstrap.log"
-    if path.is_file():
-        lines = path.read_text(errors="replace").splitlines()[-60:]
-        log.error("last lines of debootstrap.log:\n  %s", "\n  ".join(lines))
+    if not path.is_file():
+        return []
+    lines = path.read_text(errors="replace").splitlines()[-60:]
+    log.error("last lines of debootstrap.log:\n  %s", "\n  ".join(lines))
+    return lines
 
 
-def _explain(exc: CommandFailed, settings: Settings) -> str:
+def _explain(exc: CommandFailed, settings: Settings, details: list[str] | None = None) -> str:
     text = "\n".join(exc.tail)
     mirror, suite = settings.text("mirror"), settings.suite
-    if "Failed getting release file" in text or "Failed getting release signature" in text:
+    if "Failed getting release signature" in text:
+        # The Release file came, its signature did not: an unsigned archive, not a missing one.
+        return (f"the Release file of '{suite}' from {mirror} is not signed (no InRelease, no Release.gpg): "
+                "refusing an unverifiable archive (--no-check-gpg builds from it anyway, insecurely)")
+    if "Failed getting release file" in text:
         return (f"debootstrap could not fetch the Release file of '{suite}' from {mirror}: the mirror is "
                 f"unreachable or does not carry that release (old releases live on archive mirrors)")
     if "Release signed by unknown key" in text or "Invalid Release signature" in text:
         return f"the Release file of '{suite}' from {mirror} does not verify with the keyring"
-    if "No such file or directory" in text and "keyring" in text.lower():
-        return "debootstrap found no keyring to check the archive with"
+    if "Keyring-based check was requested" in text or (
+            "No such file or directory" in text and "keyring" in text.lower()):
+        return ("debootstrap found no keyring to check the archive with (install debian-archive-keyring, "
+                "or name one with --keyring)")
+    # A full disk shows only in debootstrap.log (its cp and tar write there): carry the
+    # line up, main names the filesystem (diskfull.py).
+    full = [line.strip() for line in details or [] if "No space left on device" in line]
+    if full:
+        return f"{exc}: {full[0]}"
     return str(exc)
