@@ -19,6 +19,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 INNER_ENV = "VMDEBOOTSTRAP_IN_NAMESPACE"
@@ -54,6 +55,39 @@ def _inner_pid(unshare_pid: int) -> int | None:
     return int(children[0]) if children else None
 
 
+def _start_time(pid: int) -> str | None:
+    """Field 22 of /proc/PID/stat: with the PID, it names one process (PIDs are reused).
+    None when there is no such process, or only its zombie (which holds nothing)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return None if fields[0] == "Z" else fields[19]
+
+
+def _find_inner(proc: subprocess.Popen[bytes], timeout: float = 5.0) -> tuple[int, str] | None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        pid = _inner_pid(proc.pid)
+        started = _start_time(pid) if pid else None
+        if pid and started:
+            return pid, started
+        time.sleep(0.01)
+    return None
+
+
+def _wait_until_gone(inner: tuple[int, str] | None, timeout: float = 60.0) -> None:
+    """unshare can die before the build it SIGKILLs has finished exiting (a signal sent to
+    the whole process group kills unshare at once): return only when the build is gone,
+    so that whoever started vmdebootstrap never sees a process of ours after it exits."""
+    if inner is None:
+        return
+    pid, started = inner
+    deadline = time.monotonic() + timeout
+    while _start_time(pid) == started and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
 def run_in_namespaces(argv: list[str]) -> int:
     """Re-run ``vmdebootstrap argv`` as PID 1 of fresh namespaces; return its exit status."""
     command = [
@@ -73,10 +107,12 @@ def run_in_namespaces(argv: list[str]) -> int:
 
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, forward)
+    inner = _find_inner(proc)
     while True:
         try:
             returncode = proc.wait()
             break
         except InterruptedError:
             continue
+    _wait_until_gone(inner)
     return 128 - returncode if returncode < 0 else returncode

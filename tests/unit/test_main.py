@@ -258,3 +258,20 @@ def test_a_second_signal_during_the_cleanup_is_logged_after_it(make_settings: Ma
     monkeypatch.setattr(recipe, "build", interrupted_twice)
     assert REAL_RUN_BUILD(s) == 128 + signal.SIGINT
     assert "signal(s) 2 received again during the cleanup; ignored" in (tmp_path / "build.log").read_text()
+
+
+def test_supervisor_waits_until_the_build_is_gone(monkeypatch: pytest.MonkeyPatch) -> None:
+    from vmdebootstrap import sandbox
+
+    states = iter(["123", "123", None])  # alive, alive, gone
+    monkeypatch.setattr(sandbox, "_start_time", lambda pid: next(states))
+    monkeypatch.setattr(sandbox.time, "sleep", lambda _: None)
+    sandbox._wait_until_gone((4242, "123"))
+    assert next(iter(states), "done") == "done"  # every state was read
+
+
+def test_start_time_of_a_live_and_a_missing_process() -> None:
+    from vmdebootstrap import sandbox
+
+    assert sandbox._start_time(os.getpid()) is not None
+    assert sandbox._start_time(2**22 + 7) is None  # no such process
