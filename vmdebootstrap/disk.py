@@ -152,7 +152,9 @@ def fstab(layout: Layout, uuids: Mapping[str, str]) -> str:
         if part.role == "swap":
             lines.append(f"UUID={uuid}\tnone\tswap\tsw\t0\t0")
         elif part.role == "esp":
-            lines.append(f"UUID={uuid}\t/boot/efi\tvfat\tumask=0077\t0\t1")
+            # nofail: the system runs without its ESP (only bootloader updates need it), and a
+            # slow device (seen under emulation on a loaded host) must not mean emergency mode.
+            lines.append(f"UUID={uuid}\t/boot/efi\tvfat\tumask=0077,nofail,x-systemd.device-timeout=5min\t0\t1")
         elif part.mountpoint:
             options = "errors=remount-ro" if part.fstype.startswith("ext") else "defaults"
             passno = 0 if part.fstype in ("btrfs", "xfs") else (1 if part.role == "root" else 2)

@@ -148,7 +148,7 @@ def test_uefi_image_layout(uefi_image: dict[str, object], uefi_raw: Path, tmp_pa
     with mounted(uefi_raw, parts[1], tmp_path / "root") as mnt:
         fstab = (mnt / "etc/fstab").read_text()
         assert re.search(rf"^UUID={root['UUID']}\s+/\s+btrfs\s+defaults\s+0\s+0$", fstab, re.M), fstab
-        assert re.search(rf"^UUID={esp['UUID']}\s+/boot/efi\s+vfat\s+umask=0077\s+0\s+1$", fstab, re.M), fstab
+        assert re.search(rf"^UUID={esp['UUID']}\s+/boot/efi\s+vfat\s+umask=0077,nofail\S*\s+0\s+1$", fstab, re.M), fstab
         assert list((mnt / "boot/efi").iterdir()) == []
         grub_cfg = (mnt / "boot/grub/grub.cfg").read_text()
         assert f"root=UUID={root['UUID']}" in grub_cfg and "/dev/loop" not in grub_cfg

@@ -107,7 +107,8 @@ def test_fstab_names_every_partition_by_uuid() -> None:
     text = disk.fstab(layout, {"root": "R-UUID", "esp": "AB12-CD34", "swap": "S-UUID"})
     lines = [line.split("\t") for line in text.splitlines() if not line.startswith("#")]
     assert lines == [["UUID=R-UUID", "/", "btrfs", "defaults", "0", "0"],
-                     ["UUID=AB12-CD34", "/boot/efi", "vfat", "umask=0077", "0", "1"],
+                     ["UUID=AB12-CD34", "/boot/efi", "vfat", "umask=0077,nofail,x-systemd.device-timeout=5min",
+                      "0", "1"],
                      ["UUID=S-UUID", "none", "swap", "sw", "0", "0"]]
     boot = disk.fstab(disk.plan(values(bootsize=64 * MiB, boottype="ext3"), "amd64"), {"root": "R", "boot": "B"})
     assert "UUID=R\t/\text4\terrors=remount-ro\t0\t1" in boot and "UUID=B\t/boot\text3\terrors=remount-ro\t0\t2" in boot
