@@ -39,6 +39,9 @@ BOOT_TEST_PACKAGES = {
 }
 # The system emulator a boot test runs, checked before a build that ends in one.
 QEMU_BINARIES = {"amd64": "qemu-system-x86_64", "i386": "qemu-system-i386", "arm64": "qemu-system-aarch64"}
+# Not required, but the fast path: --bootstrapper auto takes mmdebstrap where it is
+# installed (steps/bootstrap.py), so the installer always installs it.
+FAST_PATH_PACKAGES = ("mmdebstrap",)
 # Only for the installer: what the test suite and the development tools need.
 DEVELOPMENT_PACKAGES = ("python3-venv", "python3-pip", "zstd", "xz-utils", "file", "procps", "initramfs-tools-core")
 
@@ -108,7 +111,7 @@ def boot_test_packages(arch: str) -> list[str]:
 
 
 def host_packages(values: Mapping[str, object] | None = None) -> list[str]:
-    packages = set(BASE_FILES.values()) | set(required_tools(values or {}).values())
+    packages = set(BASE_FILES.values()) | set(required_tools(values or {}).values()) | set(FAST_PATH_PACKAGES)
     if values is None or values.get("iso"):
         packages |= set(ISO_TOOLS.values()) | set(ISO_FILES.values())
     if values is None:

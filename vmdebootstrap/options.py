@@ -98,7 +98,9 @@ OPTIONS: tuple[Option, ...] = (
            "architecture has)", _G_OUT, "FIRMWARE"),
     Option("boot-timeout", "str", "900", "seconds a boot test may take to reach the login prompt", _G_OUT,
            "SECONDS"),
-    Option("squash-compression", "str", "xz", "mksquashfs compressor: xz, zstd, gzip, lzo, lz4",
+    Option("squash-compression", "str", "",
+           "mksquashfs compressor, a level after a colon where it has one: xz, zstd[:1-22], gzip[:1-9], "
+           "lzo[:1-9], lz4 (default: zstd:9 for bookworm and later, xz before; see docs/performance.md)",
            _G_OUT, "COMP"),
     Option("convert-qcow2", "bool", False, "convert the disk image to qcow2 (no raw file is left behind)",
            _G_OUT),
@@ -111,7 +113,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("dry-run", "bool", False, "validate, print the selected packages and exit (no root needed)", _G_OUT),
     Option("workdir", "str", "", "directory for the build's temporary files (default: TMPDIR)", _G_OUT, "DIR"),
     Option("cache-dir", "str", "/var/cache/vmdebootstrap",
-           "persistent package cache shared between builds ('' disables it)", _G_OUT, "DIR"),
+           "persistent package and stage cache shared between builds ('' disables both)", _G_OUT, "DIR"),
+    Option("stage-cache", "bool", True,
+           "reuse the root filesystem of an earlier build with the same release, architecture, mirror state, "
+           "packages and keyring (under --cache-dir; --no-stage-cache builds it afresh)", _G_OUT),
     # -- disk layout (issue: disk images) --------------------------------
     Option("part-type", "str", "msdos", "partition table type: msdos or gpt", _G_DISK, "TYPE"),
     Option("roottype", "str", "ext4", "filesystem of the root partition: ext2, ext3, ext4, btrfs, xfs",
@@ -139,6 +144,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("debootstrapopts", "list", [],
            "extra debootstrap options without dashes, space separated (e.g. 'variant=minbase')", _G_BOOT,
            "OPTS"),
+    Option("bootstrapper", "str", "auto",
+           "what makes the base system: mmdebstrap, debootstrap, or auto (mmdebstrap where it is installed "
+           "and can serve the build, debootstrap otherwise)", _G_BOOT, "TOOL"),
     Option("variant", "str", "", "debootstrap variant: minbase, buildd, ... (default: debootstrap's)",
            _G_BOOT, "VARIANT"),
     Option("components", "list", ["main"], "archive components (main, contrib, non-free, non-free-firmware)",

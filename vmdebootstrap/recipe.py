@@ -16,7 +16,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from . import chroot, diskfull, faults, workspace
+from . import chroot, diskfull, faults, stagecache, workspace
 from .context import CommandRunner, Context
 from .errors import BuildError
 from .publish import Staging
@@ -75,16 +75,31 @@ def build(settings: Settings, runner: CommandRunner, display: Display) -> list[P
                 made = image.prepare(ctx, staging)
                 ctx.image_file = made.raw
 
-        with step(display, "bootstrap", f" ({settings.suite} {settings.arch}, debootstrap)", emu):
-            bootstrap.bootstrap(ctx)
-            if made:
-                image.write_fstab(ctx, made)
+        bootstrapper, why = bootstrap.choose(ctx)
+        log.info("bootstrapper: %s (%s)", bootstrapper, why)
+        stage, cached = stagecache.lookup(ctx, bootstrapper)
+        if stage and cached:
+            if packages.needed(ctx):
+                display.total -= 1  # the packages step is part of the cached stage
+            with step(display, "bootstrap", f" (from the stage cache, {stage.key[:12]})"):
+                stagecache.use(ctx, stage)
+                if settings.text("iso"):
+                    with chroot.api_filesystems(ctx):
+                        iso.fetch_grub(ctx)
+        else:
+            with step(display, "bootstrap", f" ({settings.suite} {settings.arch}, {bootstrapper})", emu):
+                bootstrap.bootstrap(ctx, bootstrapper)
+                if made:
+                    image.write_fstab(ctx, made)
+            if packages.needed(ctx):
+                with step(display, "packages", f" ({len(settings.packages)} requested)", emu):
+                    with chroot.daemons_blocked(ctx), chroot.api_filesystems(ctx):
+                        packages.install(ctx)
+            if stage:
+                stagecache.save(ctx, stage)
 
         with chroot.daemons_blocked(ctx):
             with chroot.api_filesystems(ctx):
-                if packages.needed(ctx):
-                    with step(display, "packages", f" ({len(settings.packages)} requested)", emu):
-                        packages.install(ctx)
                 with step(display, "system", "", emu):
                     system.configure(ctx)
                 with step(display, "users", "", emu):
@@ -109,7 +124,7 @@ def build(settings: Settings, runner: CommandRunner, display: Display) -> list[P
 
         live_files: dict[str, Path] = {}
         if settings.text("squash") or settings.text("iso"):
-            with step(display, "squashfs", f" ({settings.text('squash-compression')})"):
+            with step(display, "squashfs", f" ({squash.compression(settings)})"):
                 if settings.text("squash"):
                     outdir = staging.directory(Path(settings.text("squash")).resolve())
                     live_files = squash.make(ctx, outdir, staging.stage)

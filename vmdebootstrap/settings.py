@@ -22,6 +22,7 @@ MIN_IMAGE_SIZE = 100_000_000  # bytes; #811464
 DEFAULT_ESP_SIZE = BY_NAME["esp-size"].default
 OLD_DEFAULT_ESP_SIZE = 5 * 1024 * 1024
 SQUASH_COMPRESSORS = ("xz", "zstd", "gzip", "lzo", "lz4", "lzma")
+SQUASH_LEVELS = {"zstd": 22, "gzip": 9, "lzo": 9}  # -Xcompression-level's range
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical", "fatal")
 # UEFI architectures of the old tool (constants.py); arm64 was UEFI-only for images.
 UEFI_ARCHES = ("amd64", "i386", "arm64")
@@ -123,7 +124,8 @@ def parse_users(entries: list[str]) -> tuple[User, ...]:
 
 def select_packages(values: Mapping[str, object], arch: str, suite: str) -> tuple[str, ...]:
     """The package list of the old tool's _bootstrap_packages (§1.4), order kept, de-duplicated."""
-    packages = list(_as_list(values["package"]))
+    # "--package a,b" as in a config file's list: package names never hold a comma.
+    packages = [name for value in _as_list(values["package"]) for name in value.replace(",", " ").split()]
     if values["iso"]:
         packages.append("live-boot")  # its initramfs hook mounts the squashfs at boot
     foreign = bool(values["foreign"]) or not debian.runs_natively(arch)
@@ -264,15 +266,25 @@ def validate(values: Mapping[str, object]) -> Settings:
             raise UsageError(f"--{name} {url}: not a mirror URL (http://, https:// or file://)")
     if not _HOSTNAME_RE.match(str(v["hostname"])):
         raise UsageError(f"--hostname {v['hostname']}: not a valid host name")
-    if str(v["squash-compression"]) not in SQUASH_COMPRESSORS:
-        raise UsageError(f"--squash-compression {v['squash-compression']}: use one of "
-                         + ", ".join(SQUASH_COMPRESSORS))
+    if v["squash-compression"]:
+        name, _, level = str(v["squash-compression"]).partition(":")
+        if name not in SQUASH_COMPRESSORS:
+            raise UsageError(f"--squash-compression {v['squash-compression']}: use one of "
+                             + ", ".join(SQUASH_COMPRESSORS))
+        if level and (name not in SQUASH_LEVELS or not level.isdigit()
+                      or not 1 <= int(level) <= SQUASH_LEVELS[name]):
+            allowed = f"1-{SQUASH_LEVELS[name]}" if name in SQUASH_LEVELS else "none"
+            raise UsageError(f"--squash-compression {v['squash-compression']}: {name} levels: {allowed}")
     if str(v["log-level"]).lower() not in LOG_LEVELS:
         raise UsageError(f"--log-level {v['log-level']}: use one of {', '.join(LOG_LEVELS)}")
     if not re.match(r"^0?[0-7]{3}$", str(v["log-mode"])):
         raise UsageError(f"--log-mode {v['log-mode']}: not an octal file mode")
     if v["variant"] and not re.match(r"^[a-z-]+$", str(v["variant"])):
         raise UsageError(f"--variant {v['variant']}: not a debootstrap variant")
+    if str(v["bootstrapper"]) not in ("auto", "mmdebstrap", "debootstrap"):
+        raise UsageError(f"--bootstrapper {v['bootstrapper']}: use auto, mmdebstrap or debootstrap")
+    if str(v["bootstrapper"]) == "mmdebstrap" and not shutil.which("mmdebstrap"):
+        raise UsageError("--bootstrapper mmdebstrap: mmdebstrap is not installed (apt-get install mmdebstrap)")
     if v["keyring"] and not os.path.isfile(str(v["keyring"])):
         raise UsageError(f"--keyring {v['keyring']}: no such file")
     for deb in _as_list(v["custom-package"]):

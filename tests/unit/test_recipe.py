@@ -28,9 +28,9 @@ class Responder:
         command = argv[2:] if argv[0] == "chroot" else argv
         if self.fail and command[0] == self.fail:
             return Result(1, f"{self.fail}: simulated failure\n")
-        if command[0] == "debootstrap":
+        if command[0] in ("debootstrap", "mmdebstrap"):
             root = Path(command[-2])
-            (root / "boot").mkdir()
+            (root / "boot").mkdir(parents=True)
             (root / "boot/vmlinuz-6.1.0-1-amd64").write_text("kernel")
             (root / "boot/initrd.img-6.1.0-1-amd64").write_text("initrd")
             (root / "etc").mkdir()
@@ -60,7 +60,8 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def build(settings_args: list[str], make_settings: MakeSettings, workdir: Path,
           runner: FakeRunner) -> tuple[list[Path], ui.Display]:
-    settings = make_settings("--workdir", str(workdir), "--cache-dir", "", *settings_args)
+    settings = make_settings("--workdir", str(workdir), "--cache-dir", "", "--bootstrapper", "debootstrap",
+                             *settings_args)
     display = ui.Display(io.StringIO(), len(recipe.plan(settings)), live=False)
     try:
         return recipe.build(settings, runner, display), display
@@ -103,8 +104,8 @@ def test_tarball_build(make_settings: MakeSettings, workdir: Path, out: Path) ->
         < programs.index("passwd") < programs.index("tar")
     assert programs[-1] == "tar"
     check_mounts_undone(runner)
-    # proc, sys, dev, dev/pts, run: twice (packages..users, then finish)
-    assert len([c for c in runner.calls if c[0] == "mount"]) == 10
+    # proc, sys, dev, dev/pts, run: three times (packages, system..users, finish)
+    assert len([c for c in runner.calls if c[0] == "mount"]) == 15
     assert [name for name, _ in display.timings] == recipe.plan(make_settings())
     assert display.failed_step == ""
 

@@ -75,7 +75,7 @@ def test_debootstrap_suite_is_the_codename(make_settings: MakeSettings, tmp_path
 def test_bootstrap_runs_debootstrap_into_a_new_root(make_context: MakeContext) -> None:
     ctx, runner = make_context("--cache-dir", "")
     ctx.root.rmdir()
-    bootstrap.bootstrap(ctx)
+    bootstrap.bootstrap(ctx, "debootstrap")
     assert ctx.root.is_dir()
     assert runner.calls == [bootstrap.debootstrap_argv(ctx.settings, ctx.root, None)]
 
@@ -94,7 +94,7 @@ def test_bootstrap_uses_the_cache(make_context: MakeContext, tmp_path: Path, mon
     runner = FakeRunner(lambda argv: held.append(lock_state["held"]) or None)
     ctx, _ = make_context("--cache-dir", str(tmp_path / "cache"), runner=runner)
     ctx.root.rmdir()
-    bootstrap.bootstrap(ctx)
+    bootstrap.bootstrap(ctx, "debootstrap")
     download, install = runner.calls
     assert f"--cache-dir={tmp_path / 'cache/debs'}" in download and "--download-only" in download
     assert f"--cache-dir={tmp_path / 'cache/debs'}" in install and "--download-only" not in install
@@ -126,7 +126,7 @@ def test_bootstrap_failure_is_explained(make_context: MakeContext, tail: str, fr
     ctx, _ = make_context("--cache-dir", "", runner=runner)
     ctx.root.rmdir()
     with pytest.raises(BuildError) as info:
-        bootstrap.bootstrap(ctx)
+        bootstrap.bootstrap(ctx, "debootstrap")
     assert fragment in str(info.value)
 
 
@@ -146,7 +146,7 @@ def test_a_full_disk_in_debootstrap_log_is_carried_up(make_context: MakeContext)
     ctx, _ = make_context("--cache-dir", "", runner=FakeRunner(debootstrap))
     ctx.root.rmdir()
     with pytest.raises(BuildError) as info:
-        bootstrap.bootstrap(ctx)
+        bootstrap.bootstrap(ctx, "debootstrap")
     assert str(info.value).endswith("/var/cache/apt/archives/libc6.deb': No space left on device")
     assert str(info.value).startswith("command failed (exit status 1): debootstrap ")
     assert diskfull.is_disk_full(info.value)
@@ -170,7 +170,7 @@ def test_foreign_bootstrap_second_stage(make_context: MakeContext, tmp_path: Pat
                                                                          fix_binary))
     ctx, runner = make_context("--arch", "arm64", "--cache-dir", "")
     ctx.root.rmdir()
-    bootstrap.bootstrap(ctx)
+    bootstrap.bootstrap(ctx, "debootstrap")
     assert runner.calls[0][:3] == ["debootstrap", "--arch=arm64", "--foreign"]
     assert runner.calls[1] == ["chroot", str(ctx.root), "/debootstrap/debootstrap", "--second-stage"]
     copied = ctx.root / str(interpreter).lstrip("/")

@@ -572,3 +572,16 @@ def test_validate_has_no_side_effects(scripts: Path, out: Path) -> None:
 def test_symbolic_suite_becomes_a_codename(make_settings: MakeSettings) -> None:
     assert make_settings("--distribution", "unstable").suite == "sid"
     assert make_settings("--distribution", "stable").suite in settings.debian.RELEASES
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--squash-compression", "zstd:23"], "--squash-compression zstd:23: zstd levels: 1-22"),
+    (["--squash-compression", "xz:9"], "--squash-compression xz:9: xz levels: none"),
+    (["--squash-compression", "gzip:x"], "--squash-compression gzip:x: gzip levels: 1-9"),
+    (["--bootstrapper", "cdebootstrap"], "--bootstrapper cdebootstrap: use auto, mmdebstrap or debootstrap"),
+])
+def test_compression_level_and_bootstrapper_are_checked(make_settings: MakeSettings, argv: list[str],
+                                                        message: str) -> None:
+    with pytest.raises(UsageError) as caught:
+        make_settings(*argv)
+    assert str(caught.value) == message

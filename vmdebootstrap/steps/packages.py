@@ -88,6 +88,7 @@ def _install(ctx: Context) -> None:
         for deb in custom:
             shutil.copy2(deb, staging / os.path.basename(deb))
             inside.append(f"/{DEB_DIR}/{os.path.basename(deb)}")
+        use_host_dns(ctx)
         run(apt_get("install", *inside), chroot=root)
         shutil.rmtree(staging)
 
@@ -103,6 +104,9 @@ def install_through_cache(ctx: Context, args: list[str]) -> None:
     emulation).
     """
     root, run = ctx.root, ctx.runner.run
+    # The run before may have installed systemd-resolved, whose postinst points
+    # /etc/resolv.conf into /run: the chroot would have no name server for this one.
+    use_host_dns(ctx)
     debs = cache.debs_dir(ctx)
     if debs is not None:
         listing = run(apt_get("--print-uris", *args), chroot=root, capture=True, quiet=True).output

@@ -1,0 +1,64 @@
+"""The bootstrapper: mmdebstrap's command line, and when auto falls back to debootstrap."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+from pathlib import Path
+
+import pytest
+
+from vmdebootstrap.context import Context
+from vmdebootstrap.run import FakeRunner
+from vmdebootstrap.steps import bootstrap
+
+from .conftest import MakeSettings
+
+
+def test_mmdebstrap_argv_keeps_the_cache_and_leaves_no_build_settings(make_settings: MakeSettings) -> None:
+    settings = make_settings("--variant", "minbase", "--mirror", "http://m.example/debian")
+    argv = bootstrap.mmdebstrap_argv(settings, Path("/w/root"), Path("/cache/debs"))
+    assert argv[0] == "mmdebstrap" and argv[-3:] == ["bookworm", "/w/root", "http://m.example/debian"]
+    assert "--variant=minbase" in argv and "--mode=root" in argv
+    assert "--skip=essential/unlink" in argv  # the .debs survive until they are linked out
+    setup = next(a for a in argv if a.startswith("--setup-hook="))
+    assert "cp -l" in setup and "/cache/debs" in setup and "flock /cache/lock" in setup
+    hooks = [a for a in argv if a.startswith("--customize-hook=")]
+    assert any("ln " in h and "/cache/debs" in h for h in hooks)
+    # force-unsafe-io is for the build only: its dpkg.cfg.d file is removed again
+    assert "--dpkgopt=force-unsafe-io" in argv
+    assert any("99mmdebstrap" in h for h in hooks)
+
+
+def test_mmdebstrap_default_variant_is_debootstraps() -> None:
+    assert bootstrap.MMDEBSTRAP_VARIANTS[""] == "debootstrap"
+
+
+def test_keyring_is_the_only_trusted_one(make_settings: MakeSettings, tmp_path: Path) -> None:
+    argv = bootstrap.mmdebstrap_argv(make_settings(), Path("/w/root"), None, tmp_path / "keyring")
+    assert f"--keyring={tmp_path / 'keyring'}" in argv
+    assert f'--aptopt=Dir::Etc::Trusted "{tmp_path}/keyring/none.gpg"' in argv
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    ([], "mmdebstrap"),
+    (["--bootstrapper", "debootstrap"], "debootstrap"),
+    (["--debootstrapopts", "variant=buildd"], "debootstrap"),
+    (["--variant", "fakechroot"], "debootstrap"),
+    (["--distribution", "jessie"], "debootstrap"),
+])
+def test_auto_choice(make_settings: MakeSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                     argv: list[str], expected: str) -> None:
+    monkeypatch.setattr(shutil, "which", lambda name: f"/usr/bin/{name}")
+    settings = make_settings("--cache-dir", "", *argv)
+    with contextlib.ExitStack() as stack:
+        ctx = Context(settings, FakeRunner(), tmp_path, stack)
+        assert bootstrap.choose(ctx)[0] == expected
+
+
+def test_auto_takes_debootstrap_without_mmdebstrap(make_settings: MakeSettings, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    with contextlib.ExitStack() as stack:
+        ctx = Context(make_settings("--cache-dir", ""), FakeRunner(), tmp_path, stack)
+        assert bootstrap.choose(ctx) == ("debootstrap", "mmdebstrap is not installed")

@@ -1,0 +1,146 @@
+"""The stage cache: its key, a cold build saving its stage and a warm one mounting it,
+eviction and the removal of killed builds' partial entries."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import io
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from vmdebootstrap import recipe, stagecache, ui
+from vmdebootstrap.context import Context
+from vmdebootstrap.run import FakeRunner
+
+from .conftest import MakeSettings
+from .test_recipe import Responder
+
+
+@pytest.fixture(autouse=True)
+def mirror_today(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(stagecache, "mirror_state", lambda mirror, suite: f"release-of-{suite}")
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)  # no device nodes in the fake /dev
+
+
+def key_for(make_settings: MakeSettings, *argv: str, release: str = "r1") -> str:
+    settings = make_settings(*argv)
+    with contextlib.ExitStack() as stack:
+        ctx = Context(settings, FakeRunner(), Path("/nonexistent"), stack)
+        return stagecache.key_of(stagecache.inputs(ctx, "mmdebstrap", release))
+
+
+def test_key_changes_with_every_input_that_shapes_the_stage(make_settings: MakeSettings, tmp_path: Path) -> None:
+    base = key_for(make_settings)
+    assert key_for(make_settings) == base
+    assert key_for(make_settings, "--hostname", "other") == base  # the system step is not cached
+    assert key_for(make_settings, "--package", "less") != base
+    assert key_for(make_settings, "--distribution", "trixie") != base
+    assert key_for(make_settings, "--mirror", "http://other.example/debian") != base
+    assert key_for(make_settings, "--variant", "minbase") != base
+    assert key_for(make_settings, "--no-recommends") != key_for(make_settings, "--recommends")
+    assert key_for(make_settings, release="r2") != base  # the mirror changed
+    keyring = tmp_path / "k.gpg"
+    keyring.write_bytes(b"one")
+    first = key_for(make_settings, "--keyring", str(keyring))
+    keyring.write_bytes(b"two")
+    assert key_for(make_settings, "--keyring", str(keyring)) != first
+
+
+def build(make_settings: MakeSettings, tmp_path: Path, *argv: str) -> FakeRunner:
+    work = tmp_path / "work"
+    work.mkdir(exist_ok=True)
+    settings = make_settings("--workdir", str(work), "--cache-dir", str(tmp_path / "cache"),
+                             "--bootstrapper", "debootstrap", "--lock-root-password", *argv)
+    runner = FakeRunner(Responder())
+    display = ui.Display(io.StringIO(), len(recipe.plan(settings)), live=False)
+    try:
+        recipe.build(settings, runner, display)
+    finally:
+        display.close()
+    assert os.listdir(work) == []
+    return runner
+
+
+def programs(runner: FakeRunner) -> list[str]:
+    return [c[2] if c[0] == "chroot" else c[0] for c in runner.calls]
+
+
+def overlay_mounts(runner: FakeRunner) -> list[list[str]]:
+    return [c for c in runner.calls if c[:3] == ["mount", "-t", "overlay"]]
+
+
+def test_cold_build_saves_the_stage_and_warm_build_mounts_it(make_settings: MakeSettings, tmp_path: Path,
+                                                             out: Path) -> None:
+    cold = build(make_settings, tmp_path, "--hostname", "one")
+    assert "debootstrap" in programs(cold)
+    entries = [p for p in (tmp_path / "cache/stages").iterdir() if not p.name.startswith(".")]
+    assert len(entries) == 1
+    stage = entries[0]
+    assert (stage / "root/boot/vmlinuz-6.1.0-1-amd64").read_text() == "kernel"
+    info = json.loads((stage / "info.json").read_text())
+    assert info["inputs"]["suite"] == "bookworm" and info["inputs"]["release"] == "release-of-bookworm"
+    # the rest of the cold build ran on an overlay above the saved tree
+    [mount] = overlay_mounts(cold)
+    assert f"lowerdir={stage}/root," in mount[mount.index("-o") + 1]
+    assert programs(cold).index("debootstrap") < programs(cold).index("mount")
+    (out / "root.tar").unlink()
+
+    warm = build(make_settings, tmp_path, "--hostname", "two")  # differs only after the stage
+    assert "debootstrap" not in programs(warm)
+    assert not any(c[:2] == ["apt-get", "--yes"] and "install" in c for c in warm.calls)
+    [mount] = overlay_mounts(warm)
+    assert f"lowerdir={stage}/root," in mount[mount.index("-o") + 1]
+    assert programs(warm)[-2:] == ["tar", "umount"]  # the overlay goes last
+    assert (stage / "root/boot/vmlinuz-6.1.0-1-amd64").exists()  # the entry is untouched
+
+
+def test_no_stage_cache_builds_afresh_and_saves_nothing(make_settings: MakeSettings, tmp_path: Path) -> None:
+    runner = build(make_settings, tmp_path, "--no-stage-cache")
+    assert "debootstrap" in programs(runner)
+    assert overlay_mounts(runner) == []
+    assert not (tmp_path / "cache/stages").exists()
+
+
+def test_unreadable_mirror_release_disables_the_cache(make_settings: MakeSettings, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(stagecache, "mirror_state", lambda mirror, suite: None)
+    runner = build(make_settings, tmp_path)
+    assert overlay_mounts(runner) == []
+    assert list((tmp_path / "cache/stages").iterdir()) == []
+
+
+def make_entry(directory: Path, name: str, age: int) -> Path:
+    entry = directory / name
+    (entry / "root/etc").mkdir(parents=True)
+    (entry / "lock").write_text("")
+    (entry / "info.json").write_text("{}")
+    os.utime(entry / "info.json", (1_000_000 - age, 1_000_000 - age))
+    return entry
+
+
+def test_evict_keeps_the_newest_and_those_in_use(tmp_path: Path) -> None:
+    entries = [make_entry(tmp_path, f"k{age}", age) for age in range(7)]
+    fd = os.open(entries[6] / "lock", os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_SH)  # a build is using the oldest
+    try:
+        removed = stagecache.evict(tmp_path, keep="k5", limit=3)
+    finally:
+        os.close(fd)
+    assert sorted(p.name for p in removed) == ["k3", "k4"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["k0", "k1", "k2", "k5", "k6"]
+
+
+def test_partial_entries_of_killed_builds_are_removed(tmp_path: Path) -> None:
+    dead = make_entry(tmp_path, ".new-dead", 0)
+    alive = make_entry(tmp_path, ".new-alive", 0)
+    fd = os.open(alive / "lock", os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        stagecache.remove_partial(tmp_path)
+    finally:
+        os.close(fd)
+    assert not dead.exists() and alive.exists()
