@@ -176,6 +176,9 @@ OPTIONS: tuple[Option, ...] = (
            _G_SYS),
     Option("apt-mirror", "str", "", "mirror the booted image's apt uses (needs --configure-apt)", _G_SYS,
            "URL"),
+    Option("keep-apt-lists", "bool", False,
+           "keep the build's apt package lists in the image (by default it has none, as with live-build "
+           "--apt-indices false: run apt update first)", _G_SYS),
     Option("customize", "str", "", "run SCRIPT ROOTDIR IMAGE on the host before the image is finished",
            _G_SYS, "SCRIPT"),
     Option("serial-console", "bool", False,

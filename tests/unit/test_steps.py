@@ -647,3 +647,13 @@ def test_scrub_identity_with_resolved(make_context: MakeContext) -> None:
     finalize.scrub_identity(ctx)
     assert os.readlink(ctx.root / "etc/resolv.conf") == "../run/systemd/resolve/stub-resolv.conf"
     assert not (ctx.root / "etc/systemd/system").exists()  # no SSH keys, no unit
+
+
+@pytest.mark.parametrize(("argv", "kept"), [([], False), (["--keep-apt-lists"], True)])
+def test_apt_lists_go_unless_kept(make_context: MakeContext, argv: list[str], kept: bool) -> None:
+    ctx, _ = make_context(*argv)
+    lists = ctx.root / "var/lib/apt/lists"
+    lists.mkdir(parents=True)
+    (lists / "deb.debian.org_debian_dists_bookworm_InRelease").write_text("x")
+    finalize.scrub_identity(ctx)
+    assert (lists / "deb.debian.org_debian_dists_bookworm_InRelease").exists() == kept

@@ -111,8 +111,10 @@ def scrub_identity(ctx: Context) -> None:
         if not link.is_symlink():
             link.symlink_to(f"/etc/systemd/system/{SSH_KEYGEN_UNIT}")
 
-    if ctx.settings.flag("configure-apt"):
-        # The lists describe the build mirror; the image's sources now name another.
+    if not ctx.settings.flag("keep-apt-lists"):
+        # The lists are the build's snapshot of the mirror (with --configure-apt not even
+        # of the image's sources): stale on the first boot and some 40 MB unpacked.  Like
+        # live-build --apt-indices false and mmdebstrap, the image gets none: apt update first.
         lists = inside(root, "/var/lib/apt/lists")
         for entry in lists.glob("*"):
             if entry.name in ("lock", "partial", "auxfiles"):
