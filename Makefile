@@ -8,7 +8,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 export DEBIAN_FRONTEND := noninteractive
 
-.PHONY: install host-packages binfmt live check lint unit integration faults man clean
+.PHONY: install host-packages binfmt live check lint unit integration faults man clean benchmark
 
 install: host-packages binfmt $(STAMP)
 	ln -sf $(CURDIR)/$(BIN)/vmdebootstrap /usr/local/sbin/vmdebootstrap
@@ -35,7 +35,7 @@ live: install
 	$(BIN)/vmdebootstrap --config examples/live.conf
 
 lint: $(STAMP)
-	$(BIN)/ruff check vmdebootstrap tests
+	$(BIN)/ruff check vmdebootstrap tests benchmarks/run
 	$(BIN)/mypy
 
 unit: $(STAMP)
@@ -73,3 +73,8 @@ man: $(STAMP)
 
 clean:
 	rm -rf $(VENV) output .pytest_cache .mypy_cache .ruff_cache
+
+# Issue 8's comparison with live-build and mmdebstrap+mksquashfs (about an hour with
+# three runs each; docs/performance.md).  Not part of `make check`: timings are no test.
+benchmark: install
+	benchmarks/run
