@@ -130,6 +130,25 @@ def live(mirror: str, outdir: Path) -> dict[str, object]:
 
 
 @pytest.fixture(scope="session")
+def live_warm(live: dict[str, object], mirror: str, outdir: Path) -> dict[str, object]:
+    """The ``live`` build again, differing only after the packages step (its hook and host
+    name): its root comes from the stage cache the first build filled (issue 8)."""
+    squash = outdir / "live-warm"
+    log = outdir / "live-warm.log"
+    workdir = workdir_for(outdir, "live-warm")
+    result = vmdebootstrap(
+        "--config", "examples/live.conf", "--workdir", str(workdir),
+        "--squash", str(squash), "--iso", str(outdir / "live-warm.iso"), "--no-boot-test", "--log", str(log),
+        "--mirror", mirror, "--apt-mirror", https_variant(mirror),
+        "--hostname", "vmdb-warm",
+        "--user", f"user/{PASSWORD}", "--user", "guest", "--force-password-change",
+        "--customize", str(HOOKS / "marks-warm.sh"),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    return {"dir": squash, "iso": outdir / "live-warm.iso", "log": log, "workdir": workdir}
+
+
+@pytest.fixture(scope="session")
 def binfmt_ready() -> None:
     require(Path("/proc/sys/fs/binfmt_misc/qemu-aarch64").exists(),
             "qemu-user binfmt handlers are not registered (make install sets them up)")

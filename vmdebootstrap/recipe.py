@@ -83,7 +83,8 @@ def build(settings: Settings, runner: CommandRunner, display: Display) -> list[P
                 display.total -= 1  # the packages step is part of the cached stage
             with step(display, "bootstrap", f" (from the stage cache, {stage.key[:12]})"):
                 stagecache.use(ctx, stage)
-                if settings.text("iso"):
+                if settings.text("iso"):  # GRUB's EFI files are not part of the stage
+                    chroot.use_host_dns(ctx)
                     with chroot.api_filesystems(ctx):
                         iso.fetch_grub(ctx)
         else:

@@ -43,7 +43,7 @@ from .errors import BuildError
 
 log = logging.getLogger("vmdebootstrap")
 
-KEEP_ENTRIES = 4
+KEEP_ENTRIES = 6
 INFO = "info.json"
 LOCK = "lock"
 

@@ -60,3 +60,16 @@ def test_arm64_live_iso_boots_with_uefi(arm64: Path, tmp_path: Path) -> None:
     assert result.root_fstype == "overlay"
     assert no_qemu_left(iso)
     print(f"arm64 uefi: login after {result.seconds_to_login:.0f} s; {result.verdict}")
+
+
+def test_warm_rebuild_from_the_stage_cache_boots(live_warm: dict[str, object], tmp_path: Path) -> None:
+    """A build whose root came from the stage cache boots like the cold one (issue 8)."""
+    iso = live_warm["iso"]
+    assert isinstance(iso, Path)
+    result = boot(iso, "amd64", "bios", tmp_path)
+    console = result.console_log.read_text(errors="replace")
+    assert result.passed, f"{result.verdict}\n{console[-3000:]}"
+    assert "(sudo)" in result.id_output, result.id_output
+    assert result.root_fstype == "overlay"
+    assert no_qemu_left(iso)
+    print(f"warm rebuild, amd64 bios: login after {result.seconds_to_login:.0f} s; {result.verdict}")

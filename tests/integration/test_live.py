@@ -170,3 +170,33 @@ def test_nothing_left_on_the_host(live: dict[str, object]) -> None:
     assert list(workdir.iterdir()) == []
     procs = subprocess.run(["pgrep", "-f", str(workdir)], capture_output=True, text=True, check=False).stdout
     assert procs == ""
+
+
+STAGES = Path("/var/cache/vmdebootstrap/stages")
+
+
+def test_warm_rebuild_comes_from_the_stage_cache(live: dict[str, object], live_warm: dict[str, object],
+                                                 unpack) -> None:  # type: ignore[no-untyped-def]
+    log = live_warm["log"]
+    assert isinstance(log, Path)
+    text = log.read_text()
+    hit = re.search(r"step 1/\d+: bootstrap \(from the stage cache, ([0-9a-f]{12})\)", text)
+    assert hit, "the second build of the same packages did not use the stage cache"
+    # Neither bootstrapper nor apt's installation ran again.
+    assert "+ mmdebstrap" not in text and "+ debootstrap" not in text
+    assert not re.search(r"\+ chroot \S+ apt-get .* install ", text)
+    warm, cold = live_warm["dir"], live["dir"]
+    assert isinstance(warm, Path) and isinstance(cold, Path)
+    assert (warm / "filesystem.packages").read_text() == (cold / "filesystem.packages").read_text()
+    root = unpack(warm / "filesystem.squashfs", "etc")
+    assert (root / "etc/vmdebootstrap-warm-hook").read_text() == "warm\n"
+    assert not (root / "etc/vmdebootstrap-test-hook").exists()  # the cold build's hook ran after the stage
+    assert (root / "etc/hostname").read_text() == "vmdb-warm\n"
+    assert (root / "etc/shadow").read_text().count("$y$") >= 1  # users were made on the overlay
+    # The cached tree itself was only read.
+    [entry] = [p for p in STAGES.glob(hit.group(1) + "*")]
+    assert not (entry / "root/etc/vmdebootstrap-warm-hook").exists()
+    assert (entry / "root/etc/hostname").read_text() != "vmdb-warm\n"
+    assert our_mounts() == []
+    workdir = live_warm["workdir"]
+    assert isinstance(workdir, Path) and list(workdir.iterdir()) == []
