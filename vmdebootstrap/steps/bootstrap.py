@@ -88,6 +88,8 @@ def choose(ctx: Context) -> tuple[str, str]:
         return "debootstrap", f"{settings.suite} predates what mmdebstrap supports without hooks"
     if settings.foreign and binfmt.probe(settings.arch).needs_copy:
         return "debootstrap", "the qemu-user handler lacks the F flag"
+    if settings.foreign and not shutil.which("arch-test"):
+        return "debootstrap", "mmdebstrap needs arch-test for foreign architectures"
     debs = cache.debs_dir(ctx)
     if debs is not None and os.stat(debs).st_dev != os.stat(ctx.root.parent if not ctx.root.exists()
                                                                else ctx.root).st_dev:
