@@ -154,8 +154,15 @@ def _mmdebstrap(ctx: Context) -> None:
         keyring = Path(settings.text("keyring"))
         suffix = ".asc" if keyring.read_bytes().lstrip().startswith(b"-----BEGIN") else ".gpg"
         shutil.copyfile(keyring, keyring_dir / f"keyring{suffix}")
+    debs = cache.debs_dir(ctx)
+    if debs is not None and os.stat(debs).st_dev != os.stat(ctx.root.parent).st_dev:
+        # Its cache is hard links (--bootstrapper mmdebstrap chosen by hand: auto would
+        # have taken debootstrap); a copy of the whole cache would cost more than it saves.
+        log.info("the package cache %s is on another filesystem than the target: mmdebstrap downloads "
+                 "everything itself", debs)
+        debs = None
     try:
-        ctx.runner.run(mmdebstrap_argv(settings, ctx.root, cache.debs_dir(ctx), keyring_dir))
+        ctx.runner.run(mmdebstrap_argv(settings, ctx.root, debs, keyring_dir))
     except CommandFailed as exc:
         raise BuildError(_explain(exc, settings)) from exc
 
