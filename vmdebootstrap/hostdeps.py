@@ -29,7 +29,7 @@ BASE_FILES = {
 TAR_COMPRESSORS = {".gz": ("gzip", "gzip"), ".tgz": ("gzip", "gzip"), ".xz": ("xz", "xz-utils"),
                    ".zst": ("zstd", "zstd"), ".bz2": ("bzip2", "bzip2")}  # fmt: skip
 # Foreign --arch builds: the registered qemu-user binfmt handlers (probed by binfmt.py).
-FOREIGN_PACKAGES = ("qemu-user-static", "binfmt-support")
+FOREIGN_PACKAGES = ("qemu-user-static", "binfmt-support", "arch-test")  # arch-test: mmdebstrap's check
 # The QEMU boot test (boottest.py) per guest architecture: the system emulator and
 # the UEFI firmware (SeaBIOS comes with qemu-system-x86).
 BOOT_TEST_PACKAGES = {

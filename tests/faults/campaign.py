@@ -79,14 +79,19 @@ class Case:
     step: str
     fault: str
     during: bool = False
+    # The cells run with their package cache on another filesystem than their work
+    # directory, where "auto" takes debootstrap; mmdebstrap gets rows of its own.
+    bootstrapper: str = ""
 
     @property
     def row(self) -> str:
-        return f"{self.step} (in {DURING[self.step]})" if self.during else self.step
+        step = f"{self.step} ({self.bootstrapper})" if self.bootstrapper else self.step
+        return f"{step} (in {DURING[self.step]})" if self.during else step
 
     @property
     def name(self) -> str:
-        return f"{self.step}-{'in' if self.during else 'at'}-{self.fault}"
+        step = f"{self.step}-{self.bootstrapper}" if self.bootstrapper else self.step
+        return f"{step}-{'in' if self.during else 'at'}-{self.fault}"
 
     @property
     def expected_exit(self) -> int:
@@ -284,6 +289,8 @@ class Cell:
                 *self.output_args()]
         if self.case.during and self.case.step == "packages":
             args += ["--custom-package", str(self.probe)]
+        if self.case.bootstrapper:
+            args += ["--bootstrapper", self.case.bootstrapper]
         return [sys.executable, "-m", "vmdebootstrap", "--no-default-configs", *args]
 
     def env(self) -> dict[str, str]:
@@ -509,6 +516,10 @@ def cases(steps: tuple[str, ...] = STEPS, faults: tuple[str, ...] = FAULTS, duri
     found = [Case(step, fault) for step in steps for fault in faults]
     if during:
         found += [Case(step, fault, True) for step in steps if step in DURING for fault in faults if fault != "fail"]
+    if "bootstrap" in steps:
+        found += [Case("bootstrap", fault, bootstrapper="mmdebstrap") for fault in faults]
+        if during:
+            found += [Case("bootstrap", fault, True, "mmdebstrap") for fault in faults if fault != "fail"]
     return found
 
 

@@ -88,6 +88,8 @@ def choose(ctx: Context) -> tuple[str, str]:
         return "debootstrap", f"{settings.suite} predates what mmdebstrap supports without hooks"
     if settings.foreign and binfmt.probe(settings.arch).needs_copy:
         return "debootstrap", "the qemu-user handler lacks the F flag"
+    if settings.foreign and not shutil.which("arch-test"):
+        return "debootstrap", "mmdebstrap needs arch-test for foreign architectures"
     debs = cache.debs_dir(ctx)
     if debs is not None and os.stat(debs).st_dev != os.stat(ctx.root.parent if not ctx.root.exists()
                                                                else ctx.root).st_dev:
@@ -152,8 +154,15 @@ def _mmdebstrap(ctx: Context) -> None:
         keyring = Path(settings.text("keyring"))
         suffix = ".asc" if keyring.read_bytes().lstrip().startswith(b"-----BEGIN") else ".gpg"
         shutil.copyfile(keyring, keyring_dir / f"keyring{suffix}")
+    debs = cache.debs_dir(ctx)
+    if debs is not None and os.stat(debs).st_dev != os.stat(ctx.root.parent).st_dev:
+        # Its cache is hard links (--bootstrapper mmdebstrap chosen by hand: auto would
+        # have taken debootstrap); a copy of the whole cache would cost more than it saves.
+        log.info("the package cache %s is on another filesystem than the target: mmdebstrap downloads "
+                 "everything itself", debs)
+        debs = None
     try:
-        ctx.runner.run(mmdebstrap_argv(settings, ctx.root, cache.debs_dir(ctx), keyring_dir))
+        ctx.runner.run(mmdebstrap_argv(settings, ctx.root, debs, keyring_dir))
     except CommandFailed as exc:
         raise BuildError(_explain(exc, settings)) from exc
 
