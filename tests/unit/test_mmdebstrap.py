@@ -27,6 +27,8 @@ def test_mmdebstrap_argv_keeps_the_cache_and_leaves_no_build_settings(make_setti
     assert any("ln " in h and "/cache/debs" in h for h in hooks)
     # force-unsafe-io is for the build only: its dpkg.cfg.d file is removed again
     assert "--dpkgopt=force-unsafe-io" in argv
+    # merged /usr as debootstrap makes it (usr-is-merged), not through usrmerge and perl
+    assert f"--hook-dir={bootstrap.MERGED_USR_HOOK}" in argv
     assert any("99mmdebstrap" in h for h in hooks)
 
 
@@ -46,10 +48,12 @@ def test_keyring_is_the_only_trusted_one(make_settings: MakeSettings, tmp_path: 
     (["--debootstrapopts", "variant=buildd"], "debootstrap"),
     (["--variant", "fakechroot"], "debootstrap"),
     (["--distribution", "jessie"], "debootstrap"),
+    (["--distribution", "bullseye"], "debootstrap"),
 ])
 def test_auto_choice(make_settings: MakeSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                      argv: list[str], expected: str) -> None:
     monkeypatch.setattr(shutil, "which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(bootstrap, "MERGED_USR_HOOK", tmp_path)
     settings = make_settings("--cache-dir", "", *argv)
     with contextlib.ExitStack() as stack:
         ctx = Context(settings, FakeRunner(), tmp_path, stack)

@@ -68,6 +68,12 @@ def debootstrap_argv(settings: Settings, root: Path, cache_dir: Path | None, dow
     return argv
 
 
+# Left alone, mmdebstrap merges /usr by installing usrmerge, which pulls in perl (10 MiB of
+# squashfs in a minbase image); its merged-usr hook makes the symlinks as debootstrap does
+# and installs usr-is-merged, so both bootstrappers make the same system.  That package
+# exists from bookworm on; older releases are left to debootstrap.
+MERGED_USR_HOOK = Path("/usr/share/mmdebstrap/hooks/merged-usr")
+MERGED_USR_HOOK_FROM = "bookworm"
 # mmdebstrap's variants that mean what debootstrap's do ("" is debootstrap's default).
 MMDEBSTRAP_VARIANTS = {"": "debootstrap", "minbase": "minbase", "buildd": "buildd"}
 
@@ -84,8 +90,10 @@ def choose(ctx: Context) -> tuple[str, str]:
         return "debootstrap", "--debootstrapopts are debootstrap's"
     if settings.text("variant") not in MMDEBSTRAP_VARIANTS:
         return "debootstrap", f"variant {settings.text('variant')} is debootstrap's"
-    if not debian.at_least(settings.suite, "stretch"):
-        return "debootstrap", f"{settings.suite} predates what mmdebstrap supports without hooks"
+    if not debian.at_least(settings.suite, MERGED_USR_HOOK_FROM):
+        return "debootstrap", f"{settings.suite} predates usr-is-merged, which mmdebstrap's merged-/usr hook needs"
+    if not MERGED_USR_HOOK.is_dir():
+        return "debootstrap", f"mmdebstrap's merged-/usr hook {MERGED_USR_HOOK} is missing"
     if settings.foreign and binfmt.probe(settings.arch).needs_copy:
         return "debootstrap", "the qemu-user handler lacks the F flag"
     if settings.foreign and not shutil.which("arch-test"):
@@ -106,7 +114,8 @@ def mmdebstrap_argv(settings: Settings, root: Path, cache_dir: Path | None,
             "--skip=cleanup/apt/lists",
             # The build is thrown away if it fails: dpkg need not fsync every file.  The
             # setting lands in /etc/dpkg/dpkg.cfg.d/99mmdebstrap, removed again below.
-            "--dpkgopt=force-unsafe-io"]
+            "--dpkgopt=force-unsafe-io",
+            f"--hook-dir={MERGED_USR_HOOK}"]
     if keyring_dir is not None:
         # mmdebstrap --keyring FILE replaces only apt's Trusted file and keeps the host's
         # trusted.gpg.d; a directory holding just the keyring makes it the only one, as
