@@ -109,43 +109,36 @@ def unpack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     yield extract
 
 
-@pytest.fixture(scope="session")
-def live(mirror: str, outdir: Path) -> dict[str, object]:
-    """examples/live.conf as the README builds it, plus a squash directory, the test hook
-    that calls every helper, and a second user under --force-password-change."""
-    squash = outdir / "live"
-    log = outdir / "live.log"
-    workdir = workdir_for(outdir, "live")
+def live_build(mirror: str, outdir: Path, name: str, hostname: str, hook: Path) -> dict[str, object]:
+    """examples/live.conf as the README builds it, plus a squash directory, the test hook,
+    and a second user under --force-password-change."""
+    squash = outdir / name
+    log = outdir / f"{name}.log"
+    workdir = workdir_for(outdir, name)
     result = vmdebootstrap(
         "--config", "examples/live.conf", "--workdir", str(workdir),
-        "--squash", str(squash), "--iso", str(outdir / "live.iso"), "--no-boot-test", "--log", str(log),
+        "--squash", str(squash), "--iso", str(outdir / f"{name}.iso"), "--no-boot-test", "--log", str(log),
         "--mirror", mirror, "--apt-mirror", https_variant(mirror),
-        "--hostname", "vmdb-test",
+        "--hostname", hostname,
         "--user", f"user/{PASSWORD}", "--user", "guest", "--force-password-change",
-        "--customize", str(HOOKS / "every-helper.sh"),
+        "--customize", str(hook),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
-    return {"dir": squash, "iso": outdir / "live.iso", "log": log, "mirror": mirror, "result": result,
+    return {"dir": squash, "iso": outdir / f"{name}.iso", "log": log, "mirror": mirror, "result": result,
             "workdir": workdir}
+
+
+@pytest.fixture(scope="session")
+def live(mirror: str, outdir: Path) -> dict[str, object]:
+    """The live example with the test hook that calls every helper."""
+    return live_build(mirror, outdir, "live", "vmdb-test", HOOKS / "every-helper.sh")
 
 
 @pytest.fixture(scope="session")
 def live_warm(live: dict[str, object], mirror: str, outdir: Path) -> dict[str, object]:
     """The ``live`` build again, differing only after the packages step (its hook and host
     name): its root comes from the stage cache the first build filled (issue 8)."""
-    squash = outdir / "live-warm"
-    log = outdir / "live-warm.log"
-    workdir = workdir_for(outdir, "live-warm")
-    result = vmdebootstrap(
-        "--config", "examples/live.conf", "--workdir", str(workdir),
-        "--squash", str(squash), "--iso", str(outdir / "live-warm.iso"), "--no-boot-test", "--log", str(log),
-        "--mirror", mirror, "--apt-mirror", https_variant(mirror),
-        "--hostname", "vmdb-warm",
-        "--user", f"user/{PASSWORD}", "--user", "guest", "--force-password-change",
-        "--customize", str(HOOKS / "marks-warm.sh"),
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    return {"dir": squash, "iso": outdir / "live-warm.iso", "log": log, "workdir": workdir}
+    return live_build(mirror, outdir, "live-warm", "vmdb-warm", HOOKS / "marks-warm.sh")
 
 
 @pytest.fixture(scope="session")
