@@ -451,7 +451,9 @@ def link_cache(cache: Path) -> dict[str, int]:
     linked = {}
     if CACHE.is_dir():
         for entry in os.scandir(CACHE):
-            if entry.is_file(follow_symlinks=False):
+            # Only the packages: a link to apt's own archives/lock would make the cells' apt
+            # runs lock each other out (seen: "Could not get lock ... held by process 0").
+            if entry.is_file(follow_symlinks=False) and entry.name.endswith(".deb"):
                 os.link(entry.path, debs / entry.name)
                 linked[entry.name] = entry.inode()
     return linked
