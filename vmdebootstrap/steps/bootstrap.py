@@ -98,11 +98,17 @@ def choose(ctx: Context) -> tuple[str, str]:
         return "debootstrap", "the qemu-user handler lacks the F flag"
     if settings.foreign and not shutil.which("arch-test"):
         return "debootstrap", "mmdebstrap needs arch-test for foreign architectures"
-    debs = cache.debs_dir(ctx)
-    if debs is not None and os.stat(debs).st_dev != os.stat(ctx.root.parent if not ctx.root.exists()
-                                                               else ctx.root).st_dev:
-        return "debootstrap", f"the package cache {debs} is on another filesystem than the target"
+    if not _cache_beside_target(ctx):
+        return "debootstrap", f"the package cache {cache.debs_dir(ctx)} is on another filesystem than the target"
     return "mmdebstrap", "installed"
+
+
+def _cache_beside_target(ctx: Context) -> bool:
+    """Whether the package cache can be hard-linked into the target (a disk image's root is
+    a filesystem of its own; otherwise the root is made below the work directory)."""
+    debs = cache.debs_dir(ctx)
+    target = ctx.root if ctx.root.exists() else ctx.root.parent
+    return debs is None or os.stat(debs).st_dev == os.stat(target).st_dev
 
 
 def mmdebstrap_argv(settings: Settings, root: Path, cache_dir: Path | None,
@@ -114,8 +120,9 @@ def mmdebstrap_argv(settings: Settings, root: Path, cache_dir: Path | None,
             "--skip=cleanup/apt/lists",
             # The build is thrown away if it fails: dpkg need not fsync every file.  The
             # setting lands in /etc/dpkg/dpkg.cfg.d/99mmdebstrap, removed again below.
-            "--dpkgopt=force-unsafe-io",
-            f"--hook-dir={MERGED_USR_HOOK}"]
+            "--dpkgopt=force-unsafe-io"]
+    if debian.at_least(settings.suite, MERGED_USR_HOOK_FROM) and MERGED_USR_HOOK.is_dir():
+        argv.append(f"--hook-dir={MERGED_USR_HOOK}")
     if keyring_dir is not None:
         # mmdebstrap --keyring FILE replaces only apt's Trusted file and keeps the host's
         # trusted.gpg.d; a directory holding just the keyring makes it the only one, as
@@ -164,7 +171,7 @@ def _mmdebstrap(ctx: Context) -> None:
         suffix = ".asc" if keyring.read_bytes().lstrip().startswith(b"-----BEGIN") else ".gpg"
         shutil.copyfile(keyring, keyring_dir / f"keyring{suffix}")
     debs = cache.debs_dir(ctx)
-    if debs is not None and os.stat(debs).st_dev != os.stat(ctx.root.parent).st_dev:
+    if not _cache_beside_target(ctx):
         # Its cache is hard links (--bootstrapper mmdebstrap chosen by hand: auto would
         # have taken debootstrap); a copy of the whole cache would cost more than it saves.
         log.info("the package cache %s is on another filesystem than the target: mmdebstrap downloads "
