@@ -43,6 +43,7 @@ def test_keyring_is_the_only_trusted_one(make_settings: MakeSettings, tmp_path: 
     argv = bootstrap.mmdebstrap_argv(make_settings(), Path("/w/root"), None, tmp_path / "keyring")
     assert f"--keyring={tmp_path / 'keyring'}" in argv
     assert f'--aptopt=Dir::Etc::Trusted "{tmp_path}/keyring/none.gpg"' in argv
+    assert "--skip=check/signed-by" in argv  # no signed-by with a keyring mmdebstrap guessed
 
 
 @pytest.mark.parametrize(("argv", "expected"), [

@@ -127,7 +127,11 @@ def mmdebstrap_argv(settings: Settings, root: Path, cache_dir: Path | None,
         # mmdebstrap --keyring FILE replaces only apt's Trusted file and keeps the host's
         # trusted.gpg.d; a directory holding just the keyring makes it the only one, as
         # debootstrap --keyring does.  (The aptopt file goes again with 99mmdebstrap.)
-        argv += [f"--keyring={keyring_dir}", f"--aptopt=Dir::Etc::Trusted \"{keyring_dir}/none.gpg\""]
+        # And mmdebstrap would add signed-by=<the archive keyring it guesses for the suite>
+        # to the sources when the trusted keys lack it -- verifying against a keyring
+        # the user did not name (a Release that fails with --keyring built anyway).
+        argv += [f"--keyring={keyring_dir}", f"--aptopt=Dir::Etc::Trusted \"{keyring_dir}/none.gpg\"",
+                 "--skip=check/signed-by"]
     if not signatures_checked(settings):
         argv += ["--aptopt=Acquire::AllowInsecureRepositories \"true\"",
                  "--aptopt=APT::Get::AllowUnauthenticated \"true\""]
