@@ -246,6 +246,10 @@ def _explain(exc: CommandFailed, settings: Settings, details: list[str] | None =
     """One sentence for the failures a user can fix, from debootstrap's or apt's (mmdebstrap's) words."""
     text = "\n".join(exc.tail)
     mirror, suite = settings.text("mirror"), settings.suite
+    if ("Release signed by unknown key" in text or "Invalid Release signature" in text
+            or "NO_PUBKEY" in text or "EXPKEYSIG" in text or "signatures were invalid" in text):
+        # (apt adds "is not signed" after NO_PUBKEY: this test must come first)
+        return f"the Release file of '{suite}' from {mirror} does not verify with the keyring"
     if "Failed getting release signature" in text or "InRelease' is not signed" in text \
             or "Release' is not signed" in text:
         # The Release file came, its signature did not: an unsigned archive, not a missing one.
@@ -254,9 +258,6 @@ def _explain(exc: CommandFailed, settings: Settings, details: list[str] | None =
     if "Failed getting release file" in text or "does not have a Release file" in text:
         return (f"could not fetch the Release file of '{suite}' from {mirror}: the mirror is "
                 f"unreachable or does not carry that release (old releases live on archive mirrors)")
-    if ("Release signed by unknown key" in text or "Invalid Release signature" in text
-            or "NO_PUBKEY" in text or "EXPKEYSIG" in text or "signatures were invalid" in text):
-        return f"the Release file of '{suite}' from {mirror} does not verify with the keyring"
     if "Keyring-based check was requested" in text or (
             "No such file or directory" in text and "keyring" in text.lower()):
         return ("debootstrap found no keyring to check the archive with (install debian-archive-keyring, "
