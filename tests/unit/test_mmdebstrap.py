@@ -15,7 +15,10 @@ from vmdebootstrap.steps import bootstrap
 from .conftest import MakeSettings
 
 
-def test_mmdebstrap_argv_keeps_the_cache_and_leaves_no_build_settings(make_settings: MakeSettings) -> None:
+def test_mmdebstrap_argv_keeps_the_cache_and_leaves_no_build_settings(make_settings: MakeSettings,
+                                                                     tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bootstrap, "MERGED_USR_HOOK", tmp_path)
     settings = make_settings("--variant", "minbase", "--mirror", "http://m.example/debian")
     argv = bootstrap.mmdebstrap_argv(settings, Path("/w/root"), Path("/cache/debs"))
     assert argv[0] == "mmdebstrap" and argv[-3:] == ["bookworm", "/w/root", "http://m.example/debian"]
@@ -40,6 +43,7 @@ def test_keyring_is_the_only_trusted_one(make_settings: MakeSettings, tmp_path: 
     argv = bootstrap.mmdebstrap_argv(make_settings(), Path("/w/root"), None, tmp_path / "keyring")
     assert f"--keyring={tmp_path / 'keyring'}" in argv
     assert f'--aptopt=Dir::Etc::Trusted "{tmp_path}/keyring/none.gpg"' in argv
+    assert "--skip=check/signed-by" in argv  # no signed-by with a keyring mmdebstrap guessed
 
 
 @pytest.mark.parametrize(("argv", "expected"), [
@@ -66,3 +70,12 @@ def test_auto_takes_debootstrap_without_mmdebstrap(make_settings: MakeSettings, 
     with contextlib.ExitStack() as stack:
         ctx = Context(make_settings("--cache-dir", ""), FakeRunner(), tmp_path, stack)
         assert bootstrap.choose(ctx) == ("debootstrap", "mmdebstrap is not installed")
+
+
+def test_merged_usr_hook_only_where_usr_is_merged_exists(make_settings: MakeSettings, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bootstrap, "MERGED_USR_HOOK", tmp_path)
+    bullseye = bootstrap.mmdebstrap_argv(make_settings("--distribution", "bullseye"), Path("/w/root"), None)
+    assert not [a for a in bullseye if a.startswith("--hook-dir=")]  # --bootstrapper mmdebstrap by hand
+    trixie = bootstrap.mmdebstrap_argv(make_settings("--distribution", "trixie"), Path("/w/root"), None)
+    assert f"--hook-dir={tmp_path}" in trixie

@@ -98,11 +98,17 @@ def choose(ctx: Context) -> tuple[str, str]:
         return "debootstrap", "the qemu-user handler lacks the F flag"
     if settings.foreign and not shutil.which("arch-test"):
         return "debootstrap", "mmdebstrap needs arch-test for foreign architectures"
-    debs = cache.debs_dir(ctx)
-    if debs is not None and os.stat(debs).st_dev != os.stat(ctx.root.parent if not ctx.root.exists()
-                                                               else ctx.root).st_dev:
-        return "debootstrap", f"the package cache {debs} is on another filesystem than the target"
+    if not _cache_beside_target(ctx):
+        return "debootstrap", f"the package cache {cache.debs_dir(ctx)} is on another filesystem than the target"
     return "mmdebstrap", "installed"
+
+
+def _cache_beside_target(ctx: Context) -> bool:
+    """Whether the package cache can be hard-linked into the target (a disk image's root is
+    a filesystem of its own; otherwise the root is made below the work directory)."""
+    debs = cache.debs_dir(ctx)
+    target = ctx.root if ctx.root.exists() else ctx.root.parent
+    return debs is None or os.stat(debs).st_dev == os.stat(target).st_dev
 
 
 def mmdebstrap_argv(settings: Settings, root: Path, cache_dir: Path | None,
@@ -114,13 +120,18 @@ def mmdebstrap_argv(settings: Settings, root: Path, cache_dir: Path | None,
             "--skip=cleanup/apt/lists",
             # The build is thrown away if it fails: dpkg need not fsync every file.  The
             # setting lands in /etc/dpkg/dpkg.cfg.d/99mmdebstrap, removed again below.
-            "--dpkgopt=force-unsafe-io",
-            f"--hook-dir={MERGED_USR_HOOK}"]
+            "--dpkgopt=force-unsafe-io"]
+    if debian.at_least(settings.suite, MERGED_USR_HOOK_FROM) and MERGED_USR_HOOK.is_dir():
+        argv.append(f"--hook-dir={MERGED_USR_HOOK}")
     if keyring_dir is not None:
         # mmdebstrap --keyring FILE replaces only apt's Trusted file and keeps the host's
         # trusted.gpg.d; a directory holding just the keyring makes it the only one, as
         # debootstrap --keyring does.  (The aptopt file goes again with 99mmdebstrap.)
-        argv += [f"--keyring={keyring_dir}", f"--aptopt=Dir::Etc::Trusted \"{keyring_dir}/none.gpg\""]
+        # And mmdebstrap would add signed-by=<the archive keyring it guesses for the suite>
+        # to the sources when the trusted keys lack it -- verifying against a keyring
+        # the user did not name (a Release that fails with --keyring built anyway).
+        argv += [f"--keyring={keyring_dir}", f"--aptopt=Dir::Etc::Trusted \"{keyring_dir}/none.gpg\"",
+                 "--skip=check/signed-by"]
     if not signatures_checked(settings):
         argv += ["--aptopt=Acquire::AllowInsecureRepositories \"true\"",
                  "--aptopt=APT::Get::AllowUnauthenticated \"true\""]
@@ -164,7 +175,7 @@ def _mmdebstrap(ctx: Context) -> None:
         suffix = ".asc" if keyring.read_bytes().lstrip().startswith(b"-----BEGIN") else ".gpg"
         shutil.copyfile(keyring, keyring_dir / f"keyring{suffix}")
     debs = cache.debs_dir(ctx)
-    if debs is not None and os.stat(debs).st_dev != os.stat(ctx.root.parent).st_dev:
+    if not _cache_beside_target(ctx):
         # Its cache is hard links (--bootstrapper mmdebstrap chosen by hand: auto would
         # have taken debootstrap); a copy of the whole cache would cost more than it saves.
         log.info("the package cache %s is on another filesystem than the target: mmdebstrap downloads "
@@ -235,6 +246,10 @@ def _explain(exc: CommandFailed, settings: Settings, details: list[str] | None =
     """One sentence for the failures a user can fix, from debootstrap's or apt's (mmdebstrap's) words."""
     text = "\n".join(exc.tail)
     mirror, suite = settings.text("mirror"), settings.suite
+    if ("Release signed by unknown key" in text or "Invalid Release signature" in text
+            or "NO_PUBKEY" in text or "EXPKEYSIG" in text or "signatures were invalid" in text):
+        # (apt adds "is not signed" after NO_PUBKEY: this test must come first)
+        return f"the Release file of '{suite}' from {mirror} does not verify with the keyring"
     if "Failed getting release signature" in text or "InRelease' is not signed" in text \
             or "Release' is not signed" in text:
         # The Release file came, its signature did not: an unsigned archive, not a missing one.
@@ -243,9 +258,6 @@ def _explain(exc: CommandFailed, settings: Settings, details: list[str] | None =
     if "Failed getting release file" in text or "does not have a Release file" in text:
         return (f"could not fetch the Release file of '{suite}' from {mirror}: the mirror is "
                 f"unreachable or does not carry that release (old releases live on archive mirrors)")
-    if ("Release signed by unknown key" in text or "Invalid Release signature" in text
-            or "NO_PUBKEY" in text or "EXPKEYSIG" in text or "signatures were invalid" in text):
-        return f"the Release file of '{suite}' from {mirror} does not verify with the keyring"
     if "Keyring-based check was requested" in text or (
             "No such file or directory" in text and "keyring" in text.lower()):
         return ("debootstrap found no keyring to check the archive with (install debian-archive-keyring, "
