@@ -83,6 +83,8 @@ def build(settings: Settings, runner: CommandRunner, display: Display) -> list[P
                 display.total -= 1  # the packages step is part of the cached stage
             with step(display, "bootstrap", f" (from the stage cache, {stage.key[:12]})"):
                 stagecache.use(ctx, stage)
+                if settings.foreign:
+                    bootstrap.provide_interpreter(ctx)
                 if settings.text("iso"):  # GRUB's EFI files are not part of the stage
                     chroot.use_host_dns(ctx)
                     with chroot.api_filesystems(ctx):

@@ -24,7 +24,6 @@ cache: their root is a filesystem of its own, which an overlay cannot be.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import fcntl
 import hashlib
@@ -133,7 +132,8 @@ def lookup(ctx: Context, bootstrapper: str) -> tuple[Stage | None, bool]:
                  ctx.settings.suite)
         return None, False
     values = inputs(ctx, bootstrapper, release)
-    stage = Stage(key_of(values), directory / key_of(values), values)
+    key = key_of(values)
+    stage = Stage(key, directory / key, values)
     if not (stage.directory / INFO).is_file():
         return stage, False
     fd = _lock(stage.directory / LOCK, fcntl.LOCK_SH)
@@ -171,8 +171,9 @@ def save(ctx: Context, stage: Stage) -> None:
     """Move the freshly built tree into the cache and continue on an overlay above it."""
     directory = stage.directory.parent
     ctx.runner.run(["apt-get", "clean"], chroot=ctx.root)  # the .debs stay in the package cache
-    if mounts.mounts_below(ctx.root):
-        raise BuildError(f"internal error: {mounts.mounts_below(ctx.root)[0]} still mounted at the stage save")
+    mounted = mounts.mounts_below(ctx.root)
+    if mounted:
+        raise BuildError(f"internal error: {mounted[0]} still mounted at the stage save")
     partial = Path(tempfile.mkdtemp(prefix=".new-", dir=directory))
     fd = os.open(partial / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
     fcntl.flock(fd, fcntl.LOCK_EX)  # a partial entry whose lock is free is a killed build's
@@ -229,11 +230,12 @@ def evict(directory: Path, keep: str, limit: int = KEEP_ENTRIES) -> list[Path]:
         fd = _lock(entry / LOCK, fcntl.LOCK_EX)
         if fd is None:
             continue  # in use
-        with contextlib.ExitStack() as stack:
-            stack.callback(os.close, fd)
+        try:
             trash = directory / f".old-{entry.name}"
             os.rename(entry, trash)
             log.info("stage cache: removed the least recently used entry %s", entry.name)
             mounts.safe_rmtree(trash)
             removed.append(entry)
+        finally:
+            os.close(fd)
     return removed

@@ -79,3 +79,17 @@ def test_merged_usr_hook_only_where_usr_is_merged_exists(make_settings: MakeSett
     assert not [a for a in bullseye if a.startswith("--hook-dir=")]  # --bootstrapper mmdebstrap by hand
     trixie = bootstrap.mmdebstrap_argv(make_settings("--distribution", "trixie"), Path("/w/root"), None)
     assert f"--hook-dir={tmp_path}" in trixie
+
+
+def test_interpreter_copied_in_is_noted_for_removal(make_context, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Also what a stage-cache hit of a foreign build calls: the cached tree holds the cold
+    build's copy, and only a noted copy is removed from the image at the end."""
+    qemu = tmp_path / "qemu-aarch64-static"
+    qemu.write_bytes(b"\x7fELF")
+    monkeypatch.setattr(bootstrap.binfmt, "probe",
+                        lambda arch: bootstrap.binfmt.Emulation("qemu-aarch64", str(qemu), fix_binary=False))
+    ctx, _ = make_context()
+    bootstrap.provide_interpreter(ctx)
+    assert ctx.interpreter_in_target == ctx.root / str(qemu).lstrip("/")
+    assert ctx.interpreter_in_target.read_bytes() == b"\x7fELF"

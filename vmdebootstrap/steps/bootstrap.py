@@ -216,17 +216,24 @@ def _debootstrap(ctx: Context) -> None:
         raise BuildError(_explain(exc, settings, details)) from exc
 
 
+def provide_interpreter(ctx: Context) -> None:
+    """Without the binfmt F flag the kernel looks for qemu-user inside the chroot: copy it
+    there and note it, so that finalize.scrub_identity removes it from the image.  Also
+    called for a tree from the stage cache, which still holds the copy the cold build made."""
+    emulation = binfmt.probe(ctx.settings.arch)
+    if not emulation.needs_copy:
+        return
+    target = ctx.root / emulation.interpreter.lstrip("/")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(emulation.interpreter, target)
+    ctx.interpreter_in_target = target
+    log.info("copied %s into the target for %s (removed again at the end)", emulation.interpreter,
+             emulation.handler)
+
+
 def second_stage(ctx: Context) -> None:
     """Finish a foreign bootstrap inside the target, its programs run by qemu-user."""
-    emulation = binfmt.probe(ctx.settings.arch)
-    if emulation.needs_copy:
-        # Without the F flag the kernel looks for the interpreter inside the chroot.
-        target = ctx.root / emulation.interpreter.lstrip("/")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(emulation.interpreter, target)
-        ctx.interpreter_in_target = target
-        log.info("copied %s into the target for %s (removed again at the end)", emulation.interpreter,
-                 emulation.handler)
+    provide_interpreter(ctx)
     # The environment is built from scratch by the runner: the host cannot override
     # DEBIAN_FRONTEND and friends (the old tool let it, §6.4 item 13).
     ctx.runner.run(["/debootstrap/debootstrap", "--second-stage"], chroot=ctx.root)
