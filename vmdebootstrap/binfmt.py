@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from . import debian
+from .architectures import Architecture
 
 BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
 INSTALL_HINT = "apt-get install qemu-user-static binfmt-support"
@@ -50,12 +50,12 @@ def _fields(text: str) -> dict[str, str]:
     return fields
 
 
-def probe(arch: str, binfmt_dir: Path = BINFMT_DIR) -> Emulation:
-    """How the host runs ``arch`` binaries; raises CannotEmulate with the fix otherwise."""
-    qemu = debian.QEMU_NAMES.get(arch)
-    if qemu is None:
+def probe(target: Architecture, binfmt_dir: Path = BINFMT_DIR) -> Emulation:
+    """How the host runs ``target``'s binaries; raises CannotEmulate with the fix otherwise."""
+    arch = target.name
+    if not target.qemu_user:
         raise CannotEmulate(f"--arch {arch}: vmdebootstrap does not know the qemu-user name for {arch}")
-    handler = f"qemu-{qemu}"
+    handler = f"qemu-{target.qemu_user}"
     if not (binfmt_dir / "status").exists():
         raise CannotEmulate(
             f"--arch {arch} needs qemu-user emulation, but binfmt_misc is not mounted: run "

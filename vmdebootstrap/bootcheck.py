@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Literal
 
 from . import boottest
-from .settings import Settings, boot_firmwares, login_user
+from .settings import Settings
 
 log = logging.getLogger("vmdebootstrap")
 
@@ -24,21 +24,20 @@ def run(settings: Settings, image: Path, workdir: Path, kind: Literal["iso", "di
 
     ``kind`` defaults to what the file name says (--boot-test-only).
     """
-    user = login_user(settings.users)
-    assert user.password is not None
+    test = settings.boot_test
+    assert test is not None and test.user.password is not None
     if not kind:
         kind = "iso" if image.suffix == ".iso" else "disk"
     workdir.mkdir(parents=True, exist_ok=True)
     passed = True
-    for firmware in boot_firmwares(settings.values, settings.arch):
-        target = boottest.BootTarget(image=image, kind=kind, arch=settings.arch,
-                                     firmware=firmware)  # type: ignore[arg-type]
-        log.info("boot test (%s, %s): booting %s in QEMU", settings.arch, firmware, image)
-        result = boottest.boot_test(target, user.name, user.password, workdir / firmware,
-                                    timeout=int(settings.text("boot-timeout")),
+    for firmware in test.firmwares:
+        target = boottest.BootTarget(image=image, kind=kind, arch=settings.arch, firmware=firmware)
+        log.info("boot test (%s, %s): booting %s in QEMU", settings.arch.name, firmware, image)
+        result = boottest.boot_test(target, test.user.name, test.user.password, workdir / firmware,
+                                    timeout=test.timeout,
                                     grub_entry_keys=SERIAL_ENTRY_KEYS if kind == "iso" else "")
         seconds = f"{result.seconds_to_login:.0f} s to login" if result.seconds_to_login else "no login"
-        line = f"boot test {settings.arch} {firmware}: {'PASS' if result.passed else 'FAIL'} ({seconds}): " \
+        line = f"boot test {settings.arch.name} {firmware}: {'PASS' if result.passed else 'FAIL'} ({seconds}): " \
                f"{result.verdict}; console log {result.console_log}"
         if result.passed:
             log.info("%s", line)

@@ -36,28 +36,13 @@ from typing import IO, Literal
 
 import pexpect
 
-from . import debian
+from . import architectures
+from .architectures import Architecture, Emulator
 from .errors import BuildError
 from .run import BASE_ENV, command_env
 
 log = logging.getLogger("vmdebootstrap")
 
-# Debian architecture -> (QEMU system emulator, the package that provides it).
-QEMU = {
-    "amd64": ("qemu-system-x86_64", "qemu-system-x86"),
-    "i386": ("qemu-system-i386", "qemu-system-x86"),
-    "arm64": ("qemu-system-aarch64", "qemu-system-arm"),
-}
-# (arch, firmware) -> (code, vars template or None, package).  SeaBIOS is QEMU's
-# built-in default; its file is only checked, never passed.
-FIRMWARE: dict[tuple[str, str], tuple[Path, Path | None, str]] = {
-    ("amd64", "bios"): (Path("/usr/share/seabios/bios-256k.bin"), None, "seabios"),
-    ("i386", "bios"): (Path("/usr/share/seabios/bios-256k.bin"), None, "seabios"),
-    ("amd64", "uefi"): (Path("/usr/share/OVMF/OVMF_CODE_4M.fd"), Path("/usr/share/OVMF/OVMF_VARS_4M.fd"), "ovmf"),
-    ("arm64", "uefi"): (Path("/usr/share/AAVMF/AAVMF_CODE.fd"), Path("/usr/share/AAVMF/AAVMF_VARS.fd"),
-                        "qemu-efi-aarch64"),
-}
-X86 = ("amd64", "i386")
 QCOW2_MAGIC = b"QFI\xfb"
 
 # After poweroff: a Debian guest under TCG is down in 10-30 s.
@@ -78,8 +63,8 @@ class BootTestError(BuildError):
 class BootTarget:
     image: Path
     kind: Literal["iso", "disk"]
-    arch: str  # Debian architecture: amd64, arm64, i386
-    firmware: Literal["bios", "uefi"]
+    arch: Architecture
+    firmware: str  # a firmware of the architecture's emulator: bios, uefi
 
 
 @dataclasses.dataclass
@@ -100,22 +85,23 @@ class BootResult:
 # -- KVM, firmware, the QEMU command line ----------------------------------------
 
 
-def kvm_usable(arch: str, cpuinfo: str | None = None, dev: str = "/dev/kvm") -> bool:
+def kvm_usable(arch: Architecture, cpuinfo: str | None = None, dev: str = "/dev/kvm") -> bool:
     """Whether a guest of ``arch`` can run under KVM on this host.
 
-    ``cpuinfo`` is the text of /proc/cpuinfo (read when None).  x86 hosts need vmx
+    ``cpuinfo`` is the text of /proc/cpuinfo (read when None).  PC hosts need vmx
     (Intel) or svm (AMD) among the flags; other hosts have no such flag and trust
-    the device.  An i386 guest runs under KVM on an amd64 host.
+    the device.  A guest runs under KVM where the host runs its programs natively
+    (an i386 guest on an amd64 host).
     """
-    host = debian.host_arch()
-    if arch != host and not (host == "amd64" and arch == "i386"):
+    host = architectures.host()
+    if not architectures.runs_natively(arch, host):
         return False
     try:
         fd = os.open(dev, os.O_RDWR | os.O_CLOEXEC)
     except OSError:
         return False
     os.close(fd)
-    if host not in X86:
+    if not host.pc_bios:
         return True
     if cpuinfo is None:
         try:
@@ -129,17 +115,17 @@ def kvm_usable(arch: str, cpuinfo: str | None = None, dev: str = "/dev/kvm") -> 
     return False
 
 
-def firmware_files(arch: str, firmware: str) -> tuple[Path, Path | None]:
+def firmware_files(arch: Architecture, firmware: str) -> tuple[Path, Path | None]:
     """The firmware code and its variables template (None for SeaBIOS)."""
-    entry = FIRMWARE.get((arch, firmware))
+    entry = arch.firmware(firmware)
     if entry is None:
-        known = ", ".join(f"{a}/{f}" for a, f in FIRMWARE)
-        raise BootTestError(f"no {firmware} firmware for {arch} guests (the boot test knows {known})")
-    code, template, package = entry
-    for path in (code, template):
+        known = ", ".join(f"{a.name}/{f}" for a in architectures.ARCHITECTURES.values() for f in a.firmware_names)
+        raise BootTestError(f"no {firmware} firmware for {arch.name} guests (the boot test knows {known})")
+    for path in (entry.code, entry.variables):
         if path is not None and not path.is_file():
-            raise BootTestError(f"{firmware} firmware for {arch} missing: {path} (apt-get install {package})")
-    return code, template
+            raise BootTestError(f"{firmware} firmware for {arch.name} missing: {path} "
+                                f"(apt-get install {entry.package})")
+    return entry.code, entry.variables
 
 
 def image_format(image: Path) -> str:
@@ -150,7 +136,7 @@ def image_format(image: Path) -> str:
 
 def firmware_log(target: BootTarget, workdir: Path) -> Path:
     """Where SeaBIOS's debug output goes (bios only)."""
-    return workdir / f"firmware-{target.arch}-{target.firmware}.log"
+    return workdir / f"firmware-{target.arch.name}-{target.firmware}.log"
 
 
 def _file(path: Path) -> str:
@@ -164,13 +150,12 @@ def qemu_command(target: BootTarget, workdir: Path, memory_mb: int = 2048, kvm: 
 
     ``qemu`` replaces the emulator binary (tests use a fake).
     """
-    if target.arch not in QEMU:
-        raise BootTestError(f"the boot test does not support {target.arch} guests (only {', '.join(QEMU)})")
+    emulator = _emulator(target.arch)
     if not target.image.is_file():
         raise BootTestError(f"no image to boot: {target.image}")
     code, template = firmware_files(target.arch, target.firmware)
-    x86 = target.arch in X86
-    argv = [qemu or QEMU[target.arch][0], "-machine", "q35" if x86 else "virt"]
+    pc = target.arch.pc_bios
+    argv = [qemu or emulator.binary, "-machine", emulator.machine]
     argv += ["-accel", "kvm", "-cpu", "host"] if kvm else ["-accel", "tcg", "-cpu", "max"]
     argv += ["-m", str(memory_mb), "-smp", "2", "-no-reboot"]
     # The serial port is our stdin/stdout; signal=off so that no byte we type (^C) stops QEMU.
@@ -180,11 +165,11 @@ def qemu_command(target: BootTarget, workdir: Path, memory_mb: int = 2048, kvm: 
         argv += ["-chardev", f"file,id=firmware,path={_file(firmware_log(target, workdir))}",
                  "-device", "isa-debugcon,iobase=0x402,chardev=firmware"]
     if template is not None:
-        variables = workdir / f"efivars-{target.arch}.fd"
+        variables = workdir / f"efivars-{target.arch.name}.fd"
         shutil.copyfile(template, variables)
         argv += ["-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={_file(code)}",
                  "-drive", f"if=pflash,format=raw,unit=1,file={_file(variables)}"]
-    if target.kind == "iso" and x86:
+    if target.kind == "iso" and pc:
         argv += ["-cdrom", os.fspath(target.image.absolute())]
     elif target.kind == "iso":
         # The virt machine has no IDE: the CD hangs off virtio-scsi.
@@ -196,6 +181,13 @@ def qemu_command(target: BootTarget, workdir: Path, memory_mb: int = 2048, kvm: 
     # spends minutes on PXE and HTTP boot before admitting that the image does not boot.
     argv += ["-nic", "none", "-device", "virtio-rng-pci"]
     return argv
+
+
+def _emulator(arch: Architecture) -> Emulator:
+    if arch.emulator is None:
+        supported = [a.name for a in architectures.ARCHITECTURES.values() if a.emulator]
+        raise BootTestError(f"the boot test does not support {arch.name} guests (only {', '.join(supported)})")
+    return arch.emulator
 
 
 # -- reading a transcript ---------------------------------------------------------
@@ -534,11 +526,11 @@ def boot_test(  # noqa: PLR0917 -- the positional signature callers use
         kvm = kvm_usable(target.arch)
     argv = qemu_command(target, workdir, memory_mb, kvm, qemu=qemu)
     if shutil.which(argv[0], path=BASE_ENV["PATH"]) is None:
-        package = QEMU[target.arch][1]
+        package = _emulator(target.arch).package
         raise BootTestError(f"{argv[0]} not found" + ("" if qemu else f" (apt-get install {package})"))
-    console_log = workdir / f"console-{target.arch}-{target.firmware}.log"
+    console_log = workdir / f"console-{target.arch.name}-{target.firmware}.log"
     firmware_log(target, workdir).unlink(missing_ok=True)  # not a previous run's
-    log.info("boot test of %s (%s, %s, %s): %s", target.image, target.arch, target.firmware,
+    log.info("boot test of %s (%s, %s, %s): %s", target.image, target.arch.name, target.firmware,
              "KVM" if kvm else "TCG", shlex.join(argv))
     login_seconds: float | None = None
     finished = powered_off = False

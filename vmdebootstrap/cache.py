@@ -20,23 +20,23 @@ from pathlib import Path
 
 from . import mounts
 from .context import Context
+from .settings import Settings
 
 log = logging.getLogger("vmdebootstrap")
 
 
-def debs_dir(ctx: Context) -> Path | None:
-    base = ctx.settings.text("cache-dir")
-    if not base:
+def debs_dir(settings: Settings) -> Path | None:
+    if settings.cache_dir is None:
         return None
-    path = Path(base) / "debs"
+    path = settings.cache_dir / "debs"
     (path / "partial").mkdir(parents=True, exist_ok=True)
     return path
 
 
 @contextlib.contextmanager
-def locked(ctx: Context) -> Iterator[None]:
+def locked(settings: Settings) -> Iterator[None]:
     """Hold the cache's lock (waiting for another build that holds it)."""
-    directory = debs_dir(ctx)
+    directory = debs_dir(settings)
     if directory is None:
         yield
         return
@@ -55,7 +55,7 @@ def locked(ctx: Context) -> Iterator[None]:
 @contextlib.contextmanager
 def apt_archives(ctx: Context) -> Iterator[None]:
     """The cache as the target's apt archive directory, for the duration."""
-    directory = debs_dir(ctx)
+    directory = debs_dir(ctx.settings)
     if directory is None:
         yield
         return

@@ -38,7 +38,7 @@ FAKE_SSD = (
 )
 
 
-def inside(root: Path, path: str) -> Path:
+def target_path(root: Path, path: str) -> Path:
     """``path`` inside ``root`` with every symlink resolved *within* the target.
 
     A symlink in the image that points to /etc/... must lead to root/etc/...,
@@ -71,7 +71,7 @@ def exists_in(root: Path, path: str) -> bool:
 
     live-boot, for one, makes /usr/sbin/update-initramfs an absolute symlink.
     """
-    return inside(root, path).exists()
+    return target_path(root, path).exists()
 
 
 def has_unit(root: Path, unit: str) -> bool:
@@ -81,7 +81,7 @@ def has_unit(root: Path, unit: str) -> bool:
 def write_file(root: Path, path: str, content: str, mode: int = 0o644) -> Path:
     """Write a file inside the target, replacing (never following) a symlink at its place."""
     parent, _, name = path.rstrip("/").rpartition("/")
-    target = inside(root, parent) / name
+    target = target_path(root, parent) / name
     target.parent.mkdir(parents=True, exist_ok=True)
     if target.is_symlink() or target.exists():
         target.unlink()
@@ -162,7 +162,7 @@ def daemons_blocked(ctx: Context) -> Iterator[None]:
         yield
     finally:
         if diverted:
-            fake = inside(root, ssd)
+            fake = target_path(root, ssd)
             # A hook may have removed it already (mmdebstrap tests the same).
             if fake.exists() or fake.is_symlink():
                 fake.unlink()
@@ -174,7 +174,7 @@ def daemons_blocked(ctx: Context) -> Iterator[None]:
 
 
 def use_host_dns(ctx: Context) -> None:
-    """Give apt inside the target the host's name servers (until finalize.scrub_identity).
+    """Give apt inside the target the host's name servers (until the scrub at the end of the finish step).
 
     Called again before each stage that may use the network, because a package such as
     systemd-resolved turns /etc/resolv.conf into a symlink that leads nowhere in a chroot.

@@ -100,9 +100,9 @@ def load(argv: list[str]) -> tuple[dict[str, object], list[str]]:
 
 
 def print_and_exit_requests(values: dict[str, object], files: list[str]) -> bool:
-    """Handle the print-something-and-exit options.  True when one was handled."""
+    """Handle the print-something-and-exit options that need no valid settings (main.py
+    handles --print-host-packages after validation).  True when one was handled."""
     from .hooks import helpers_path
-    from .hostdeps import host_packages
 
     if values["dump-config"]:
         sys.stdout.write(dump_config(values))
@@ -112,8 +112,6 @@ def print_and_exit_requests(values: dict[str, object], files: list[str]) -> bool
         print("\n".join(files))
     elif values["print-helpers-path"]:
         print(helpers_path())
-    elif values["print-host-packages"]:
-        print(" ".join(host_packages(values)))
     else:
         return False
     return True

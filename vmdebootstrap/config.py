@@ -31,7 +31,7 @@ _TRUE_WORDS = frozenset({"yes", "on", "true", "1"})
 def parse_size(text: str, where: str) -> int:
     """Bytes from '100M', '5mib', '2G', '1000'.  k/m/g/t are decimal, ki/mi/gi/ti binary.
 
-    Unlike cliapp (which silently turned garbage into 0) a bad size is an error.
+    A size that does not parse is an error, never 0.
     """
     match = _SIZE_RE.match(str(text))
     if not match:

@@ -1,31 +1,46 @@
-"""The one object every step gets."""
+"""The one object every step gets: the settings, the runner, the work directory, the
+cleanup stack, and what earlier steps left for later ones."""
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
 from pathlib import Path
-from typing import Protocol
 
-from .run import Result
+from .disk import Image
+from .publish import Outputs
+from .run import CommandRunner
 from .settings import Settings
+from .stagecache import Entry
 
 
-class CommandRunner(Protocol):
-    def run(self, argv: list[str], *, chroot: Path | None = ..., input: str | None = ...,
-            env: dict[str, str] | None = ..., check: bool = ..., capture: bool = ...,
-            cwd: str | None = ..., quiet: bool = ...) -> Result: ...
+@dataclasses.dataclass
+class Origin:
+    """Where the root tree comes from: decided when the bootstrap step starts."""
+
+    bootstrapper: str  # mmdebstrap or debootstrap
+    reason: str  # why that one (logged)
+    stage: Entry | None  # this build's stage-cache entry; None: the cache is not used
+    cached: bool  # the tree is that entry, mounted under an overlay: no bootstrap, no packages step
 
 
 @dataclasses.dataclass
 class Context:
     settings: Settings
     runner: CommandRunner
-    workdir: Path  # removed at the end; holds root/ and staging files
+    workdir: Path  # removed at the end; holds root/ and the build's scratch files
     stack: contextlib.ExitStack  # undo actions, run in reverse on any exit
-    interpreter_in_target: Path | None = None  # qemu-user copied in for a foreign build
-    image_file: Path | None = None  # the raw disk image being written (--image)
+    outputs: Outputs  # the outputs under their partial names until they are published
+    origin: Origin | None = None
+    image: Image | None = None  # the disk image being written (--image)
+    interpreter_copy: Path | None = None  # qemu-user copied into the target for a foreign build
+    live_files: dict[str, Path] = dataclasses.field(default_factory=dict)  # /live's files, for the ISO
 
     @property
     def root(self) -> Path:
         return self.workdir / "root"
+
+    @property
+    def downloads(self) -> Path:
+        """Where the packages the outputs take files from are unpacked (steps/finish.py)."""
+        return self.workdir / "downloads"

@@ -1,12 +1,11 @@
 """The partition layout of a disk image, computed before anything is written.
 
-Pure arithmetic on the settings, so every layout of vmdebootstrap-features.md §3.11
-is a unit test.  Fixed against the old tool:
+Pure arithmetic on the disk request (settings.disk), so every layout is a unit test:
 
-* sizes are exact bytes on MiB boundaries, never parted's default unit (MB: §6.4
-  item 11); ``--bootoffset`` is honoured with or without ``--bootsize``;
+* sizes are exact bytes on MiB boundaries, never parted's default unit (MB);
+  ``--bootoffset`` is honoured with or without ``--bootsize``;
 * the first partition starts at 1 MiB at least (room for GRUB's core image, #767913);
-* ``--swap`` works with every layout (it crashed in the old tool, §6.4 item 4);
+* ``--swap`` works with every layout;
 * on GPT a BIOS-booting GRUB gets a bios_grub partition for its core image, in the
   gap before the first partition and numbered last, so the other partitions keep
   the numbers of the msdos layout;
@@ -16,16 +15,41 @@ is a unit test.  Fixed against the old tool:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Mapping
+from pathlib import Path
 
 from .errors import UsageError
+from .loop import LoopDevice
 
 MiB = 1024 * 1024
 SECTOR = 512
-MIN_SWAP = 256 * MiB  # the old tool's floor ("default qemu RAM is 128MB")
+MIN_SWAP = 256 * MiB  # a smaller swap partition is rounded up to this
 MIN_ROOT = 64 * MiB
 GPT_RESERVED_SECTORS = 34  # protective MBR, header and 32 sectors of entries (and their backup)
+
+
+@dataclasses.dataclass(frozen=True)
+class Request:
+    """What --image asks for: the layout options and the bootloader (settings.validate)."""
+
+    size: int = 1_000_000_000
+    table: str = "msdos"  # msdos or gpt
+    root_fs: str = "ext4"
+    boot_size: int = 0  # a separate /boot partition first
+    boot_fs: str = ""  # its filesystem ("" without one)
+    offset: int = 0  # room before the first partition
+    flag: str = ""  # an extra parted flag on partition 1
+    swap: int = 0
+    esp_size: int = 0  # 0: no EFI system partition
+    bootloader: str = "extlinux"  # bootloaders.REGISTRY
+    bios_grub: bool = False  # GRUB for BIOS: on GPT its core image gets a bios_grub partition
+    legacy_boot: bool = False  # extlinux: on GPT gptmbr.bin boots the partition marked legacy_boot
+    uefi_ia32: bool = False
+    mbr: bool = False  # extlinux with install-mbr's MBR
+    sparse: bool = False
+    qcow2: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,44 +98,33 @@ def _mib_down(value: int) -> int:
     return value // MiB * MiB
 
 
-def bios_grub_wanted(values: Mapping[str, object], arch: str) -> bool:
-    return (values["part-type"] == "gpt" and bool(values["grub"]) and not values["use-uefi"]
-            and arch in ("amd64", "i386"))
-
-
-def plan(values: Mapping[str, object], arch: str) -> Layout:
+def plan(request: Request) -> Layout:
     """The partitions, in partition-number order.  Raises UsageError if they do not fit."""
-    size = int(values["size"]) // SECTOR * SECTOR  # type: ignore[call-overload]
-    label = str(values["part-type"])
-    start = max(MiB, _mib_up(int(values["bootoffset"])))  # type: ignore[call-overload]
-    tail = GPT_RESERVED_SECTORS * SECTOR if label == "gpt" else 0
+    size = request.size // SECTOR * SECTOR
+    start = max(MiB, _mib_up(request.offset))
+    tail = GPT_RESERVED_SECTORS * SECTOR if request.table == "gpt" else 0
     end = _mib_down(size - tail)
-    swap = int(values["swap"])  # type: ignore[call-overload]
-    if swap:
-        swap = _mib_up(max(swap, MIN_SWAP))
+    swap = _mib_up(max(request.swap, MIN_SWAP)) if request.swap else 0
 
     parts: list[Partition] = []
     position = start
-    if values["use-uefi"]:
-        esp_end = position + _mib_up(int(values["esp-size"]))  # type: ignore[call-overload]
-        parts.append(Partition(1, "esp", position, esp_end, "vfat"))
-        position = esp_end
-    elif values["bootsize"]:
-        boot_end = position + _mib_up(int(values["bootsize"]))  # type: ignore[call-overload]
-        parts.append(Partition(1, "boot", position, boot_end, str(values["boottype"])))
-        position = boot_end
+    if request.esp_size:
+        parts.append(Partition(1, "esp", position, position + _mib_up(request.esp_size), "vfat"))
+    elif request.boot_size:
+        parts.append(Partition(1, "boot", position, position + _mib_up(request.boot_size), request.boot_fs))
+    position = parts[-1].end if parts else position
     root_end = end - swap
     if root_end - position < MIN_ROOT:
         raise UsageError(
             f"--size {size}: leaves {max(0, root_end - position) // MiB} MiB for the root filesystem "
             f"(at least {MIN_ROOT // MiB} MiB) after the other partitions")
-    parts.append(Partition(len(parts) + 1, "root", position, root_end, str(values["roottype"])))
+    parts.append(Partition(len(parts) + 1, "root", position, root_end, request.root_fs))
     if swap:
         parts.append(Partition(len(parts) + 1, "swap", root_end, end, "swap"))
-    if bios_grub_wanted(values, arch):
+    if request.bios_grub and request.table == "gpt":
         # Sectors 34..2047: the gap GPT leaves before the first partition at 1 MiB.
         parts.append(Partition(len(parts) + 1, "bios_grub", GPT_RESERVED_SECTORS * SECTOR, MiB, ""))
-    return Layout(size, label, tuple(parts))
+    return Layout(size, request.table, tuple(parts))
 
 
 # parted's file-system hint only chooses the partition type (msdos id or GPT GUID).
@@ -144,7 +157,7 @@ def parted_script(layout: Layout, bootflag: str = "", legacy_boot: bool = False)
 
 
 def fstab(layout: Layout, uuids: Mapping[str, str]) -> str:
-    """fstab with every partition by UUID (the old tool: /dev/sdaN for swap, no ESP)."""
+    """fstab with every partition by UUID (device names change between machines)."""
     lines = ["# /etc/fstab: written by vmdebootstrap; every partition by its UUID",
              "# <file system>\t<mount point>\t<type>\t<options>\t<dump>\t<pass>"]
     for part in sorted(layout.partitions, key=lambda p: (len(p.mountpoint) or 99, p.number)):
@@ -160,3 +173,19 @@ def fstab(layout: Layout, uuids: Mapping[str, str]) -> str:
             passno = 0 if part.fstype in ("btrfs", "xfs") else (1 if part.role == "root" else 2)
             lines.append(f"UUID={uuid}\t{part.mountpoint}\t{part.fstype}\t{options}\t0\t{passno}")
     return "\n".join(lines) + "\n"
+
+
+@dataclasses.dataclass
+class Image:
+    """The disk image being written: its layout, loop devices and filesystem UUIDs."""
+
+    request: Request
+    layout: Layout
+    raw: Path  # the raw image being written (a partial name beside the output)
+    final: Path  # where the image is published
+    devices: dict[str, LoopDevice]  # by partition role
+    uuids: dict[str, str]  # filesystem UUIDs by partition role
+    stack: contextlib.ExitStack  # mounts and loop devices, closed when the image is finished or on failure
+
+    def device(self, role: str) -> str:
+        return self.devices[role].path

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from . import mounts
+from .options import BY_NAME
 from .run import CommandFailed
 from .settings import Settings
 
@@ -105,13 +106,11 @@ def _snapshot(exc: BaseException) -> dict[str, tuple[int, int]] | None:
 
 def places(settings: Settings) -> list[tuple[str, Path]]:
     """(what, where) the build writes: its work directory, outputs and package cache."""
-    found = [("work directory", Path(settings.text("workdir") or tempfile.gettempdir()))]
-    for key in ("squash", "tarball", "iso"):
-        if settings.text(key):
-            target = Path(os.path.abspath(settings.text(key)))
-            found.append((f"--{key} output", target if key == "squash" else target.parent))
-    if settings.text("cache-dir"):
-        found.append(("package cache", Path(settings.text("cache-dir"))))
+    found = [("work directory", settings.workdir or Path(tempfile.gettempdir()))]
+    for kind, target in settings.outputs.items():
+        found.append((f"--{kind} output", target if BY_NAME[kind].output == "directory" else target.parent))
+    if settings.cache_dir is not None:
+        found.append(("package cache", settings.cache_dir))
     return found
 
 

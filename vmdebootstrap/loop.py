@@ -8,9 +8,8 @@ have none of them, and the result is the same everywhere.
 Each device is configured with one LOOP_CONFIGURE ioctl on a file descriptor this
 process holds open, with AUTOCLEAR set.  The kernel detaches an autoclear device
 when its last user goes away: the build's descriptor and its mounts.  Both die with
-the build's namespace even on SIGKILL, so no loop device leaks -- the old tool
-leaked them on every failure and CI hosts filled up (vmdebootstrap-features.md
-§6.3, freedom-maker PR 137).
+the build's namespace even on SIGKILL, so no loop device leaks (leaked devices fill
+up CI hosts: freedom-maker PR 137).
 
 On the normal path ``detach()`` clears the device explicitly and waits until the
 kernel reports it free, so a following ``qemu-img convert`` (#831029) reads a file

@@ -13,11 +13,13 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import Literal
 
-from . import __version__, binfmt, bootcheck, cli, diskfull, recipe, sandbox, ui
+from . import __version__, binfmt, bootcheck, cli, diskfull, hostdeps, recipe, sandbox, ui
 from .errors import BuildError, Interrupted, UsageError
 from .run import CommandFailed, Runner
-from .settings import Settings, missing_host_tools, validate
+from .settings import Settings, validate
+from .steps import packages
 
 log = logging.getLogger("vmdebootstrap")
 DEFAULT_LOG_DIR = Path("/var/log/vmdebootstrap")
@@ -29,14 +31,17 @@ def prepare(argv: list[str]) -> Settings | int:
     if cli.print_and_exit_requests(values, files):
         return 0
     settings = validate(values)
-    if settings.text("boot-test-only"):
+    if values["print-host-packages"]:  # for the configured build: after validation
+        print(" ".join(hostdeps.host_packages(settings)))
+        return 0
+    if settings.boot_test is not None and settings.boot_test.image is not None:
         return settings
-    if settings.flag("dry-run"):
-        print("Selected packages: " + ", ".join(settings.packages))
+    if settings.dry_run:
+        print("Selected packages: " + ", ".join(packages.selected(settings)))
         return 0
     if os.geteuid() != 0:
         raise UsageError("You need to have root privileges to run this script.")
-    missing = missing_host_tools(settings)
+    missing = hostdeps.missing(settings)
     if missing:
         raise UsageError("missing host tools: " + ", ".join(missing) + " (run: make install)")
     if settings.foreign:
@@ -58,9 +63,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if isinstance(prepared, int):
         return prepared
-    if prepared.text("boot-test-only") and os.geteuid() != 0:
+    if _boot_test_only(prepared) is not None and os.geteuid() != 0:
         return run_boot_test_only(prepared)  # QEMU needs no root; no namespaces then
-    if not sandbox.inside():
+    if not sandbox.in_namespaces():
         return sandbox.run_in_namespaces(argv)
     return run_build(prepared)
 
@@ -84,20 +89,31 @@ def _install_signal_handlers() -> list[int]:
     return received
 
 
+def _boot_test_only(settings: Settings) -> Path | None:
+    return settings.boot_test.image if settings.boot_test is not None else None
+
+
 def log_path(settings: Settings) -> str:
-    if settings.text("log"):
-        return os.path.abspath(settings.text("log"))
+    if settings.logging.path is not None:
+        return os.path.abspath(settings.logging.path)
     DEFAULT_LOG_DIR.mkdir(parents=True, exist_ok=True)
     return str(DEFAULT_LOG_DIR / time.strftime("build-%Y%m%d-%H%M%S.log"))
 
 
-def run_boot_test_only(settings: Settings) -> int:
-    display = ui.make_display(1, settings.flag("verbose"))
+def _start_logging(settings: Settings, steps: int) -> tuple[ui.Display, str]:
+    display = ui.make_display(steps)
     path = log_path(settings)
-    ui.setup(path, settings.text("log-level"), int(settings.text("log-mode"), 8), display, settings.flag("verbose"))
-    image = Path(settings.text("boot-test-only")).resolve()
+    ui.setup(path, settings.logging.level, settings.logging.mode, display, settings.logging.verbose)
+    return display, path
+
+
+def run_boot_test_only(settings: Settings) -> int:
+    display, path = _start_logging(settings, 1)
+    image = _boot_test_only(settings)
+    assert image is not None
+    image = image.resolve()
     try:
-        with display.step("boot test", f" ({image.name})"):
+        with display.step("boot test", lambda: f" ({image.name})"):
             passed = bootcheck.run(settings, image, Path(path).with_suffix(".boot"))
     except BuildError as exc:
         print(f"{cli.PROG}: error: {exc}", file=sys.stderr)
@@ -108,16 +124,14 @@ def run_boot_test_only(settings: Settings) -> int:
 
 
 def run_build(settings: Settings) -> int:
-    if settings.text("boot-test-only"):
+    if _boot_test_only(settings) is not None:
         return run_boot_test_only(settings)
     os.umask(0o022)  # #822180: a restrictive umask broke images
-    display = ui.make_display(len(recipe.plan(settings)), settings.flag("verbose"))
-    path = log_path(settings)
-    ui.setup(path, settings.text("log-level"), int(settings.text("log-mode"), 8), display, settings.flag("verbose"))
+    display, path = _start_logging(settings, len(recipe.plan(settings)))
     runner = Runner(on_line=display.on_line)
     started = time.monotonic()
-    log.info("vmdebootstrap %s: %s %s, log %s", __version__, settings.suite, settings.arch, path)
-    log.debug("packages: %s", ", ".join(settings.packages))
+    log.info("vmdebootstrap %s: %s %s, log %s", __version__, settings.release, settings.arch.name, path)
+    log.debug("packages: %s", ", ".join(packages.selected(settings)))
     received = _install_signal_handlers()
     failed_step = ""
     try:
@@ -135,38 +149,44 @@ def run_build(settings: Settings) -> int:
         print(f"{cli.PROG}: interrupted; full log: {path}", file=sys.stderr)
         return 128 + exc.signum
     except (BuildError, OSError) as exc:
-        where = f"step '{failed_step}' failed" if failed_step else "build failed"
-        # A full disk is named first: the command's own words do not say which one.
-        full = diskfull.explain(exc, diskfull.places(settings))
-        message = f"{full} ({exc})" if full else str(exc)
-        log.error("%s: %s", where, message)
-        cause = exc.__cause__ if isinstance(exc.__cause__, CommandFailed) else exc
-        if isinstance(cause, CommandFailed) and cause.tail:
-            log.error("last output lines:\n  %s", "\n  ".join(cause.tail[-10:]))
-        print(f"{cli.PROG}: error: {where}: {message}\n{cli.PROG}: full log: {path}", file=sys.stderr)
-        return 1
+        return _report_failure(exc, failed_step, settings, path)
     minutes = (time.monotonic() - started) / 60
     # Our own share (the programs we run are not counted): issue 8 keeps it under 100 MB.
     log.info("peak memory of vmdebootstrap itself: %.1f MiB",
              resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     for output in outputs:
-        size = output.stat().st_size
-        log.info("wrote %s (%.1f MiB)", output, size / 2**20)
-    built = ", ".join(filter(None, (settings.text(k) for k in ("image", "squash", "tarball", "iso"))))
+        log.info("wrote %s (%.1f MiB)", output, output.stat().st_size / 2**20)
+    built = ", ".join(str(output) for output in settings.outputs.values())
     print(f"{cli.PROG}: built {built} in {minutes:.1f} min; log: {path}", file=sys.stderr)
-    if settings.flag("boot-test"):
-        try:
-            with display.step("boot test"):
-                booted = Path(settings.text("iso") or settings.text("image")).resolve()
-                passed = bootcheck.run(settings, booted, Path(path).with_suffix(".boot"),
-                                       kind="iso" if settings.text("iso") else "disk")
-        except (BuildError, Interrupted) as exc:
-            print(f"{cli.PROG}: error: boot test: {exc}", file=sys.stderr)
-            return 1
-        finally:
-            display.close()
-        if not passed:
-            print(f"{cli.PROG}: the image was built but its boot test FAILED (see above); log: {path}",
-                  file=sys.stderr)
-            return 1
+    return _boot_test_after_build(settings, display, path) if settings.boot_test is not None else 0
+
+
+def _report_failure(exc: BuildError | OSError, failed_step: str, settings: Settings, path: str) -> int:
+    where = f"step '{failed_step}' failed" if failed_step else "build failed"
+    # A full disk is named first: the command's own words do not say which one.
+    full = diskfull.explain(exc, diskfull.places(settings))
+    message = f"{full} ({exc})" if full else str(exc)
+    log.error("%s: %s", where, message)
+    cause = exc.__cause__ if isinstance(exc.__cause__, CommandFailed) else exc
+    if isinstance(cause, CommandFailed) and cause.tail:
+        log.error("last output lines:\n  %s", "\n  ".join(cause.tail[-10:]))
+    print(f"{cli.PROG}: error: {where}: {message}\n{cli.PROG}: full log: {path}", file=sys.stderr)
+    return 1
+
+
+def _boot_test_after_build(settings: Settings, display: ui.Display, path: str) -> int:
+    kind: Literal["iso", "disk"] = "iso" if "iso" in settings.outputs else "disk"
+    try:
+        with display.step("boot test"):
+            booted = settings.outputs["iso" if kind == "iso" else "image"]
+            passed = bootcheck.run(settings, booted, Path(path).with_suffix(".boot"), kind=kind)
+    except (BuildError, Interrupted) as exc:
+        print(f"{cli.PROG}: error: boot test: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        display.close()
+    if not passed:
+        print(f"{cli.PROG}: the image was built but its boot test FAILED (see above); log: {path}",
+              file=sys.stderr)
+        return 1
     return 0

@@ -16,18 +16,13 @@ import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
 
 from .errors import BuildError
-from .run import Result
+from .run import CommandRunner
 
 log = logging.getLogger("vmdebootstrap")
 
 MountinfoReader = Callable[[], str]
-
-
-class CommandRunner(Protocol):
-    def run(self, argv: list[str], *, check: bool = ...) -> Result: ...
 
 
 def read_mountinfo() -> str:

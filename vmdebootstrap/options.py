@@ -9,12 +9,19 @@ Kinds, as cliapp had them:
   str   -- one value
   list  -- repeatable on the command line; comma separated in INI files
   size  -- bytes, with k/m/g/t (decimal) and ki/mi/gi/ti (binary) suffixes
+
+Each entry also carries its parser (values.py): settings.validate turns every raw value
+into its typed value with it.  An entry with ``output`` set is an output kind: the
+module ``vmdebootstrap/outputs/<name>.py`` makes it (outputs/__init__.py).
 """
 
 from __future__ import annotations
 
 import dataclasses
 from typing import Literal
+
+from . import bootloaders, releases, values
+from .values import Parser
 
 Kind = Literal["bool", "str", "list", "size"]
 
@@ -30,6 +37,8 @@ class Option:
     secret: bool = False  # never echoed into the build log
     # Settings that only make sense on the command line (not config keys).
     cli_only: bool = False
+    parse: Parser | None = None  # raw value -> typed value (None: the kind's plain value)
+    output: Literal["", "file", "directory"] = ""  # an output kind, written to a file or a directory
 
     @property
     def dest(self) -> str:
@@ -37,6 +46,8 @@ class Option:
 
 
 DEFAULT_MIRROR = "http://deb.debian.org/debian/"
+ROOT_TYPES = ("ext2", "ext3", "ext4", "btrfs", "xfs")
+BOOT_TYPES = ("ext2", "ext3", "ext4", "vfat")
 DEFAULT_SERIAL_COMMAND = "/sbin/getty -L ttyS0 115200 vt100"
 
 _G_OUT = "Output"
@@ -47,6 +58,9 @@ _G_SYS = "System configuration"
 _G_USERS = "Users and passwords"
 _G_LOADER = "Bootloaders (disk images)"
 _G_FRAME = "Configuration files and logging"
+
+_COMPRESSION_DEFAULT = releases.describe_default("squashfs_compression")
+_V = values
 
 OPTIONS: tuple[Option, ...] = (
     # -- framework (cliapp) ---------------------------------------------
@@ -61,10 +75,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("list-config-files", "bool", False, "print the configuration files that would be read and exit",
            _G_FRAME, cli_only=True),
     Option("log", "str", "", "write the full build log to FILE (default: under /var/log/vmdebootstrap)",
-           _G_FRAME, "FILE"),
+           _G_FRAME, "FILE", parse=_V.path),
     Option("log-level", "str", "debug", "level of detail in the log file: debug, info, warning, error, critical",
-           _G_FRAME, "LEVEL"),
-    Option("log-mode", "str", "0600", "permissions of the log file (octal)", _G_FRAME, "MODE"),
+           _G_FRAME, "LEVEL", parse=_V.log_level),
+    Option("log-mode", "str", "0600", "permissions of the log file (octal)", _G_FRAME, "MODE",
+           parse=_V.file_mode),
     Option("verbose", "bool", False, "print every command and its output on the terminal too", _G_FRAME),
     Option("print-helpers-path", "bool", False,
            "print the path of the shell helper library for customisation hooks and exit", _G_FRAME,
@@ -74,15 +89,15 @@ OPTIONS: tuple[Option, ...] = (
            cli_only=True),
     # -- output ---------------------------------------------------------
     Option("image", "str", "", "build a bootable disk image FILE (raw, sparse; qcow2 with --convert-qcow2)",
-           _G_OUT, "FILE"),
+           _G_OUT, "FILE", parse=_V.path, output="file"),
     Option("size", "size", 1_000_000_000, "size of the disk image (k/m/g decimal, ki/mi/gi binary)",
            _G_OUT, "SIZE"),
     Option("tarball", "str", "", "write the root filesystem as a tarball FILE, compressed by its suffix",
-           _G_OUT, "FILE"),
+           _G_OUT, "FILE", parse=_V.path, output="file"),
     Option("squash", "str", "", "write filesystem.squashfs, the kernel and initrd into DIRECTORY",
-           _G_OUT, "DIRECTORY"),
+           _G_OUT, "DIRECTORY", parse=_V.path, output="directory"),
     Option("iso", "str", "", "write a bootable hybrid live ISO FILE (BIOS and UEFI; implies the squashfs)",
-           _G_OUT, "FILE"),
+           _G_OUT, "FILE", parse=_V.path, output="file"),
     Option("iso-label", "str", "", "volume label of the ISO (default: DEBIAN_LIVE_<SUITE>_<ARCH>)", _G_OUT,
            "LABEL"),
     Option("kernel-append", "str", "", "extra kernel parameters for the ISO's menu entries", _G_OUT,
@@ -93,37 +108,41 @@ OPTIONS: tuple[Option, ...] = (
            _G_OUT),
     Option("boot-test-only", "str", "",
            "only boot-test the existing ISO or disk image FILE (with --arch and --user) and exit",
-           _G_OUT, "FILE"),
+           _G_OUT, "FILE", parse=_V.existing_file),
     Option("boot-firmware", "list", [], "firmware to boot-test with: bios, uefi (default: all the "
            "architecture has)", _G_OUT, "FIRMWARE"),
     Option("boot-timeout", "str", "900", "seconds a boot test may take to reach the login prompt", _G_OUT,
-           "SECONDS"),
+           "SECONDS", parse=_V.seconds),
     Option("squash-compression", "str", "",
-           "mksquashfs compressor, a level after a colon where it has one: xz, zstd[:1-22], gzip[:1-9], "
-           "lzo[:1-9], lz4 (default: zstd:9 for bookworm and later, xz before; see docs/performance.md)",
-           _G_OUT, "COMP"),
+           "mksquashfs compressor, a level after a colon where it has one: "
+           + ", ".join(f"{c.name}[:1-{c.max_level}]" if c.max_level else c.name for c in _V.COMPRESSORS.values())
+           + f" (default: the release's: {_COMPRESSION_DEFAULT}; see docs/performance.md)",
+           _G_OUT, "COMP", parse=_V.compression),
     Option("convert-qcow2", "bool", False, "convert the disk image to qcow2 (no raw file is left behind)",
            _G_OUT),
     Option("sparse", "bool", False,
            "keep the disk image sparse: discard its free space instead of zero-filling it", _G_OUT),
-    Option("owner", "str", "", "change the owner of the outputs to USER", _G_OUT, "USER"),
+    Option("owner", "str", "", "change the owner of the outputs to USER", _G_OUT, "USER", parse=_V.host_user),
     Option("pkglist", "bool", False,
            "write FILE.packages (package and version per line) next to an --image, --tarball or --iso FILE "
            "(a --squash directory always gets filesystem.packages)", _G_OUT),
     Option("dry-run", "bool", False, "validate, print the selected packages and exit (no root needed)", _G_OUT),
-    Option("workdir", "str", "", "directory for the build's temporary files (default: TMPDIR)", _G_OUT, "DIR"),
+    Option("workdir", "str", "", "directory for the build's temporary files (default: TMPDIR)", _G_OUT, "DIR",
+           parse=_V.existing_dir),
     Option("cache-dir", "str", "/var/cache/vmdebootstrap",
-           "persistent package and stage cache shared between builds ('' disables both)", _G_OUT, "DIR"),
+           "persistent package and stage cache shared between builds ('' disables both)", _G_OUT, "DIR",
+           parse=_V.path),
     Option("stage-cache", "bool", True,
            "reuse the root filesystem of an earlier build with the same release, architecture, mirror state, "
            "packages and keyring (under --cache-dir; --no-stage-cache builds it afresh)", _G_OUT),
-    # -- disk layout (issue: disk images) --------------------------------
-    Option("part-type", "str", "msdos", "partition table type: msdos or gpt", _G_DISK, "TYPE"),
-    Option("roottype", "str", "ext4", "filesystem of the root partition: ext2, ext3, ext4, btrfs, xfs",
-           _G_DISK, "FSTYPE"),
+    # -- disk layout -----------------------------------------------------
+    Option("part-type", "str", "msdos", "partition table type: msdos or gpt", _G_DISK, "TYPE",
+           parse=_V.choice("msdos", "gpt")),
+    Option("roottype", "str", "ext4", "filesystem of the root partition: " + ", ".join(ROOT_TYPES),
+           _G_DISK, "FSTYPE", parse=_V.choice(*ROOT_TYPES)),
     Option("bootsize", "size", 0, "size of a separate /boot partition (first partition)", _G_DISK, "SIZE"),
-    Option("boottype", "str", "ext2", "filesystem of the /boot partition: ext2, ext3, ext4, vfat", _G_DISK,
-           "FSTYPE"),
+    Option("boottype", "str", "ext2", "filesystem of the /boot partition: " + ", ".join(BOOT_TYPES), _G_DISK,
+           "FSTYPE", parse=_V.choice(*BOOT_TYPES)),
     Option("bootoffset", "size", 0, "space left before the first partition for a board's bootloader "
            "(at least 1 MiB)", _G_DISK, "SIZE"),
     Option("bootflag", "str", "", "extra parted flag to set on the first partition (e.g. lba)", _G_DISK,
@@ -136,29 +155,36 @@ OPTIONS: tuple[Option, ...] = (
     Option("uefi-ia32", "bool", False,
            "amd64 with --use-uefi: also install GRUB for 32-bit UEFI firmware (EFI/BOOT/BOOTIA32.EFI)", _G_DISK),
     # -- bootstrap --------------------------------------------------------
-    Option("mirror", "str", DEFAULT_MIRROR, "Debian mirror used while building", _G_BOOT, "URL"),
-    Option("arch", "str", "", "Debian architecture of the image (default: the host's)", _G_BOOT, "ARCH"),
+    Option("mirror", "str", DEFAULT_MIRROR, "Debian mirror used while building", _G_BOOT, "URL",
+           parse=_V.mirror),
+    Option("arch", "str", "", "Debian architecture of the image (default: the host's)", _G_BOOT, "ARCH",
+           parse=_V.architecture),
     Option("distribution", "str", "stable", "Debian release (codename or suite)", _G_BOOT, "NAME"),
+    Option("distribution-like", "str", "",
+           "build an unknown --distribution (a derivative, or a release newer than this vmdebootstrap) with "
+           "the facts of this Debian release", _G_BOOT, "NAME"),
     Option("debootstrap-scripts", "str", "/usr/share/debootstrap/scripts",
-           "where debootstrap's release scripts live (for the release check)", _G_BOOT, "DIR"),
+           "where debootstrap's release scripts live (for the release check)", _G_BOOT, "DIR", parse=_V.path),
     Option("debootstrapopts", "list", [],
            "extra debootstrap options without dashes, space separated (e.g. 'variant=minbase')", _G_BOOT,
            "OPTS"),
     Option("bootstrapper", "str", "auto",
            "what makes the base system: mmdebstrap, debootstrap, or auto (mmdebstrap where it is installed "
-           "and can serve the build, debootstrap otherwise)", _G_BOOT, "TOOL"),
+           "and can serve the build, debootstrap otherwise)", _G_BOOT, "TOOL", parse=_V.bootstrapper),
     Option("variant", "str", "", "debootstrap variant: minbase, buildd, ... (default: debootstrap's)",
-           _G_BOOT, "VARIANT"),
+           _G_BOOT, "VARIANT", parse=_V.variant),
     Option("components", "list", ["main"], "archive components (main, contrib, non-free, non-free-firmware)",
            _G_BOOT, "COMP"),
     Option("keyring", "str", "", "keyring to check the Release file with (default: the archive keyring)",
-           _G_BOOT, "FILE"),
+           _G_BOOT, "FILE", parse=_V.existing_file),
     Option("check-gpg", "bool", True, "check the archive signatures (--no-check-gpg is insecure)", _G_BOOT),
     Option("foreign", "str", "", "qemu-user static binary for a foreign --arch (not supported yet)",
-           _G_BOOT, "PATH"),
+           _G_BOOT, "PATH", parse=_V.qemu_binary),
     # -- packages ---------------------------------------------------------
-    Option("package", "list", [], "install PACKAGE too (repeatable)", _G_PKG, "PACKAGE"),
-    Option("custom-package", "list", [], "install the local .deb FILE too (repeatable)", _G_PKG, "DEB"),
+    Option("package", "list", [], "install PACKAGE too (repeatable)", _G_PKG, "PACKAGE",
+           parse=_V.package_names),
+    Option("custom-package", "list", [], "install the local .deb FILE too (repeatable)", _G_PKG, "DEB",
+           parse=_V.existing_files),
     Option("recommends", "bool", False,
            "install --package with apt inside the image, Recommends included (as live images want)", _G_PKG),
     Option("no-kernel", "bool", False, "do not install a kernel", _G_PKG),
@@ -168,14 +194,14 @@ OPTIONS: tuple[Option, ...] = (
     Option("sudo", "bool", False, "install sudo and add every --user to the sudo group", _G_PKG),
     Option("update-initramfs", "bool", True, "run update-initramfs -u at the end of the build", _G_PKG),
     # -- system -----------------------------------------------------------
-    Option("hostname", "str", "debian", "host name of the image", _G_SYS, "NAME"),
+    Option("hostname", "str", "debian", "host name of the image", _G_SYS, "NAME", parse=_V.hostname),
     Option("enable-dhcp", "bool", False, "configure DHCP on the wired interfaces", _G_SYS),
     Option("systemd-networkd", "bool", True, "configure networking with systemd-networkd and -resolved",
            _G_SYS),
     Option("configure-apt", "bool", False, "point the image's apt sources at --apt-mirror (or --mirror)",
            _G_SYS),
     Option("apt-mirror", "str", "", "mirror the booted image's apt uses (needs --configure-apt)", _G_SYS,
-           "URL"),
+           "URL", parse=_V.mirror),
     Option("keep-apt-lists", "bool", False,
            "keep the build's apt package lists in the image (by default it has none, as with live-build "
            "--apt-indices false: run apt update first)", _G_SYS),
@@ -187,13 +213,16 @@ OPTIONS: tuple[Option, ...] = (
            "command for the serial console's getty (the default keeps systemd's serial-getty)", _G_SYS, "CMD"),
     # -- users ------------------------------------------------------------
     Option("user", "list", [], "create USER, with PASSWORD if given ('hashed:' for a crypt(3) hash)",
-           _G_USERS, "USER[/PASSWORD]", secret=True),
+           _G_USERS, "USER[/PASSWORD]", secret=True, parse=_V.users),
     Option("root-password", "str", "", "root's password ('hashed:' for a crypt(3) hash)", _G_USERS, "PW",
-           secret=True),
+           secret=True, parse=_V.root_password),
     Option("lock-root-password", "bool", False, "lock root's password", _G_USERS),
     Option("force-password-change", "bool", False,
            "users given without a password get an empty one that must be changed at first login", _G_USERS),
-    # -- bootloaders (issue: disk images) -------------------------------
+    # -- bootloaders ------------------------------------------------------
+    Option("bootloader", "str", "",
+           "bootloader of the disk image: " + ", ".join(bootloaders.NAMES) + " (default: from --grub, --use-uefi "
+           "and --extlinux, as the old options had it)", _G_LOADER, "NAME"),
     Option("extlinux", "bool", True, "install extlinux in the disk image unless --grub (deprecated)",
            _G_LOADER),
     Option("mbr", "bool", False, "extlinux: write the MBR with install-mbr instead of syslinux's", _G_LOADER),
@@ -211,3 +240,10 @@ def default_of(option: Option) -> object:
     """A fresh copy of the default (lists must never be shared)."""
     value = option.default
     return list(value) if isinstance(value, list) else value
+
+
+def parsed(option: Option, raw: object) -> object:
+    """The typed value of ``option`` from its raw value (values.Invalid when it cannot be used)."""
+    if option.parse is not None:
+        return option.parse(raw)
+    return {"bool": values.flag, "size": values.number, "list": values.strings}.get(option.kind, values.text)(raw)

@@ -1,12 +1,12 @@
 """Outputs appear only when the whole build succeeded.
 
-Each output is written under a hidden staging name next to its final place (same
+Each output is written under a hidden partial name next to its final place (same
 filesystem, so the final rename is atomic).  On success ``publish()`` renames them
-all; on any failure the stack removes the staged files, and an output directory
+all; on any failure the stack removes the partial files, and an output directory
 that the build created itself.  A failed build leaves nothing at the final paths.
 
-A build that is SIGKILLed runs no cleanup: its staged files (gigabytes, for an image)
-would stay.  So each staged file and each directory made is also written to a journal
+A build that is SIGKILLed runs no cleanup: its partial files (gigabytes, for an image)
+would stay.  So each partial file and each directory made is also written to a journal
 in the work directory; the next build, removing the stale work directory, removes what
 its journal lists (``remove_leftovers``).
 """
@@ -28,12 +28,13 @@ log = logging.getLogger("vmdebootstrap")
 PARTIAL_PREFIX = ".vmdebootstrap-partial-"
 
 
-class Staging:
+class Outputs:
     def __init__(self, stack: contextlib.ExitStack, journal: Path | None = None) -> None:
         self.pending: list[tuple[Path, Path]] = []
         self.created_dirs: list[Path] = []
         self.scratch_files: list[Path] = []
         self.published = False
+        self.written: list[Path] = []  # the final paths, once published
         self.journal = journal
         stack.callback(self._discard)
 
@@ -56,15 +57,16 @@ class Staging:
             self.created_dirs.append(directory)
         return path
 
-    def stage(self, final: Path) -> Path:
+    def partial(self, final: Path) -> Path:
+        """The name to write ``final`` under until the build succeeds."""
         # The suffix stays last so tools that look at it (tar --auto-compress) still see it.
-        staged = final.with_name(f"{PARTIAL_PREFIX}{final.name}")
-        assert all(final != pending for _, pending in self.pending), f"{final} staged twice"
-        if staged.exists() or staged.is_symlink():
-            staged.unlink()
-        self._record("file", staged)
-        self.pending.append((staged, final))
-        return staged
+        partial = final.with_name(f"{PARTIAL_PREFIX}{final.name}")
+        assert all(final != pending for _, pending in self.pending), f"{final} written twice"
+        if partial.exists() or partial.is_symlink():
+            partial.unlink()
+        self._record("file", partial)
+        self.pending.append((partial, final))
+        return partial
 
     def scratch(self, path: Path) -> Path:
         """A work file beside the outputs (same filesystem), never published, always removed."""
@@ -75,13 +77,14 @@ class Staging:
         return path
 
     def publish(self) -> list[Path]:
-        missing = [staged for staged, _ in self.pending if not staged.exists()]
+        missing = [partial for partial, _ in self.pending if not partial.exists()]
         if missing:  # checked before the first rename: all outputs appear, or none
             raise BuildError(f"output missing before publishing: {', '.join(map(str, missing))}")
-        for staged, final in self.pending:
-            os.replace(staged, final)
+        for partial, final in self.pending:
+            os.replace(partial, final)
         self.published = True
-        return [final for _, final in self.pending]
+        self.written = [final for _, final in self.pending]
+        return self.written
 
     def _discard(self) -> None:
         for path in self.scratch_files:
@@ -89,17 +92,17 @@ class Staging:
                 path.unlink()
         if self.published:
             return
-        for staged, _ in self.pending:
-            if staged.exists() or staged.is_symlink():
-                staged.unlink()
+        for partial, _ in self.pending:
+            if partial.exists() or partial.is_symlink():
+                partial.unlink()
         for directory in reversed(self.created_dirs):
             mounts.safe_rmtree(directory)
 
 
 def remove_leftovers(journal: Path) -> list[Path]:
-    """Remove what a killed build staged, as its journal lists it; return what was removed.
+    """Remove what a killed build left half written, as its journal lists it; return what was removed.
 
-    Only files named as staged files are removed, and directories only when empty: a
+    Only files named as partial files are removed, and directories only when empty: a
     journal can name nothing else for removal.
     """
     try:

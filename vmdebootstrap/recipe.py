@@ -1,148 +1,201 @@
-"""build(): the whole build as one linear recipe.
+"""build(): the whole build as one table of named steps, run top to bottom.
 
-    [partition] -> bootstrap -> packages -> system -> users -> customize hook -> finish
-      -> [bootloader -> image] | squashfs | tarball -> [iso] -> publish
+    partition -> bootstrap -> packages -> system -> users -> customize -> bootloader
+      -> finish -> image | squashfs | tarball -> iso          (then the outputs appear)
 
-Every resource is registered on one ExitStack the moment it is acquired, and undone
-in reverse on success, error, Ctrl-C and SIGTERM.  The build runs as PID 1 of its
-own PID and mount namespaces (sandbox.py), so even SIGKILL leaks no mount or process.
+``STEPS`` is the recipe: each step has a name, a condition on the settings and what it
+does.  The same table gives the progress display its plan (``plan``) and runs the build,
+so the two cannot disagree.  Every piece of work runs inside a named step: a failure
+anywhere names its step, and fault injection (faults.py) reaches every step.
+
+Steps that run the target's programs belong to a chroot session: daemons are blocked
+from the first step of a session to its last (chroot.daemons_blocked), and the API
+filesystems are mounted for each run of its steps that asks for them.  Opening and
+closing them belongs to the step at whose start or end it happens.
+
+Every resource is registered on one ExitStack the moment it is acquired, and undone in
+reverse on success, error, Ctrl-C and SIGTERM.  The build runs as PID 1 of its own PID
+and mount namespaces (sandbox.py), so even SIGKILL leaks no mount or process.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
-import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from . import chroot, diskfull, faults, stagecache, workspace
-from .context import CommandRunner, Context
+from . import chroot, diskfull, faults, outputs, workspace
+from .context import Context
 from .errors import BuildError
-from .publish import Staging
+from .outputs import image
+from .publish import Outputs
+from .run import CommandRunner
 from .settings import Settings
-from .steps import bootloader, bootstrap, customize, finalize, image, iso, packages, squash, system, tarball, users
+from .steps import bootstrap, customize, finish, packages, system, users
 from .ui import Display
 
 log = logging.getLogger("vmdebootstrap")
 
+Action = Callable[[Context], None]
 
-def plan(settings: Settings) -> list[str]:
-    """The names of the steps this build will run, in order (for the progress display)."""
-    names = ["partition"] if settings.text("image") else []
-    names.append("bootstrap")
-    if settings.items("custom-package") or settings.packages:
-        names.append("packages")
-    names += ["system", "users"]
-    if settings.text("customize"):
-        names.append("customize")
-    names.append("finish")
-    if settings.text("image"):
-        names += ["bootloader", "image"]
-    if settings.text("squash") or settings.text("iso"):
-        names.append("squashfs")
-    if settings.text("tarball"):
-        names.append("tarball")
-    if settings.text("iso"):
-        names.append("iso")
-    if settings.flag("boot-test"):
-        names.append("boot test")
-    return names
+
+def _always(_settings: Settings) -> bool:
+    return True
+
+
+def _no_note(_ctx: Context) -> str:
+    return ""
+
+
+@dataclasses.dataclass(frozen=True)
+class Step:
+    name: str
+    run: Action
+    when: Callable[[Settings], bool] = _always  # whether this build has the step
+    note: Callable[[Context], str] = _no_note  # shown after the name; computed as the step starts
+    session: str = ""  # the chroot session it belongs to ("": it runs nothing in the target)
+    api: bool = False  # it needs the API filesystems (/proc, /sys, /dev, /run) in the target
+    stage: bool = False  # it makes the tree the stage cache keeps (stagecache.py)
+    then: Action | None = None  # done at its end, after its session is closed
+    echo: bool = False  # its commands' output is shown on the terminal (the hook's)
+
+
+def _image(settings: Settings) -> bool:
+    return settings.disk is not None
+
+
+def _hook(settings: Settings) -> bool:
+    return settings.hook is not None
+
+
+STEPS: tuple[Step, ...] = (
+    Step("partition", image.partition, when=_image, note=image.note),
+    Step("bootstrap", bootstrap.run, note=bootstrap.note, stage=True),
+    Step("packages", packages.run, when=packages.needed, note=packages.note, session="packages", api=True,
+         stage=True),
+    Step("system", system.run, session="target", api=True),
+    Step("users", users.run, session="target", api=True),
+    Step("customize", customize.run, when=_hook, note=customize.note, session="target", echo=True),
+    Step("bootloader", image.install_bootloader, when=_image, session="target", api=True),
+    Step("finish", finish.run, session="target", api=True, then=finish.scrub),
+    *(Step(kind.STEP, kind.run, when=kind.wanted, note=kind.note) for kind in outputs.kinds()),
+)
+
+
+def plan(settings: Settings, cached: bool = False) -> list[str]:
+    """The names of the steps this build runs, in order (main.py runs the boot test after it)."""
+    names = [step.name for step in _planned(settings, cached)]
+    return names + (["boot test"] if settings.boot_test is not None else [])
+
+
+def _planned(settings: Settings, cached: bool) -> list[Step]:
+    steps = [step for step in STEPS if step.when(settings)]
+    if cached:  # the first stage step restores the cached tree; the others made what it holds
+        first = next(step for step in steps if step.stage)
+        steps = [step for step in steps if not step.stage or step is first]
+    return steps
+
+
+class _Sessions:
+    """The chroot session of the running steps: its daemon block and API filesystems."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.name = ""
+        self.blocked: contextlib.ExitStack | None = None
+        self.mounted: contextlib.ExitStack | None = None
+
+    def enter(self, step: Step) -> None:
+        if step.session != self.name:
+            self.close()
+        if step.session and self.blocked is None:
+            self.blocked = self.ctx.stack.enter_context(contextlib.ExitStack())
+            self.blocked.enter_context(chroot.daemons_blocked(self.ctx))
+            self.name = step.session
+        if not step.api:
+            self.unmount()
+        elif self.mounted is None:
+            self.mounted = self.ctx.stack.enter_context(contextlib.ExitStack())
+            self.mounted.enter_context(chroot.api_filesystems(self.ctx))
+
+    def leave(self, step: Step, following: Step | None) -> None:
+        """At the end of ``step``: close what the following step does not share."""
+        if following is None or following.session != step.session:
+            self.close()
+        elif not following.api:
+            self.unmount()
+
+    def unmount(self) -> None:
+        if self.mounted is not None:
+            self.mounted.close()
+            self.mounted = None
+
+    def close(self) -> None:
+        self.unmount()
+        if self.blocked is not None:
+            self.blocked.close()
+            self.blocked = None
+        self.name = ""
+
+
+def build(settings: Settings, runner: CommandRunner, display: Display) -> list[Path]:
+    with contextlib.ExitStack() as stack:
+        workdir = workspace.create(settings.workdir, runner, stack)
+        ctx = Context(settings, runner, workdir, stack, Outputs(stack, workdir / workspace.JOURNAL))
+        sessions = _Sessions(ctx)
+        done: set[str] = set()
+        while step := _next(ctx, done):
+            display.total = len(plan(settings, cached=ctx.origin is not None and ctx.origin.cached))
+            with running(display, step.name, _begin(step, ctx), echo=step.echo):
+                sessions.enter(step)
+                step.run(ctx)
+                remaining = _remaining(ctx, done | {step.name})
+                sessions.leave(step, remaining[0] if remaining else None)
+                _after(step, ctx, remaining)
+            done.add(step.name)
+        return ctx.outputs.written
+
+
+def _remaining(ctx: Context, done: set[str]) -> list[Step]:
+    cached = ctx.origin is not None and ctx.origin.cached
+    return [step for step in _planned(ctx.settings, cached) if step.name not in done]
+
+
+def _next(ctx: Context, done: set[str]) -> Step | None:
+    remaining = _remaining(ctx, done)
+    return remaining[0] if remaining else None
+
+
+def _after(step: Step, ctx: Context, remaining: list[Step]) -> None:
+    """What happens at the end of a step once its session is closed: the stage is saved after
+    the last stage step, ``then`` runs, and after the last step the outputs are published."""
+    if step.stage and not any(s.stage for s in remaining):
+        bootstrap.save_stage(ctx)
+    if step.then is not None:
+        step.then(ctx)
+    if not remaining:
+        ctx.outputs.publish()
+        if ctx.settings.owner:
+            for path in ctx.settings.outputs.values():
+                ctx.runner.run(["chown", "-R", ctx.settings.owner, str(path)])
+
+
+def _begin(step: Step, ctx: Context) -> Callable[[], str]:
+    """What a step does first, inside it: the fault injection, then its note."""
+    def begin() -> str:
+        faults.maybe_inject(step.name)
+        return step.note(ctx)
+    return begin
 
 
 @contextlib.contextmanager
-def step(display: Display, name: str, note: str = "", emulated: str = "") -> Iterator[None]:
-    with display.step(name, note + emulated):
-        faults.maybe_inject(name)
+def running(display: Display, name: str, begin: Callable[[], str] = str, echo: bool = False) -> Iterator[None]:
+    """One named step on the display; a full disk's free space is recorded as it fails."""
+    with display.step(name, begin, echo=echo):
         try:
             yield
         except (BuildError, OSError) as exc:
             diskfull.remember(exc)  # the free space now, before the cleanup frees it
             raise
-
-
-def build(settings: Settings, runner: CommandRunner, display: Display) -> list[Path]:
-    with contextlib.ExitStack() as stack:
-        workdir = workspace.create(settings.text("workdir"), runner, stack)
-        ctx = Context(settings, runner, workdir, stack)
-        staging = Staging(stack, workdir / workspace.STAGED)
-        # Foreign builds are slow; say why on the steps that run the target's programs.
-        emu = f" [emulated {settings.arch}]" if settings.foreign else ""
-
-        made: image.Disk | None = None
-        if settings.text("image"):
-            with step(display, "partition", f" ({settings.text('image')})"):
-                made = image.prepare(ctx, staging)
-                ctx.image_file = made.raw
-
-        bootstrapper, why = bootstrap.choose(ctx)
-        log.info("bootstrapper: %s (%s)", bootstrapper, why)
-        stage, cached = stagecache.lookup(ctx, bootstrapper)
-        if stage and cached:
-            if packages.needed(ctx):
-                display.total -= 1  # the packages step is part of the cached stage
-            with step(display, "bootstrap", f" (from the stage cache, {stage.key[:12]})"):
-                stagecache.use(ctx, stage)
-                if settings.foreign:
-                    bootstrap.provide_interpreter(ctx)
-                if settings.text("iso"):  # GRUB's EFI files are not part of the stage
-                    chroot.use_host_dns(ctx)
-                    with chroot.api_filesystems(ctx):
-                        iso.fetch_grub(ctx)
-        else:
-            with step(display, "bootstrap", f" ({settings.suite} {settings.arch}, {bootstrapper})", emu):
-                bootstrap.bootstrap(ctx, bootstrapper)
-                if made:
-                    image.write_fstab(ctx, made)
-            if packages.needed(ctx):
-                with step(display, "packages", f" ({len(settings.packages)} requested)", emu):
-                    with chroot.daemons_blocked(ctx), chroot.api_filesystems(ctx):
-                        packages.install(ctx)
-            if stage:
-                stagecache.save(ctx, stage)
-
-        with chroot.daemons_blocked(ctx):
-            with chroot.api_filesystems(ctx):
-                with step(display, "system", "", emu):
-                    system.configure(ctx)
-                with step(display, "users", "", emu):
-                    users.configure(ctx)
-            if settings.text("customize"):
-                with step(display, "customize", f" ({settings.text('customize')})"):
-                    chroot.use_host_dns(ctx)
-                    display.echo = True
-                    try:
-                        customize.run_hook(ctx)
-                    finally:
-                        display.echo = False
-            with step(display, "finish", "", emu), chroot.api_filesystems(ctx):
-                finalize.finish(ctx)
-            if made:
-                with step(display, "bootloader", "", emu), chroot.api_filesystems(ctx):
-                    bootloader.install(ctx, made)
-        finalize.scrub_identity(ctx)
-        if made:
-            with step(display, "image"):
-                image.finish(ctx, made, staging)
-
-        live_files: dict[str, Path] = {}
-        if settings.text("squash") or settings.text("iso"):
-            with step(display, "squashfs", f" ({squash.compression(settings)})"):
-                if settings.text("squash"):
-                    outdir = staging.directory(Path(settings.text("squash")).resolve())
-                    live_files = squash.make(ctx, outdir, staging.stage)
-                else:  # only for the ISO: no need to publish it on its own
-                    (workdir / "live").mkdir()
-                    live_files = squash.make(ctx, workdir / "live", lambda path: path)
-        if settings.text("tarball"):
-            with step(display, "tarball"):
-                tarball.make(ctx, staging)
-        if settings.text("iso"):
-            with step(display, "iso", f" ({settings.text('iso')})"):
-                iso.make(ctx, staging, live_files)
-
-        outputs = staging.publish()
-        if settings.text("owner"):
-            for target in filter(None, (settings.text(k) for k in ("image", "squash", "tarball", "iso"))):
-                runner.run(["chown", "-R", settings.text("owner"), os.path.abspath(target)])
-        return outputs

@@ -5,9 +5,8 @@ can be pasted into a shell; its output (stdout and stderr together) goes to the
 log line by line, and the last lines travel with the error when it fails.
 Secrets travel on stdin (``input=``), which is never logged.
 
-The environment is built from scratch, so the host's locale, DEBIAN_FRONTEND or
-proxy settings cannot leak in (the old tool merged the host environment *over* its
-non-interactive settings, vmdebootstrap-features.md §6.4 item 13).
+The environment is built from scratch, so the host's locale or DEBIAN_FRONTEND
+cannot leak in; only the proxy variables pass through.
 """
 
 from __future__ import annotations
@@ -22,6 +21,7 @@ import subprocess
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Protocol
 
 from .errors import BuildError
 
@@ -80,6 +80,20 @@ def command_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     env.update({k: v for k, v in os.environ.items() if k in PASSTHROUGH})
     env.update(extra or {})
     return env
+
+
+class CommandRunner(Protocol):
+    """How every part of the build runs a command (tests/unit/fakes.py records instead).
+
+    ``chroot``: run inside that root.  ``input``: text on stdin (passwords travel so, never
+    logged).  ``env``: added to the fixed environment.  ``check``: raise CommandFailed on
+    a non-zero status.  ``capture``: keep the output in the Result.  ``quiet``: do not
+    copy the output into the log (long listings).
+    """
+
+    def run(self, argv: Sequence[str], *, chroot: Path | None = ..., input: str | None = ...,
+            env: Mapping[str, str] | None = ..., check: bool = ..., capture: bool = ..., cwd: str | None = ...,
+            quiet: bool = ...) -> Result: ...
 
 
 class Runner:
@@ -185,49 +199,3 @@ def stop_process_group(proc: subprocess.Popen[str], grace: float = 10.0) -> None
             return
         except subprocess.TimeoutExpired:
             continue
-
-
-Responder = Callable[[list[str]], Result | None]
-
-
-class FakeRunner:
-    """Records argv instead of running anything (unit tests).
-
-    ``responder`` may return a Result for a given argv (e.g. dpkg-query output);
-    by default every command succeeds with no output.
-    """
-
-    def __init__(self, responder: Responder | None = None) -> None:
-        self.calls: list[list[str]] = []
-        self.inputs: list[str | None] = []
-        self.responder = responder
-        self.on_line: LineSink | None = None
-
-    def run(
-        self,
-        argv: Sequence[str],
-        *,
-        chroot: Path | None = None,
-        input: str | None = None,
-        env: Mapping[str, str] | None = None,
-        check: bool = True,
-        capture: bool = False,
-        cwd: str | None = None,
-        quiet: bool = False,
-    ) -> Result:
-        full = (["chroot", os.fspath(chroot)] if chroot else []) + [os.fspath(a) for a in argv]
-        self.calls.append(full)
-        self.inputs.append(input)
-        result = (self.responder(full) if self.responder else None) or Result(0, "")
-        if check and result.returncode != 0:
-            raise CommandFailed(full, result.returncode, result.lines)
-        return result
-
-    def commands(self, program: str) -> list[list[str]]:
-        """Calls whose program (after any chroot prefix) is ``program``."""
-        found = []
-        for call in self.calls:
-            argv = call[2:] if call[0] == "chroot" else call
-            if argv and os.path.basename(argv[0]) == program:
-                found.append(argv)
-        return found

@@ -30,13 +30,13 @@ ARGV_ENV = "VMDEBOOTSTRAP_ARGV"
 _PR_SET_PDEATHSIG = 1
 
 
-def inside() -> bool:
+def in_namespaces() -> bool:
     return os.environ.get(INNER_ENV) == "1" and os.getpid() == 1
 
 
 def inner_argv() -> list[str] | None:
     """The options the supervisor handed over, inside the namespaces; else None."""
-    if not inside() or ARGV_ENV not in os.environ:
+    if not in_namespaces() or ARGV_ENV not in os.environ:
         return None
     value = json.loads(os.environ.pop(ARGV_ENV))
     return [str(arg) for arg in value]

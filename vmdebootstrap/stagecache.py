@@ -24,6 +24,7 @@ cache: their root is a filesystem of its own, which an overlay cannot be.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import fcntl
 import hashlib
@@ -32,13 +33,13 @@ import logging
 import os
 import tempfile
 import time
-import urllib.error
-import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 
-from . import __version__, mounts
-from .context import Context
+from . import __version__, archive, mounts
 from .errors import BuildError
+from .run import CommandRunner
+from .settings import Settings
 
 log = logging.getLogger("vmdebootstrap")
 
@@ -48,7 +49,9 @@ LOCK = "lock"
 
 
 @dataclasses.dataclass
-class Stage:
+class Entry:
+    """One stage of the cache: the tree after the packages step, for one key."""
+
     key: str
     directory: Path  # CACHE/stages/KEY
     inputs: dict[str, object]
@@ -58,16 +61,15 @@ class Stage:
         return self.directory / "root"
 
 
-def stages_dir(ctx: Context) -> Path | None:
-    base = ctx.settings.text("cache-dir")
-    if not base or not ctx.settings.flag("stage-cache") or ctx.settings.text("image"):
+def stages_dir(settings: Settings) -> Path | None:
+    if settings.cache_dir is None or not settings.stage_cache or settings.disk is not None:
         return None
-    path = Path(base) / "stages"
+    path = settings.cache_dir / "stages"
     path.mkdir(parents=True, exist_ok=True)
     return path
 
 
-def _file_hash(path: str) -> str:
+def _file_hash(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as stream:
         for block in iter(lambda: stream.read(1 << 20), b""):
@@ -75,16 +77,10 @@ def _file_hash(path: str) -> str:
     return digest.hexdigest()
 
 
-def mirror_state(mirror: str, suite: str) -> str | None:
+def mirror_state(runner: CommandRunner, mirror: str, suite: str, directory: Path) -> str | None:
     """The hash of the suite's InRelease (or Release) on the mirror: what it serves today."""
-    base = mirror.rstrip("/")
-    for name in ("InRelease", "Release"):
-        try:
-            with urllib.request.urlopen(f"{base}/dists/{suite}/{name}", timeout=20) as response:
-                return hashlib.sha256(response.read()).hexdigest()
-        except (urllib.error.URLError, OSError, ValueError):
-            continue
-    return None
+    release = archive.release_file(runner, mirror, suite, directory)
+    return hashlib.sha256(release).hexdigest() if release is not None else None
 
 
 def tool_version() -> str:
@@ -95,24 +91,24 @@ def tool_version() -> str:
     return f"{__version__}+{digest.hexdigest()[:12]}"
 
 
-def inputs(ctx: Context, bootstrapper: str, release_hash: str) -> dict[str, object]:
+def inputs(settings: Settings, packages: Sequence[str], bootstrapper: str, release_hash: str) -> dict[str, object]:
     """Everything that shapes the tree after the packages step."""
-    s = ctx.settings
+    bootstrap = settings.bootstrap
     return {
         "tool": tool_version(),
         "bootstrapper": bootstrapper,
-        "suite": s.suite,
-        "arch": s.arch,
-        "mirror": s.text("mirror"),
+        "suite": settings.release.name,
+        "arch": settings.arch.name,
+        "mirror": settings.mirrors.build,
         "release": release_hash,
-        "components": s.items("components"),
-        "variant": s.text("variant"),
-        "debootstrapopts": s.items("debootstrapopts"),
-        "keyring": _file_hash(s.text("keyring")) if s.text("keyring") else "",
-        "check-gpg": s.flag("check-gpg"),
-        "recommends": s.flag("recommends"),
-        "packages": list(s.packages),
-        "custom-packages": [_file_hash(deb) for deb in s.items("custom-package")],
+        "components": list(settings.mirrors.components),
+        "variant": bootstrap.variant,
+        "debootstrapopts": list(bootstrap.extra_options),
+        "keyring": _file_hash(bootstrap.keyring) if bootstrap.keyring else "",
+        "check-gpg": bootstrap.check_gpg,
+        "recommends": settings.recommends,
+        "packages": list(packages),
+        "custom-packages": [_file_hash(deb) for deb in settings.custom_packages],
     }
 
 
@@ -120,28 +116,28 @@ def key_of(values: dict[str, object]) -> str:
     return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:32]
 
 
-def lookup(ctx: Context, bootstrapper: str) -> tuple[Stage | None, bool]:
-    """(the stage for this build or None when the cache is off or unusable, whether it is cached)."""
-    directory = stages_dir(ctx)
+def lookup(settings: Settings, runner: CommandRunner, stack: contextlib.ExitStack, workdir: Path, *,
+           packages: Sequence[str], bootstrapper: str) -> tuple[Entry | None, bool]:
+    """(this build's entry, or None when the cache is off or unusable; whether it is cached)."""
+    directory = stages_dir(settings)
     if directory is None:
         return None, False
     remove_partial(directory)
-    release = mirror_state(ctx.settings.text("mirror"), ctx.settings.suite)
+    release = mirror_state(runner, settings.mirrors.build, settings.release.name, workdir)
     if release is None:
-        log.info("stage cache not used: the mirror's Release file for %s could not be read",
-                 ctx.settings.suite)
+        log.info("stage cache not used: the mirror's Release file for %s could not be read", settings.release)
         return None, False
-    values = inputs(ctx, bootstrapper, release)
+    values = inputs(settings, packages, bootstrapper, release)
     key = key_of(values)
-    stage = Stage(key, directory / key, values)
-    if not (stage.directory / INFO).is_file():
-        return stage, False
-    fd = _lock(stage.directory / LOCK, fcntl.LOCK_SH)
-    if fd is None or not (stage.directory / INFO).is_file():
-        return stage, False
-    ctx.stack.callback(os.close, fd)  # held until the build ends: no one deletes it under us
-    os.utime(stage.directory / INFO)  # most recently used
-    return stage, True
+    entry = Entry(key, directory / key, values)
+    if not (entry.directory / INFO).is_file():
+        return entry, False
+    fd = _lock(entry.directory / LOCK, fcntl.LOCK_SH)
+    if fd is None or not (entry.directory / INFO).is_file():
+        return entry, False
+    stack.callback(os.close, fd)  # held until the build ends: no one deletes it under us
+    os.utime(entry.directory / INFO)  # most recently used
+    return entry, True
 
 
 def _lock(path: Path, how: int) -> int | None:
@@ -157,46 +153,46 @@ def _lock(path: Path, how: int) -> int | None:
     return fd
 
 
-def use(ctx: Context, stage: Stage) -> None:
+def use(runner: CommandRunner, stack: contextlib.ExitStack, workdir: Path, root: Path, entry: Entry) -> None:
     """Mount the build's writable layer over the cached tree at the target root."""
-    upper, work = ctx.workdir / "upper", ctx.workdir / "overlay-work"
+    upper, work = workdir / "upper", workdir / "overlay-work"
     upper.mkdir()
     work.mkdir()
-    ctx.root.mkdir(exist_ok=True)
-    options = f"lowerdir={stage.root},upperdir={upper},workdir={work}"
-    mounts.mount(ctx.runner, ctx.stack, "overlay", ctx.root, fstype="overlay", options=options)
+    root.mkdir(exist_ok=True)
+    options = f"lowerdir={entry.root},upperdir={upper},workdir={work}"
+    mounts.mount(runner, stack, "overlay", root, fstype="overlay", options=options)
 
 
-def save(ctx: Context, stage: Stage) -> None:
+def save(runner: CommandRunner, stack: contextlib.ExitStack, workdir: Path, root: Path, entry: Entry) -> None:
     """Move the freshly built tree into the cache and continue on an overlay above it."""
-    directory = stage.directory.parent
-    ctx.runner.run(["apt-get", "clean"], chroot=ctx.root)  # the .debs stay in the package cache
-    mounted = mounts.mounts_below(ctx.root)
+    directory = entry.directory.parent
+    runner.run(["apt-get", "clean"], chroot=root)  # the .debs stay in the package cache
+    mounted = mounts.mounts_below(root)
     if mounted:
         raise BuildError(f"internal error: {mounted[0]} still mounted at the stage save")
     partial = Path(tempfile.mkdtemp(prefix=".new-", dir=directory))
     fd = os.open(partial / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
     fcntl.flock(fd, fcntl.LOCK_EX)  # a partial entry whose lock is free is a killed build's
     try:
-        os.rename(ctx.root, partial / "root")
+        os.rename(root, partial / "root")
     except OSError as exc:  # EXDEV: the work directory is on another filesystem
         os.close(fd)
         mounts.safe_rmtree(partial)
-        log.info("stage not cached: cannot move %s into %s (%s)", ctx.root, directory, exc.strerror)
+        log.info("stage not cached: cannot move %s into %s (%s)", root, directory, exc.strerror)
         return
-    info = {"inputs": stage.inputs, "created": time.strftime("%Y-%m-%d %H:%M:%S")}
+    info = {"inputs": entry.inputs, "created": time.strftime("%Y-%m-%d %H:%M:%S")}
     (partial / INFO).write_text(json.dumps(info, indent=1, sort_keys=True) + "\n")
     fcntl.flock(fd, fcntl.LOCK_SH)  # from now on a reader like any other
     try:
-        os.rename(partial, stage.directory)
-        stage_root = stage.root
+        os.rename(partial, entry.directory)
+        saved = entry.root
     except OSError:  # another build saved the same key meanwhile: ours serves this build only
-        stage_root = partial / "root"
-        ctx.stack.callback(_remove_entry, partial)
-    ctx.stack.callback(os.close, fd)
-    log.info("stage saved in the cache as %s", stage.directory)
-    use(ctx, dataclasses.replace(stage, directory=stage_root.parent))
-    evict(directory, keep=stage.key)
+        saved = partial / "root"
+        stack.callback(_remove_entry, partial)
+    stack.callback(os.close, fd)
+    log.info("stage saved in the cache as %s", entry.directory)
+    use(runner, stack, workdir, root, dataclasses.replace(entry, directory=saved.parent))
+    evict(directory, keep=entry.key)
 
 
 def _remove_entry(directory: Path) -> None:

@@ -9,7 +9,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TextIO
 
 log = logging.getLogger("vmdebootstrap")
@@ -29,11 +29,11 @@ class Display:
     line of the command it runs (e.g. ``Setting up openssh-server``).
     """
 
-    def __init__(self, stream: TextIO, total_steps: int, live: bool, echo: bool = False) -> None:
+    def __init__(self, stream: TextIO, total_steps: int, live: bool) -> None:
         self.stream = stream
         self.total = total_steps
         self.live = live
-        self.echo = echo
+        self.echo = False  # the running step's command output is shown too (the hook's)
         self.number = 0
         self.step_name = ""
         self.step_note = ""
@@ -86,20 +86,27 @@ class Display:
                 self._draw()
 
     @contextlib.contextmanager
-    def step(self, name: str, note: str = "") -> Iterator[None]:
-        """One named step of the recipe; its duration is shown and logged."""
+    def step(self, name: str, begin: Callable[[], str] = str, echo: bool = False) -> Iterator[None]:
+        """One named step of the recipe; its duration is shown and logged.
+
+        ``begin`` runs first, inside the step (what fails there fails the step), and returns
+        the note shown after the name.
+        """
         self.number += 1
-        self.step_name, self.step_note, self.detail = name, note, ""
+        self.step_name, self.step_note, self.detail = name, "", ""
         self.step_started = time.monotonic()
-        log.info("step %d/%d: %s%s", self.number, self.total, name, note)
-        if self.live and self._ticker is None:
-            self._ticker = threading.Thread(target=self._tick, daemon=True)
-            self._ticker.start()
         ok = False
         try:
+            self.step_note = begin()
+            log.info("step %d/%d: %s%s", self.number, self.total, name, self.step_note)
+            if self.live and self._ticker is None:
+                self._ticker = threading.Thread(target=self._tick, daemon=True)
+                self._ticker.start()
+            self.echo = echo
             yield
             ok = True
         finally:
+            self.echo = False
             seconds = time.monotonic() - self.step_started
             self.timings.append((name, seconds))
             verdict = "done" if ok else "FAILED"
@@ -168,6 +175,6 @@ def setup(log_path: str, level: str, mode: int, display: Display, verbose: bool)
     log.addHandler(console)
 
 
-def make_display(total_steps: int, verbose: bool) -> Display:
+def make_display(total_steps: int) -> Display:
     live = sys.stderr.isatty() and os.environ.get("TERM", "") != "dumb"
-    return Display(sys.stderr, total_steps, live=live, echo=False)
+    return Display(sys.stderr, total_steps, live=live)

@@ -3,7 +3,7 @@
 The marker file is held under an exclusive lock for the whole build.  A build that
 was SIGKILLed leaves its directory behind (its mounts died with its namespace); the
 next build finds the marker unlocked, knows the directory is stale and removes it,
-with the staged outputs its journal lists (publish.py).
+with the partial outputs its journal lists (publish.py).
 """
 
 from __future__ import annotations
@@ -16,17 +16,17 @@ import tempfile
 from pathlib import Path
 
 from . import mounts, publish
-from .context import CommandRunner
+from .run import CommandRunner
 
 log = logging.getLogger("vmdebootstrap")
 
 PREFIX = "vmdebootstrap-"
 MARKER = ".vmdebootstrap-workdir"
-STAGED = ".vmdebootstrap-staged"  # the journal of the build's staged outputs
+JOURNAL = ".vmdebootstrap-staged"  # the journal of the build's partial outputs (publish.py)
 
 
-def create(parent: str, runner: CommandRunner, stack: contextlib.ExitStack) -> Path:
-    parent = parent or tempfile.gettempdir()
+def create(parent: Path | None, runner: CommandRunner, stack: contextlib.ExitStack) -> Path:
+    parent = parent or Path(tempfile.gettempdir())
     remove_stale(parent, runner)
     path = Path(tempfile.mkdtemp(prefix=PREFIX, dir=parent))
     fd = os.open(path / MARKER, os.O_RDWR | os.O_CREAT, 0o600)
@@ -44,7 +44,7 @@ def remove(path: Path, runner: CommandRunner, fd: int) -> None:
     mounts.safe_rmtree(path)
 
 
-def remove_stale(parent: str, runner: CommandRunner) -> list[Path]:
+def remove_stale(parent: str | Path, runner: CommandRunner) -> list[Path]:
     removed = []
     for candidate in sorted(Path(parent).glob(PREFIX + "*")):
         marker = candidate / MARKER
@@ -58,8 +58,8 @@ def remove_stale(parent: str, runner: CommandRunner) -> list[Path]:
                 continue  # a running build owns it
             log.warning("removing stale work directory %s (left by a build that was killed)", candidate)
             mounts.unmount_below(runner, candidate)
-            for leftover in publish.remove_leftovers(candidate / STAGED):
-                log.warning("removed %s, staged by that build", leftover)
+            for leftover in publish.remove_leftovers(candidate / JOURNAL):
+                log.warning("removed %s, left half written by that build", leftover)
             mounts.safe_rmtree(candidate)
             removed.append(candidate)
         finally:

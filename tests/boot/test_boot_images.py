@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from vmdebootstrap import boottest
+from vmdebootstrap.architectures import ARCHITECTURES
 
 from ..conftest import PASSWORD
 from .test_boot_iso import no_qemu_left
@@ -22,7 +23,7 @@ pytestmark = pytest.mark.boot
 
 def boot_disk(image: object, arch: str, firmware: str, workdir: Path, timeout: int = 900) -> boottest.BootResult:
     assert isinstance(image, Path)
-    target = boottest.BootTarget(image=image, kind="disk", arch=arch, firmware=firmware)  # type: ignore[arg-type]
+    target = boottest.BootTarget(image=image, kind="disk", arch=ARCHITECTURES[arch], firmware=firmware)
     result = boottest.boot_test(target, "user", PASSWORD, workdir, timeout=timeout)
     console = result.console_log.read_text(errors="replace")
     assert result.passed, f"{result.verdict}\n{console[-3000:]}"

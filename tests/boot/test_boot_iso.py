@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from vmdebootstrap import boottest
+from vmdebootstrap.architectures import ARCHITECTURES
 from vmdebootstrap.bootcheck import SERIAL_ENTRY_KEYS
 
 from ..conftest import PASSWORD
@@ -28,7 +29,7 @@ def no_qemu_left(image: Path) -> bool:
 
 
 def boot(image: Path, arch: str, firmware: str, workdir: Path, timeout: int = 900) -> boottest.BootResult:
-    target = boottest.BootTarget(image=image, kind="iso", arch=arch, firmware=firmware)  # type: ignore[arg-type]
+    target = boottest.BootTarget(image=image, kind="iso", arch=ARCHITECTURES[arch], firmware=firmware)
     return boottest.boot_test(target, "user", PASSWORD, workdir, timeout=timeout,
                               grub_entry_keys=SERIAL_ENTRY_KEYS)
 

@@ -16,14 +16,16 @@ from pathlib import Path
 
 import pytest
 
-from vmdebootstrap import cli, debian, sandbox, settings
+from vmdebootstrap import architectures, cli, sandbox, settings
 from vmdebootstrap import main as main_module
 from vmdebootstrap.context import Context
-from vmdebootstrap.run import FakeRunner
+from vmdebootstrap.publish import Outputs
+
+from .fakes import FakeRunner
 
 SUITES = ("stable", "oldstable", "testing", "unstable", "sid", "wheezy", "jessie", "stretch", "buster",
           "bullseye", "bookworm", "trixie")
-OUTPUT_OPTIONS = ("--image", "--tarball", "--squash")
+OUTPUT_OPTIONS = ("--image", "--tarball", "--squash", "--iso")
 
 
 def _forbidden(*_args: object, **_kwargs: object) -> int:
@@ -32,7 +34,7 @@ def _forbidden(*_args: object, **_kwargs: object) -> int:
 
 @pytest.fixture(autouse=True)
 def hermetic(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(debian, "host_arch", lambda: "amd64")
+    monkeypatch.setattr(architectures, "host", lambda: architectures.ARCHITECTURES["amd64"])
     monkeypatch.setattr(cli, "default_config_files", lambda: [])
     monkeypatch.setattr(sandbox, "run_in_namespaces", _forbidden)
     monkeypatch.setattr(main_module, "run_build", _forbidden)
@@ -110,7 +112,7 @@ def make_context(tmp_path: Path, make_settings: MakeSettings) -> Iterator[MakeCo
         fake = runner or FakeRunner()
         workdir = tmp_path / "work"
         workdir.mkdir(exist_ok=True)
-        ctx = Context(make_settings(*argv), fake, workdir, stack)
+        ctx = Context(make_settings(*argv), fake, workdir, stack, Outputs(stack))
         ctx.root.mkdir(exist_ok=True)
         return ctx, fake
 

@@ -9,6 +9,7 @@ real ones (panic, initramfs, emergency, hang).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -17,8 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from vmdebootstrap import boottest, debian, hostdeps
+from vmdebootstrap import architectures, boottest, hostdeps
+from vmdebootstrap.architectures import Architecture
 from vmdebootstrap.boottest import BootTarget, BootTestError, classify, qemu_command, read_console
+
+from .conftest import MakeSettings
 
 DATA = Path(__file__).parent / "data" / "consoles"
 FAKE_QEMU = DATA / "fake_qemu.py"
@@ -39,13 +43,25 @@ def firmware(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]
         files[name] = tmp_path / "firmware" / name
         files[name].parent.mkdir(exist_ok=True)
         files[name].write_bytes(name.encode())
-    monkeypatch.setattr(boottest, "FIRMWARE", {
-        ("amd64", "bios"): (files["bios-256k.bin"], None, "seabios"),
-        ("i386", "bios"): (files["bios-256k.bin"], None, "seabios"),
-        ("amd64", "uefi"): (files["OVMF_CODE_4M.fd"], files["OVMF_VARS_4M.fd"], "ovmf"),
-        ("arm64", "uefi"): (files["AAVMF_CODE.fd"], files["AAVMF_VARS.fd"], "qemu-efi-aarch64"),
-    })
+    known = dict(architectures.ARCHITECTURES)
+    for name in ("amd64", "i386", "arm64"):
+        emulator = known[name].emulator
+        assert emulator is not None
+        moved = tuple(dataclasses.replace(f, code=files[f.code.name],
+                                          variables=files[f.variables.name] if f.variables else None)
+                      for f in emulator.firmwares)
+        known[name] = dataclasses.replace(known[name], emulator=dataclasses.replace(emulator, firmwares=moved))
+    monkeypatch.setattr(architectures, "ARCHITECTURES", known)
     return files
+
+
+def arch(name: str) -> Architecture:
+    """The record of ``name`` as the boot test sees it now (a bare one for unknown names)."""
+    return architectures.ARCHITECTURES.get(name) or Architecture(name, name)
+
+
+def target(image: Path, kind: str, arch_name: str, firmware: str) -> BootTarget:
+    return BootTarget(image, kind, arch(arch_name), firmware)  # type: ignore[arg-type]
 
 
 def option_values(argv: list[str], option: str) -> list[str]:
@@ -62,7 +78,7 @@ def make_image(path: Path, qcow2: bool = False) -> Path:
 
 def test_amd64_bios_iso(tmp_path: Path, firmware: dict[str, Path]) -> None:
     iso = make_image(tmp_path / "live.iso")
-    argv = qemu_command(BootTarget(iso, "iso", "amd64", "bios"), tmp_path)
+    argv = qemu_command(target(iso, "iso", "amd64", "bios"), tmp_path)
     assert argv[0] == "qemu-system-x86_64"
     assert option_values(argv, "-machine") == ["q35"]
     assert option_values(argv, "-accel") == ["tcg"]
@@ -90,7 +106,7 @@ def test_amd64_uefi_iso_uses_readonly_code_and_a_copy_of_the_variables(tmp_path:
     iso = make_image(tmp_path / "live.iso")
     work = tmp_path / "work"
     work.mkdir()
-    argv = qemu_command(BootTarget(iso, "iso", "amd64", "uefi"), work)
+    argv = qemu_command(target(iso, "iso", "amd64", "uefi"), work)
     assert argv[0] == "qemu-system-x86_64"
     assert option_values(argv, "-machine") == ["q35"]
     drives = option_values(argv, "-drive")
@@ -103,7 +119,7 @@ def test_amd64_uefi_iso_uses_readonly_code_and_a_copy_of_the_variables(tmp_path:
 
 def test_amd64_bios_raw_disk_is_a_virtio_drive_in_snapshot_mode(tmp_path: Path, firmware: dict[str, Path]) -> None:
     disk = make_image(tmp_path / "disk.img")
-    argv = qemu_command(BootTarget(disk, "disk", "amd64", "bios"), tmp_path)
+    argv = qemu_command(target(disk, "disk", "amd64", "bios"), tmp_path)
     assert option_values(argv, "-drive") == [f"if=virtio,format=raw,file={disk}"]
     assert "-snapshot" in argv
     assert "-cdrom" not in argv
@@ -111,7 +127,7 @@ def test_amd64_bios_raw_disk_is_a_virtio_drive_in_snapshot_mode(tmp_path: Path, 
 
 def test_amd64_uefi_qcow2_disk_format_comes_from_the_magic(tmp_path: Path, firmware: dict[str, Path]) -> None:
     disk = make_image(tmp_path / "disk.raw", qcow2=True)  # the name does not matter
-    argv = qemu_command(BootTarget(disk, "disk", "amd64", "uefi"), tmp_path)
+    argv = qemu_command(target(disk, "disk", "amd64", "uefi"), tmp_path)
     assert f"if=virtio,format=qcow2,file={disk}" in option_values(argv, "-drive")
     assert "-snapshot" in argv
     assert any(d.startswith("if=pflash,format=raw,unit=0,readonly=on,") for d in option_values(argv, "-drive"))
@@ -119,7 +135,7 @@ def test_amd64_uefi_qcow2_disk_format_comes_from_the_magic(tmp_path: Path, firmw
 
 def test_arm64_uefi_iso_is_a_scsi_cd_on_virt(tmp_path: Path, firmware: dict[str, Path]) -> None:
     iso = make_image(tmp_path / "live.iso")
-    argv = qemu_command(BootTarget(iso, "iso", "arm64", "uefi"), tmp_path)
+    argv = qemu_command(target(iso, "iso", "arm64", "uefi"), tmp_path)
     assert argv[0] == "qemu-system-aarch64"
     assert option_values(argv, "-machine") == ["virt"]
     assert option_values(argv, "-cpu") == ["max"]
@@ -136,7 +152,7 @@ def test_arm64_uefi_iso_is_a_scsi_cd_on_virt(tmp_path: Path, firmware: dict[str,
 
 def test_arm64_uefi_disk(tmp_path: Path, firmware: dict[str, Path]) -> None:
     disk = make_image(tmp_path / "disk.qcow2", qcow2=True)
-    argv = qemu_command(BootTarget(disk, "disk", "arm64", "uefi"), tmp_path)
+    argv = qemu_command(target(disk, "disk", "arm64", "uefi"), tmp_path)
     assert argv[0] == "qemu-system-aarch64"
     assert f"if=virtio,format=qcow2,file={disk}" in option_values(argv, "-drive")
     assert "-snapshot" in argv
@@ -145,13 +161,13 @@ def test_arm64_uefi_disk(tmp_path: Path, firmware: dict[str, Path]) -> None:
 
 @pytest.mark.parametrize("arch", ["amd64", "arm64"])
 def test_kvm_uses_the_host_cpu(tmp_path: Path, firmware: dict[str, Path], arch: str) -> None:
-    argv = qemu_command(BootTarget(make_image(tmp_path / "x.iso"), "iso", arch, "uefi"), tmp_path, kvm=True)
+    argv = qemu_command(target(make_image(tmp_path / "x.iso"), "iso", arch, "uefi"), tmp_path, kvm=True)
     assert option_values(argv, "-accel") == ["kvm"]
     assert option_values(argv, "-cpu") == ["host"]
 
 
 def test_memory_and_binary_override(tmp_path: Path, firmware: dict[str, Path]) -> None:
-    argv = qemu_command(BootTarget(make_image(tmp_path / "x.iso"), "iso", "amd64", "bios"), tmp_path, 512,
+    argv = qemu_command(target(make_image(tmp_path / "x.iso"), "iso", "amd64", "bios"), tmp_path, 512,
                         qemu="/opt/fake-qemu")
     assert argv[0] == "/opt/fake-qemu"
     assert option_values(argv, "-m") == ["512"]
@@ -159,7 +175,7 @@ def test_memory_and_binary_override(tmp_path: Path, firmware: dict[str, Path]) -
 
 def test_commas_in_paths_are_doubled_inside_drive_options(tmp_path: Path, firmware: dict[str, Path]) -> None:
     disk = make_image(tmp_path / "a,b.img")
-    argv = qemu_command(BootTarget(disk, "disk", "amd64", "bios"), tmp_path)
+    argv = qemu_command(target(disk, "disk", "amd64", "bios"), tmp_path)
     assert f"if=virtio,format=raw,file={tmp_path}/a,,b.img" in option_values(argv, "-drive")
 
 
@@ -167,31 +183,36 @@ def test_missing_firmware_names_the_package(tmp_path: Path, firmware: dict[str, 
     firmware["AAVMF_VARS.fd"].unlink()
     with pytest.raises(BootTestError, match=r"uefi firmware for arm64 missing: .*AAVMF_VARS.fd \(apt-get install "
                                             r"qemu-efi-aarch64\)"):
-        boottest.firmware_files("arm64", "uefi")
+        boottest.firmware_files(arch("arm64"), "uefi")
 
 
 def test_firmware_files(firmware: dict[str, Path]) -> None:
-    assert boottest.firmware_files("amd64", "uefi") == (firmware["OVMF_CODE_4M.fd"], firmware["OVMF_VARS_4M.fd"])
-    assert boottest.firmware_files("amd64", "bios") == (firmware["bios-256k.bin"], None)
+    assert boottest.firmware_files(arch("amd64"), "uefi") == (firmware["OVMF_CODE_4M.fd"], firmware["OVMF_VARS_4M.fd"])
+    assert boottest.firmware_files(arch("amd64"), "bios") == (firmware["bios-256k.bin"], None)
 
 
 def test_the_real_firmware_table_names_debian_paths() -> None:
-    assert boottest.FIRMWARE[("amd64", "uefi")][:2] == (Path("/usr/share/OVMF/OVMF_CODE_4M.fd"),
-                                                         Path("/usr/share/OVMF/OVMF_VARS_4M.fd"))
-    assert boottest.FIRMWARE[("arm64", "uefi")][:2] == (Path("/usr/share/AAVMF/AAVMF_CODE.fd"),
-                                                         Path("/usr/share/AAVMF/AAVMF_VARS.fd"))
+    def files(name: str) -> tuple[Path, Path | None]:
+        found = arch(name).firmware("uefi")
+        assert found is not None
+        return found.code, found.variables
+
+    assert files("amd64") == (Path("/usr/share/OVMF/OVMF_CODE_4M.fd"),
+                              Path("/usr/share/OVMF/OVMF_VARS_4M.fd"))
+    assert files("arm64") == (Path("/usr/share/AAVMF/AAVMF_CODE.fd"),
+                              Path("/usr/share/AAVMF/AAVMF_VARS.fd"))
 
 
 def test_a_missing_image_is_refused(tmp_path: Path, firmware: dict[str, Path]) -> None:
     with pytest.raises(BootTestError, match=r"no image to boot: .*/missing\.iso"):
-        qemu_command(BootTarget(tmp_path / "missing.iso", "iso", "amd64", "bios"), tmp_path)
+        qemu_command(target(tmp_path / "missing.iso", "iso", "amd64", "bios"), tmp_path)
 
 
 def test_arm64_has_no_bios_and_unknown_arches_are_refused(tmp_path: Path, firmware: dict[str, Path]) -> None:
     with pytest.raises(BootTestError, match="no bios firmware for arm64"):
-        qemu_command(BootTarget(make_image(tmp_path / "x.iso"), "iso", "arm64", "bios"), tmp_path)
+        qemu_command(target(make_image(tmp_path / "x.iso"), "iso", "arm64", "bios"), tmp_path)
     with pytest.raises(BootTestError, match="does not support riscv64"):
-        qemu_command(BootTarget(make_image(tmp_path / "x.iso"), "iso", "riscv64", "uefi"), tmp_path)
+        qemu_command(target(make_image(tmp_path / "x.iso"), "iso", "riscv64", "uefi"), tmp_path)
 
 
 # -- kvm_usable ----------------------------------------------------------------------
@@ -206,28 +227,29 @@ def kvm_dev(tmp_path: Path) -> str:
 
 
 def test_kvm_needs_the_cpu_flag_on_x86(kvm_dev: str) -> None:
-    assert boottest.kvm_usable("amd64", INTEL, kvm_dev)
-    assert boottest.kvm_usable("amd64", AMD, kvm_dev)
+    assert boottest.kvm_usable(arch("amd64"), INTEL, kvm_dev)
+    assert boottest.kvm_usable(arch("amd64"), AMD, kvm_dev)
     # /dev/kvm without vmx/svm: guests hang (nested setups); emulate instead.
-    assert not boottest.kvm_usable("amd64", MISSING_KVM_FLAGS, kvm_dev)
-    assert not boottest.kvm_usable("amd64", "", kvm_dev)
+    assert not boottest.kvm_usable(arch("amd64"), MISSING_KVM_FLAGS, kvm_dev)
+    assert not boottest.kvm_usable(arch("amd64"), "", kvm_dev)
 
 
 def test_kvm_needs_a_device_that_opens_read_write(tmp_path: Path) -> None:
-    assert not boottest.kvm_usable("amd64", INTEL, str(tmp_path / "missing"))
-    assert not boottest.kvm_usable("amd64", INTEL, str(tmp_path))  # a directory does not open O_RDWR, even for root
+    assert not boottest.kvm_usable(arch("amd64"), INTEL, str(tmp_path / "missing"))
+    # a directory does not open O_RDWR, even for root
+    assert not boottest.kvm_usable(arch("amd64"), INTEL, str(tmp_path))
 
 
 def test_kvm_needs_the_host_architecture(kvm_dev: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    assert not boottest.kvm_usable("arm64", INTEL, kvm_dev)
-    assert boottest.kvm_usable("i386", INTEL, kvm_dev)
-    monkeypatch.setattr(debian, "host_arch", lambda: "arm64")
-    assert boottest.kvm_usable("arm64", "processor : 0\nFeatures : fp asimd\n", kvm_dev)  # no flag to check
-    assert not boottest.kvm_usable("amd64", INTEL, kvm_dev)
+    assert not boottest.kvm_usable(arch("arm64"), INTEL, kvm_dev)
+    assert boottest.kvm_usable(arch("i386"), INTEL, kvm_dev)
+    monkeypatch.setattr(architectures, "host", lambda: arch("arm64"))
+    assert boottest.kvm_usable(arch("arm64"), "processor : 0\nFeatures : fp asimd\n", kvm_dev)  # no flag to check
+    assert not boottest.kvm_usable(arch("amd64"), INTEL, kvm_dev)
 
 
 def test_kvm_flag_must_be_a_whole_word(kvm_dev: str) -> None:
-    assert not boottest.kvm_usable("amd64", MISSING_KVM_FLAGS.replace("sse ", "vmxnet svmx "), kvm_dev)
+    assert not boottest.kvm_usable(arch("amd64"), MISSING_KVM_FLAGS.replace("sse ", "vmxnet svmx "), kvm_dev)
 
 
 # -- reading transcripts -------------------------------------------------------------
@@ -363,7 +385,7 @@ class Fake:
         scenario.setdefault("boot", str(DATA / "running.txt"))
         image = self.dir / "scenario.json"
         image.write_text(json.dumps({"record": str(self.record), "pidfile": str(self.pidfile), **scenario}))
-        return boottest.boot_test(BootTarget(image, "iso", "amd64", "bios"), "user", "live", self.work,
+        return boottest.boot_test(target(image, "iso", "amd64", "bios"), "user", "live", self.work,
                                   timeout=timeout, grub_entry_keys=grub_entry_keys, kvm=False, qemu=str(self.qemu))
 
     @property
@@ -510,9 +532,12 @@ def test_boot_test_poweroff_that_never_happens(fake: Fake, monkeypatch: pytest.M
 
 def test_boot_test_names_the_package_of_a_missing_emulator(tmp_path: Path, firmware: dict[str, Path],
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(boottest, "QEMU", {"amd64": ("qemu-system-nonexistent", "qemu-system-x86")})
+    amd64 = arch("amd64")
+    assert amd64.emulator is not None
+    missing = dataclasses.replace(amd64.emulator, binary="qemu-system-nonexistent")
+    monkeypatch.setitem(architectures.ARCHITECTURES, "amd64", dataclasses.replace(amd64, emulator=missing))
     with pytest.raises(BootTestError, match=r"qemu-system-nonexistent not found \(apt-get install qemu-system-x86\)"):
-        boottest.boot_test(BootTarget(make_image(tmp_path / "x.iso"), "iso", "amd64", "bios"), "user", "live",
+        boottest.boot_test(target(make_image(tmp_path / "x.iso"), "iso", "amd64", "bios"), "user", "live",
                            tmp_path / "work", kvm=False)
 
 
@@ -520,12 +545,12 @@ def test_boot_test_names_the_package_of_a_missing_emulator(tmp_path: Path, firmw
 
 
 def test_boot_test_packages() -> None:
-    assert hostdeps.boot_test_packages("amd64") == ["qemu-system-x86", "ovmf"]
-    assert hostdeps.boot_test_packages("arm64") == ["qemu-system-arm", "qemu-efi-aarch64"]
-    assert hostdeps.boot_test_packages("mips64el") == []
+    assert hostdeps.boot_test_packages(arch("amd64")) == ["qemu-system-x86", "ovmf"]
+    assert hostdeps.boot_test_packages(arch("arm64")) == ["qemu-system-arm", "qemu-efi-aarch64"]
+    assert hostdeps.boot_test_packages(arch("mips64el")) == []
 
 
-def test_the_installer_list_has_the_boot_test_packages_and_a_build_does_not() -> None:
+def test_the_installer_list_has_the_boot_test_packages_and_a_build_does_not(make_settings: MakeSettings) -> None:
     everything = hostdeps.host_packages()
     assert {"qemu-system-x86", "ovmf", "qemu-system-arm", "qemu-efi-aarch64"} <= set(everything)
-    assert "ovmf" not in hostdeps.host_packages({"tarball": "x.tar"})
+    assert "ovmf" not in hostdeps.host_packages(make_settings())

@@ -13,10 +13,11 @@ import pytest
 
 from vmdebootstrap import chroot, faults, mounts, publish, workspace
 from vmdebootstrap.errors import BuildError
-from vmdebootstrap.publish import Staging
-from vmdebootstrap.run import FakeRunner, Result
+from vmdebootstrap.publish import Outputs
+from vmdebootstrap.run import Result
 
 from .conftest import MakeContext
+from .fakes import FakeRunner
 
 
 def mountinfo(*points: str) -> str:
@@ -277,15 +278,15 @@ def test_daemons_blocked_cleans_up_on_error(make_context: MakeContext) -> None:
     assert not (ctx.root / chroot.POLICY_RC_D).exists()
 
 
-# -- publish.Staging --------------------------------------------------------------------------------------------
+# -- publish.Outputs ---------------------------------------------------------------------------------------------
 
 
 def test_staging_discards_on_exception(tmp_path: Path) -> None:
     outdir = tmp_path / "live"
     with pytest.raises(BuildError), contextlib.ExitStack() as stack:
-        staging = Staging(stack)
+        staging = Outputs(stack)
         staging.directory(outdir)
-        staged = staging.stage(outdir / "filesystem.squashfs")
+        staged = staging.partial(outdir / "filesystem.squashfs")
         staged.write_text("partial")
         assert staged.name == ".vmdebootstrap-partial-filesystem.squashfs"
         raise BuildError("mksquashfs failed")
@@ -298,9 +299,9 @@ def test_staging_keeps_an_existing_directory_and_old_outputs_on_failure(tmp_path
     outdir.mkdir()
     (outdir / "filesystem.squashfs").write_text("previous build")
     with pytest.raises(BuildError), contextlib.ExitStack() as stack:
-        staging = Staging(stack)
+        staging = Outputs(stack)
         staging.directory(outdir)
-        staging.stage(outdir / "filesystem.squashfs").write_text("partial")
+        staging.partial(outdir / "filesystem.squashfs").write_text("partial")
         raise BuildError("x")
     assert os.listdir(outdir) == ["filesystem.squashfs"]
     assert (outdir / "filesystem.squashfs").read_text() == "previous build"
@@ -309,10 +310,10 @@ def test_staging_keeps_an_existing_directory_and_old_outputs_on_failure(tmp_path
 def test_staging_publishes_on_success(tmp_path: Path) -> None:
     outdir = tmp_path / "live"
     with contextlib.ExitStack() as stack:
-        staging = Staging(stack)
+        staging = Outputs(stack)
         staging.directory(outdir)
-        staging.stage(outdir / "vmlinuz").write_text("kernel")
-        staging.stage(outdir / "filesystem.squashfs").write_text("image")
+        staging.partial(outdir / "vmlinuz").write_text("kernel")
+        staging.partial(outdir / "filesystem.squashfs").write_text("image")
         assert sorted(os.listdir(outdir)) == [".vmdebootstrap-partial-filesystem.squashfs",
                                               ".vmdebootstrap-partial-vmlinuz"]
         published = staging.publish()
@@ -325,7 +326,7 @@ def test_staging_replaces_a_stale_staged_file(tmp_path: Path) -> None:
     stale = tmp_path / ".vmdebootstrap-partial-x.tar"
     stale.write_text("left by a killed build")
     with contextlib.ExitStack() as stack:
-        staged = Staging(stack).stage(tmp_path / "x.tar")
+        staged = Outputs(stack).partial(tmp_path / "x.tar")
         assert staged == stale and not staged.exists()
 
 
@@ -334,15 +335,15 @@ def test_interrupt_unwinds_staging_and_mounts_together(tmp_path: Path) -> None:
 
     runner = FakeRunner()
     with pytest.raises(Interrupted), contextlib.ExitStack() as stack:
-        staging = Staging(stack)
-        staging.stage(tmp_path / "x.tar").write_text("partial")
+        staging = Outputs(stack)
+        staging.partial(tmp_path / "x.tar").write_text("partial")
         mounts.mount(runner, stack, "proc", tmp_path / "proc", fstype="proc")
         raise Interrupted(15)
     assert runner.calls[-1] == ["umount", str(tmp_path / "proc")]
     assert os.listdir(tmp_path) == []
 
 
-# -- chroot.inside / write_file ------------------------------------------------------------------------------------
+# -- chroot.target_path / write_file ---------------------------------------------------------------------------------
 
 
 @pytest.fixture
@@ -355,46 +356,46 @@ def root(tmp_path: Path) -> Path:
 
 
 def test_inside_plain_path(root: Path) -> None:
-    assert chroot.inside(root, "/etc/passwd") == root / "etc/passwd"
-    assert chroot.inside(root, "etc//./passwd") == root / "etc/passwd"
-    assert chroot.inside(root, "/") == root
+    assert chroot.target_path(root, "/etc/passwd") == root / "etc/passwd"
+    assert chroot.target_path(root, "etc//./passwd") == root / "etc/passwd"
+    assert chroot.target_path(root, "/") == root
 
 
 def test_inside_absolute_symlink_stays_inside(root: Path) -> None:
     (root / "etc/link").symlink_to("/etc/passwd")
-    assert chroot.inside(root, "/etc/link") == root / "etc/passwd"
+    assert chroot.target_path(root, "/etc/link") == root / "etc/passwd"
 
 
 def test_inside_absolute_directory_symlink(root: Path) -> None:
     (root / "etc/docs").symlink_to("/usr/share/doc")
-    assert chroot.inside(root, "/etc/docs/x/y") == root / "usr/share/doc/x/y"
+    assert chroot.target_path(root, "/etc/docs/x/y") == root / "usr/share/doc/x/y"
 
 
 def test_inside_relative_symlink(root: Path) -> None:
     (root / "etc/alternatives/pager").symlink_to("../../usr/share/doc/pager")
-    assert chroot.inside(root, "/etc/alternatives/pager") == root / "usr/share/doc/pager"
+    assert chroot.target_path(root, "/etc/alternatives/pager") == root / "usr/share/doc/pager"
 
 
 def test_inside_dotdot_beyond_root_stays_at_root(root: Path) -> None:
-    assert chroot.inside(root, "/../../../etc/passwd") == root / "etc/passwd"
+    assert chroot.target_path(root, "/../../../etc/passwd") == root / "etc/passwd"
     (root / "etc/escape").symlink_to("../../../../../../../../etc/passwd")
-    assert chroot.inside(root, "/etc/escape") == root / "etc/passwd"
+    assert chroot.target_path(root, "/etc/escape") == root / "etc/passwd"
     (root / "etc/up").symlink_to("../../../../..")
-    assert chroot.inside(root, "/etc/up/etc/passwd") == root / "etc/passwd"
+    assert chroot.target_path(root, "/etc/up/etc/passwd") == root / "etc/passwd"
 
 
 def test_inside_chained_symlinks(root: Path) -> None:
     (root / "usr/share/doc/final").write_text("")
     (root / "a").symlink_to("/b")
     (root / "b").symlink_to("usr/share/doc")
-    assert chroot.inside(root, "/a/final") == root / "usr/share/doc/final"
+    assert chroot.target_path(root, "/a/final") == root / "usr/share/doc/final"
 
 
 def test_inside_never_escapes(root: Path) -> None:
     (root / "etc/host").symlink_to("/")
     (root / "etc/parent").symlink_to("..")
     for path in ("/etc/host/etc/passwd", "/etc/parent/../../etc/passwd", "/etc/host/../etc/passwd"):
-        resolved = chroot.inside(root, path)
+        resolved = chroot.target_path(root, path)
         assert resolved == root / "etc/passwd", path
         assert str(resolved).startswith(str(root) + "/")
 
@@ -403,7 +404,7 @@ def test_inside_symlink_loop(root: Path) -> None:
     (root / "loop1").symlink_to("/loop2")
     (root / "loop2").symlink_to("/loop1")
     with pytest.raises(OSError, match="too many symlinks"):
-        chroot.inside(root, "/loop1/x")
+        chroot.target_path(root, "/loop1/x")
 
 
 def test_write_file_replaces_a_symlink(root: Path, tmp_path: Path) -> None:
@@ -512,12 +513,12 @@ def test_workspace_create_locks_and_removes(tmp_path: Path) -> None:
 def test_staging_removes_every_directory_level_it_made_on_failure(tmp_path: Path) -> None:
     import contextlib
 
-    from vmdebootstrap.publish import Staging
+    from vmdebootstrap.publish import Outputs
 
     with pytest.raises(RuntimeError), contextlib.ExitStack() as stack:
-        staging = Staging(stack)
+        staging = Outputs(stack)
         out = staging.directory(tmp_path / "a" / "b" / "c")
-        staging.stage(out / "file").write_text("partial")
+        staging.partial(out / "file").write_text("partial")
         raise RuntimeError("build failed")
     assert list(tmp_path.iterdir()) == []
 
@@ -530,9 +531,9 @@ def killed_build_staging(tmp_path: Path, journal: Path) -> tuple[Path, Path]:
     outdir = tmp_path / "out" / "live"
     (tmp_path / "out").mkdir()
     with contextlib.ExitStack() as stack:
-        staging = Staging(stack, journal)
+        staging = Outputs(stack, journal)
         staging.directory(outdir)
-        staged = staging.stage(outdir / "filesystem.squashfs")
+        staged = staging.partial(outdir / "filesystem.squashfs")
         staged.write_text("half a squashfs")
         stack.pop_all()  # SIGKILL: the undo actions never run
     return outdir, staged
@@ -569,6 +570,6 @@ def test_remove_stale_removes_the_staged_outputs_of_the_killed_build(tmp_path: P
     work = tmp_path / "work"
     work.mkdir()
     stale = stale_dir(work, "vmdebootstrap-killed")
-    outdir, staged = killed_build_staging(tmp_path, stale / workspace.STAGED)
+    outdir, staged = killed_build_staging(tmp_path, stale / workspace.JOURNAL)
     assert workspace.remove_stale(str(work), FakeRunner()) == [stale]
     assert not staged.exists() and not outdir.exists() and not stale.exists()

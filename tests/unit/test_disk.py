@@ -3,27 +3,30 @@ the GRUB BIOS sectors and validation."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import struct
 from pathlib import Path
 
 import pytest
 
-from vmdebootstrap import disk, loop
+from vmdebootstrap import architectures, disk, loop, settings
+from vmdebootstrap.bootloaders import extlinux, grub
 from vmdebootstrap.errors import UsageError
 from vmdebootstrap.options import OPTIONS, default_of
-from vmdebootstrap.steps import bootloader, image
+from vmdebootstrap.outputs import image
 
 from .conftest import MakeContext, Vmd
 
 MiB = 2**20
 
 
-def values(**overrides: object) -> dict[str, object]:
+def values(**overrides: object) -> disk.Request:
+    """The disk request validation makes of these option values (an amd64 image)."""
     result = {o.name: default_of(o) for o in OPTIONS}
     result.update({"image": "x.img", "size": 2 * 10**9})
     result.update({k.replace("_", "-"): v for k, v in overrides.items()})
-    return result
+    return settings._disk_request(settings.Parsed(result), architectures.ARCHITECTURES["amd64"])
 
 
 def roles(layout: disk.Layout) -> list[tuple[int, str, str]]:
@@ -31,7 +34,7 @@ def roles(layout: disk.Layout) -> list[tuple[int, str, str]]:
 
 
 def test_default_layout_is_one_root_partition_from_1_mib() -> None:
-    layout = disk.plan(values(), "amd64")
+    layout = disk.plan(values())
     assert roles(layout) == [(1, "root", "ext4")]
     assert layout.root.start == MiB and layout.root.end == 2 * 10**9 // MiB * MiB
     assert layout.image_size == 2 * 10**9
@@ -51,11 +54,11 @@ def test_default_layout_is_one_root_partition_from_1_mib() -> None:
 ])  # fmt: skip
 def test_layouts_of_the_old_tool_and_swap_everywhere(overrides: dict[str, object],
                                                      expected: list[tuple[int, str, str]]) -> None:
-    assert roles(disk.plan(values(**overrides), "amd64")) == expected
+    assert roles(disk.plan(values(**overrides))) == expected
 
 
 def test_partitions_are_contiguous_aligned_and_inside_the_image() -> None:
-    layout = disk.plan(values(bootsize=100 * MiB, swap=300 * MiB, part_type="gpt", grub=True), "amd64")
+    layout = disk.plan(values(bootsize=100 * MiB, swap=300 * MiB, part_type="gpt", grub=True))
     ordered = sorted((p for p in layout.partitions if p.role != "bios_grub"), key=lambda p: p.start)
     assert all(a.end == b.start for a, b in itertools.pairwise(ordered))
     assert all(p.start % MiB == 0 and p.end % MiB == 0 for p in ordered)
@@ -65,27 +68,27 @@ def test_partitions_are_contiguous_aligned_and_inside_the_image() -> None:
 
 
 def test_swap_has_a_floor_and_bootoffset_is_honoured_without_bootsize() -> None:
-    layout = disk.plan(values(swap=10 * MiB, bootoffset=3 * MiB + 1), "amd64")
+    layout = disk.plan(values(swap=10 * MiB, bootoffset=3 * MiB + 1))
     swap = layout.by_role("swap")
     assert swap is not None and swap.size == 256 * MiB
     assert layout.root.start == 4 * MiB  # rounded up to whole MiB (the old tool ignored it, §6.4 item 11)
 
 
 def test_esp_size_and_boot_holder() -> None:
-    layout = disk.plan(values(use_uefi=True, grub=True, esp_size=100 * 10**6), "amd64")
+    layout = disk.plan(values(use_uefi=True, grub=True, esp_size=100 * 10**6))
     esp = layout.by_role("esp")
     assert esp is not None and esp.size == 96 * MiB and esp.mountpoint == "/boot/efi"
     assert layout.boot_holder.role == "root"
-    assert disk.plan(values(bootsize=64 * MiB), "amd64").boot_holder.role == "boot"
+    assert disk.plan(values(bootsize=64 * MiB)).boot_holder.role == "boot"
 
 
 def test_too_small_for_the_partitions() -> None:
     with pytest.raises(UsageError, match="leaves 0 MiB for the root filesystem"):
-        disk.plan(values(size=400 * MiB, swap=400 * MiB), "amd64")
+        disk.plan(values(size=400 * MiB, swap=400 * MiB))
 
 
 def test_parted_script_msdos_boot_flag_and_sectors() -> None:
-    layout = disk.plan(values(bootsize=100 * MiB, swap=300 * MiB, bootflag="lba"), "amd64")
+    layout = disk.plan(values(bootsize=100 * MiB, swap=300 * MiB, bootflag="lba"))
     script = " ".join(disk.parted_script(layout, "lba"))
     assert script.startswith("unit s mklabel msdos mkpart primary ext2 2048s 206847s ")
     assert "mkpart primary linux-swap" in script
@@ -93,32 +96,32 @@ def test_parted_script_msdos_boot_flag_and_sectors() -> None:
 
 
 def test_parted_script_gpt_flags() -> None:
-    uefi = " ".join(disk.parted_script(disk.plan(values(part_type="gpt", use_uefi=True, grub=True), "amd64")))
+    uefi = " ".join(disk.parted_script(disk.plan(values(part_type="gpt", use_uefi=True, grub=True))))
     assert "mkpart esp fat32 2048s" in uefi and "set 1 esp on" in uefi and " boot on" not in uefi
-    bios = " ".join(disk.parted_script(disk.plan(values(part_type="gpt", grub=True), "amd64")))
+    bios = " ".join(disk.parted_script(disk.plan(values(part_type="gpt", grub=True))))
     assert "mkpart bios_grub 34s 2047s" in bios and "set 2 bios_grub on" in bios
     # gptmbr.bin boots the partition marked legacy_boot; "boot" on GPT would make it an ESP.
-    ext = " ".join(disk.parted_script(disk.plan(values(part_type="gpt"), "amd64"), legacy_boot=True))
+    ext = " ".join(disk.parted_script(disk.plan(values(part_type="gpt")), legacy_boot=True))
     assert "set 1 legacy_boot on" in ext and " boot on" not in ext
 
 
 def test_fstab_names_every_partition_by_uuid() -> None:
-    layout = disk.plan(values(use_uefi=True, grub=True, swap=300 * MiB, roottype="btrfs"), "amd64")
+    layout = disk.plan(values(use_uefi=True, grub=True, swap=300 * MiB, roottype="btrfs"))
     text = disk.fstab(layout, {"root": "R-UUID", "esp": "AB12-CD34", "swap": "S-UUID"})
     lines = [line.split("\t") for line in text.splitlines() if not line.startswith("#")]
     assert lines == [["UUID=R-UUID", "/", "btrfs", "defaults", "0", "0"],
                      ["UUID=AB12-CD34", "/boot/efi", "vfat", "umask=0077,nofail,x-systemd.device-timeout=5min",
                       "0", "1"],
                      ["UUID=S-UUID", "none", "swap", "sw", "0", "0"]]
-    boot = disk.fstab(disk.plan(values(bootsize=64 * MiB, boottype="ext3"), "amd64"), {"root": "R", "boot": "B"})
+    boot = disk.fstab(disk.plan(values(bootsize=64 * MiB, boottype="ext3")), {"root": "R", "boot": "B"})
     assert "UUID=R\t/\text4\terrors=remount-ro\t0\t1" in boot and "UUID=B\t/boot\text3\terrors=remount-ro\t0\t2" in boot
 
 
 def test_mkfs_commands() -> None:
     assert image.mkfs_argv("ext4", "root", "/dev/loop3", "bookworm") == ["mkfs.ext4", "-q", "-F", "-L", "root",
                                                                           "/dev/loop3"]
-    assert "^metadata_csum" in image.mkfs_argv("ext4", "root", "/dev/loop3", "jessie")  # #827130
-    assert image.mkfs_argv("swap", "swap", "/dev/loop4", "bookworm") == ["mkswap", "-L", "swap", "/dev/loop4"]
+    assert "^metadata_csum" in image.mkfs_argv("ext4", "root", "/dev/loop3", metadata_csum=False)  # #827130
+    assert image.mkfs_argv("swap", "swap", "/dev/loop4") == ["mkswap", "-L", "swap", "/dev/loop4"]
     esp = disk.Partition(1, "esp", MiB, 257 * MiB, "vfat")
     assert image.mkfs_fat_argv(esp, Path("/w/esp.fat"), "AB12-CD34") == [
         "mkfs.fat", "-C", "-F", "32", "-n", "ESP", "-i", "AB12CD34", "/w/esp.fat", str(256 * 1024)]
@@ -166,18 +169,20 @@ def test_extlinux_conf(tmp_path: Path, make_context: MakeContext) -> None:
     ctx, _ = make_context("--image", str(tmp_path / "x.img"), "--serial-console")
     (ctx.root / "boot").mkdir(parents=True)
     (ctx.root / "boot/vmlinuz-6.1.0-9-amd64").write_text("")
-    layout = disk.plan(values(), "amd64")
-    made = image.Disk(layout, tmp_path / "x.img", tmp_path / "x.img", {}, {"root": "RU"}, None)  # type: ignore[arg-type]
-    conf = bootloader.extlinux_conf(ctx, made)
+    request = values()
+    made = disk.Image(request, disk.plan(request), tmp_path / "x.img", tmp_path / "x.img", {}, {"root": "RU"},
+                      contextlib.ExitStack())
+    conf = extlinux.extlinux_conf(ctx, made)
     assert "  kernel /boot/vmlinuz-6.1.0-9-amd64\n" in conf
     assert "append initrd=/boot/initrd.img-6.1.0-9-amd64 root=UUID=RU ro console=tty0 console=ttyS0,115200n8" in conf
     assert conf.splitlines()[1] == "serial 0 115200"
 
 
 def test_early_grub_config_finds_the_boot_filesystem() -> None:
-    layout = disk.plan(values(bootsize=64 * MiB), "amd64")
-    made = image.Disk(layout, Path("x"), Path("x"), {}, {"root": "R", "boot": "B"}, None)  # type: ignore[arg-type]
-    assert bootloader._early_config(made) == "search.fs_uuid B root\nset prefix=($root)'/grub'\n"
+    request = values(bootsize=64 * MiB)
+    made = disk.Image(request, disk.plan(request), Path("x"), Path("x"), {}, {"root": "R", "boot": "B"},
+                      contextlib.ExitStack())
+    assert grub._early_config(made) == "search.fs_uuid B root\nset prefix=($root)'/grub'\n"
 
 
 @pytest.mark.parametrize(("args", "message"), [

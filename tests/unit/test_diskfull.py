@@ -11,9 +11,10 @@ import pytest
 
 from vmdebootstrap import diskfull, main, recipe, ui
 from vmdebootstrap.errors import BuildError
-from vmdebootstrap.run import CommandFailed, FakeRunner, Result
+from vmdebootstrap.run import CommandFailed, Result
 
 from .conftest import MakeSettings
+from .fakes import FakeRunner
 from .test_main import REAL_RUN_BUILD, process_state  # noqa: F401 (a fixture)
 
 MiB = 2**20
@@ -141,7 +142,7 @@ def test_free_space_is_that_of_the_moment_the_step_failed(tmp_path: Path, monkey
     display = ui.Display(io.StringIO(), 1, live=False)
     exc = OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "root/usr/bin/x"))
     monkeypatch.setattr(diskfull, "_space", lambda _path: (1 * MiB, 64 * MiB))
-    with pytest.raises(OSError) as caught, recipe.step(display, "packages"):
+    with pytest.raises(OSError) as caught, recipe.running(display, "packages"):
         raise exc
     monkeypatch.undo()
     assert caught.value is exc
@@ -152,6 +153,6 @@ def test_free_space_is_that_of_the_moment_the_step_failed(tmp_path: Path, monkey
 
 def test_nothing_is_recorded_for_other_failures(tmp_path: Path) -> None:
     display = ui.Display(io.StringIO(), 1, live=False)
-    with pytest.raises(BuildError) as caught, recipe.step(display, "packages"):
+    with pytest.raises(BuildError) as caught, recipe.running(display, "packages"):
         raise BuildError("apt-get: Unable to locate package x")
     assert not hasattr(caught.value, "vmdebootstrap_free_space")

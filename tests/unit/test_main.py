@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
 import time
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from vmdebootstrap import binfmt, main, recipe, sandbox, settings
+from vmdebootstrap.architectures import Architecture
 from vmdebootstrap.errors import BuildError, Interrupted
 from vmdebootstrap.run import CommandFailed
 
@@ -71,12 +73,12 @@ def test_image_dry_run_lists_the_bootloader(vmd: Vmd, out: Path) -> None:
 
 @pytest.mark.usefixtures("as_root")
 def test_foreign_arch_without_emulation_is_refused(vmd: Vmd, out: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(settings.shutil, "which", lambda tool: "/usr/bin/" + tool)
+    monkeypatch.setattr(shutil, "which", lambda tool: "/usr/bin/" + tool)
     probed: list[str] = []
 
-    def cannot(arch: str) -> binfmt.Emulation:
-        probed.append(arch)
-        raise binfmt.CannotEmulate(f"--arch {arch}: no binfmt handler qemu-aarch64 is registered")
+    def cannot(arch: Architecture) -> binfmt.Emulation:
+        probed.append(arch.name)
+        raise binfmt.CannotEmulate(f"--arch {arch.name}: no binfmt handler qemu-aarch64 is registered")
 
     monkeypatch.setattr(binfmt, "probe", cannot)
     status, _, err = vmd("--squash", str(out / "live"), "--distribution", "bookworm", "--arch", "arm64")
@@ -87,7 +89,7 @@ def test_foreign_arch_without_emulation_is_refused(vmd: Vmd, out: Path, monkeypa
 
 @pytest.mark.usefixtures("as_root")
 def test_native_arch_is_not_probed(vmd: Vmd, out: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(settings.shutil, "which", lambda tool: "/usr/bin/" + tool)
+    monkeypatch.setattr(shutil, "which", lambda tool: "/usr/bin/" + tool)
     monkeypatch.setattr(binfmt, "probe", lambda arch: pytest.fail(f"probed {arch}"))
     monkeypatch.setattr(sandbox, "run_in_namespaces", lambda argv: 0)
     assert vmd("--squash", str(out / "live"), "--distribution", "bookworm", "--arch", "i386")[0] == 0
@@ -95,7 +97,7 @@ def test_native_arch_is_not_probed(vmd: Vmd, out: Path, monkeypatch: pytest.Monk
 
 @pytest.mark.usefixtures("as_root")
 def test_missing_host_tools_reported(vmd: Vmd, out: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(settings.shutil, "which", lambda tool: None if tool in ("mksquashfs", "zstd") else "/x")
+    monkeypatch.setattr(shutil, "which", lambda tool: None if tool in ("mksquashfs", "zstd") else "/x")
     status, _, err = vmd("--tarball", str(out / "root.tar.zst"), "--distribution", "bookworm")
     assert status == 2
     assert err.startswith("vmdebootstrap: error: missing host tools: ")
@@ -106,7 +108,7 @@ def test_missing_host_tools_reported(vmd: Vmd, out: Path, monkeypatch: pytest.Mo
 @pytest.mark.usefixtures("as_root")
 def test_root_valid_build_goes_into_the_sandbox(vmd: Vmd, out: Path, monkeypatch: pytest.MonkeyPatch,
                                                 scripts: Path) -> None:
-    monkeypatch.setattr(settings.shutil, "which", lambda tool: "/usr/bin/" + tool)
+    monkeypatch.setattr(shutil, "which", lambda tool: "/usr/bin/" + tool)
     seen: list[list[str]] = []
     monkeypatch.setattr(sandbox, "run_in_namespaces", lambda argv: seen.append(argv) or 7)
     status, _, _ = vmd("--tarball", str(out / "root.tar"), "--distribution", "bookworm")
@@ -117,13 +119,13 @@ def test_root_valid_build_goes_into_the_sandbox(vmd: Vmd, out: Path, monkeypatch
 
 @pytest.mark.usefixtures("as_root")
 def test_inside_the_sandbox_the_build_runs(vmd: Vmd, out: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(settings.shutil, "which", lambda tool: "/usr/bin/" + tool)
-    monkeypatch.setattr(sandbox, "inside", lambda: True)
+    monkeypatch.setattr(shutil, "which", lambda tool: "/usr/bin/" + tool)
+    monkeypatch.setattr(sandbox, "in_namespaces", lambda: True)
     built: list[settings.Settings] = []
     monkeypatch.setattr(main, "run_build", lambda s: built.append(s) or 0)
     status, _, _ = vmd("--tarball", str(out / "root.tar"), "--distribution", "bookworm", "--hostname", "box")
     assert status == 0
-    assert len(built) == 1 and built[0].text("hostname") == "box"
+    assert len(built) == 1 and built[0].hostname == "box"
 
 
 def test_print_requests_exit_before_validation(vmd: Vmd) -> None:
@@ -139,11 +141,11 @@ def test_print_requests_exit_before_validation(vmd: Vmd) -> None:
 
 def test_sandbox_inside_needs_pid_1_and_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(sandbox.INNER_ENV, "1")
-    assert not sandbox.inside()  # pytest is not PID 1
+    assert not sandbox.in_namespaces()  # pytest is not PID 1
     monkeypatch.setattr(os, "getpid", lambda: 1)
-    assert sandbox.inside()
+    assert sandbox.in_namespaces()
     monkeypatch.delenv(sandbox.INNER_ENV)
-    assert not sandbox.inside()
+    assert not sandbox.in_namespaces()
 
 
 # -- run_build's exit statuses (recipe.build replaced) -----------------------------------------------

@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 
 from vmdebootstrap.context import Context
-from vmdebootstrap.run import FakeRunner
+from vmdebootstrap.publish import Outputs
 from vmdebootstrap.steps import bootstrap
 
 from .conftest import MakeSettings
+from .fakes import FakeRunner
 
 
 def test_mmdebstrap_argv_keeps_the_cache_and_leaves_no_build_settings(make_settings: MakeSettings,
@@ -60,7 +61,7 @@ def test_auto_choice(make_settings: MakeSettings, tmp_path: Path, monkeypatch: p
     monkeypatch.setattr(bootstrap, "MERGED_USR_HOOK", tmp_path)
     settings = make_settings("--cache-dir", "", *argv)
     with contextlib.ExitStack() as stack:
-        ctx = Context(settings, FakeRunner(), tmp_path, stack)
+        ctx = Context(settings, FakeRunner(), tmp_path, stack, Outputs(stack))
         assert bootstrap.choose(ctx)[0] == expected
 
 
@@ -68,7 +69,7 @@ def test_auto_takes_debootstrap_without_mmdebstrap(make_settings: MakeSettings, 
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(shutil, "which", lambda name: None)
     with contextlib.ExitStack() as stack:
-        ctx = Context(make_settings("--cache-dir", ""), FakeRunner(), tmp_path, stack)
+        ctx = Context(make_settings("--cache-dir", ""), FakeRunner(), tmp_path, stack, Outputs(stack))
         assert bootstrap.choose(ctx) == ("debootstrap", "mmdebstrap is not installed")
 
 
@@ -91,5 +92,5 @@ def test_interpreter_copied_in_is_noted_for_removal(make_context, tmp_path: Path
                         lambda arch: bootstrap.binfmt.Emulation("qemu-aarch64", str(qemu), fix_binary=False))
     ctx, _ = make_context()
     bootstrap.provide_interpreter(ctx)
-    assert ctx.interpreter_in_target == ctx.root / str(qemu).lstrip("/")
-    assert ctx.interpreter_in_target.read_bytes() == b"\x7fELF"
+    assert ctx.interpreter_copy == ctx.root / str(qemu).lstrip("/")
+    assert ctx.interpreter_copy.read_bytes() == b"\x7fELF"

@@ -1,4 +1,4 @@
-"""The dry-run package list (features §1.4) and the kernel/release tables in debian.py."""
+"""The dry-run package list (features §1.4), and the architecture and release records."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from vmdebootstrap import debian, settings
+from vmdebootstrap import architectures, releases, settings
+from vmdebootstrap.steps import packages as selection
 
-from .conftest import Vmd, selected_packages
+from .conftest import MakeSettings, Vmd, selected_packages
 
 
 def packages(vmd: Vmd, out: Path, *args: str) -> list[str]:
@@ -76,7 +77,7 @@ def test_native_companion_arch_keeps_acpid(vmd: Vmd, out: Path) -> None:
 
 
 def test_arm64_on_arm64_host_keeps_acpid(vmd: Vmd, out: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(debian, "host_arch", lambda: "arm64")
+    monkeypatch.setattr(architectures, "host", lambda: architectures.ARCHITECTURES["arm64"])
     assert packages(vmd, out, "--arch", "arm64") == ["acpid", "linux-image-arm64", "zstd", "systemd-resolved"]
     assert packages(vmd, out, "--arch", "armhf")[:2] == ["acpid", "linux-image-armmp"]
 
@@ -108,17 +109,15 @@ def test_image_bootloader_packages(vmd: Vmd, out: Path) -> None:
     assert not [p for p in packages(vmd, out, "--grub") if p.startswith("grub")]
 
 
-def test_select_packages_direct() -> None:
-    from vmdebootstrap.options import OPTIONS, default_of
-
-    values = {o.name: default_of(o) for o in OPTIONS}
-    values.update({"package": ["b", "a"], "sudo": True, "no-acpid": True, "systemd-networkd": False})
-    assert settings.select_packages(values, "ppc64el", "bookworm") == \
+def test_select_packages_direct(make_settings: MakeSettings) -> None:
+    args = ("--package", "b", "--package", "a", "--sudo", "--no-acpid", "--no-systemd-networkd")
+    assert selection.selected(make_settings(*args, "--arch", "ppc64el")) == \
         ("b", "a", "sudo", "linux-image-powerpc64le", "zstd")
-    assert settings.select_packages(values, "i386", "jessie") == ("b", "a", "sudo", "linux-image-586")
+    assert selection.selected(make_settings(*args, "--arch", "i386", "--distribution", "jessie")) == \
+        ("b", "a", "sudo", "linux-image-586")
 
 
-# -- debian.py tables --------------------------------------------------------------------------
+# -- the architecture and release records ----------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -135,33 +134,36 @@ def test_select_packages_direct() -> None:
         ("amd64", "wheezy", "linux-image-amd64"),
         ("ppc64el", "bookworm", "linux-image-powerpc64le"),
         ("s390x", "bookworm", "linux-image-s390x"),
-        ("riscv64", "trixie", "linux-image-riscv64"),
         ("sparc64", "sid", "linux-image-sparc64"),
     ],
 )
 def test_default_kernel(arch: str, suite: str, kernel: str) -> None:
-    assert debian.default_kernel(arch, suite) == kernel
+    assert settings.default_kernel(architectures.ARCHITECTURES[arch], releases.get(suite)) == kernel
 
 
 def test_runs_natively() -> None:
-    assert debian.runs_natively("amd64", "amd64")
-    assert debian.runs_natively("i386", "amd64")
-    assert not debian.runs_natively("arm64", "amd64")
-    assert debian.runs_natively("armhf", "arm64")
-    assert not debian.runs_natively("amd64", "arm64")
+    def natively(arch: str, host: str | None = None) -> bool:
+        known = architectures.ARCHITECTURES
+        return architectures.runs_natively(known[arch], known[host] if host else None)
+
+    assert natively("amd64", "amd64")
+    assert natively("i386", "amd64")
+    assert not natively("arm64", "amd64")
+    assert natively("armhf", "arm64")
+    assert not natively("amd64", "arm64")
     # Without a host, the (pinned) host architecture is used.
-    assert debian.runs_natively("amd64") and not debian.runs_natively("armhf")
+    assert natively("amd64") and not natively("armhf")
 
 
 def test_codename_without_distro_info(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(debian, "_DISTRO_INFO_CSV", tmp_path / "absent.csv")
-    assert debian.codename("stable") == "bookworm"
-    assert debian.codename("oldstable") == "bullseye"
-    assert debian.codename("oldoldstable") == "buster"
-    assert debian.codename("testing") == "trixie"
-    assert debian.codename("unstable") == "sid"
-    assert debian.codename("Jessie") == "jessie"
-    assert debian.codename("bookworm") == "bookworm"
+    monkeypatch.setattr(releases, "DISTRO_INFO_CSV", tmp_path / "absent.csv")
+    assert releases.codename("stable") == "bookworm"
+    assert releases.codename("oldstable") == "bullseye"
+    assert releases.codename("oldoldstable") == "buster"
+    assert releases.codename("testing") == "trixie"
+    assert releases.codename("unstable") == "sid"
+    assert releases.codename("Jessie") == "jessie"
+    assert releases.codename("bookworm") == "bookworm"
 
 
 def test_codename_with_distro_info(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -172,17 +174,20 @@ def test_codename_with_distro_info(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
                    "13,Trixie,trixie,2023-06-10,2025-08-09\n"
                    "14,Forky,forky,2025-08-09\n"
                    ",Sid,sid,1993-08-16\n")
-    monkeypatch.setattr(debian, "_DISTRO_INFO_CSV", csv)
-    assert debian.codename("stable", datetime.date(2025, 1, 1)) == "bookworm"
-    assert debian.codename("testing", datetime.date(2025, 1, 1)) == "trixie"
-    assert debian.codename("stable", datetime.date(2025, 9, 1)) == "trixie"
-    assert debian.codename("oldstable", datetime.date(2025, 9, 1)) == "bookworm"
-    assert debian.codename("testing", datetime.date(2025, 9, 1)) == "forky"
+    monkeypatch.setattr(releases, "DISTRO_INFO_CSV", csv)
+    assert releases.codename("stable", datetime.date(2025, 1, 1)) == "bookworm"
+    assert releases.codename("testing", datetime.date(2025, 1, 1)) == "trixie"
+    assert releases.codename("stable", datetime.date(2025, 9, 1)) == "trixie"
+    assert releases.codename("oldstable", datetime.date(2025, 9, 1)) == "bookworm"
+    assert releases.codename("testing", datetime.date(2025, 9, 1)) == "forky"
 
 
 def test_release_order() -> None:
-    assert debian.at_least("bookworm", "bookworm")
-    assert debian.at_least("trixie", "bookworm")
-    assert not debian.at_least("bullseye", "bookworm")
-    assert debian.at_least("sid", "bookworm")  # unknown names sort last
-    assert debian.release_index("wheezy") == 0
+    def at_least(release: str, other: str) -> bool:
+        return releases.get(release).at_least(other)
+
+    assert at_least("bookworm", "bookworm")
+    assert at_least("trixie", "bookworm")
+    assert not at_least("bullseye", "bookworm")
+    assert at_least("sid", "bookworm")  # sid sorts last
+    assert releases.get("wheezy").order < releases.get("jessie").order

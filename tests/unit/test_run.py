@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from vmdebootstrap import run
-from vmdebootstrap.run import CommandFailed, FakeRunner, Result, Runner, describe_status
+from vmdebootstrap.run import CommandFailed, Result, Runner, describe_status
+
+from .fakes import FakeRunner
 
 
 def test_true_succeeds() -> None:

@@ -3,7 +3,6 @@ eviction and the removal of killed builds' partial entries."""
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import io
 import json
@@ -13,24 +12,22 @@ from pathlib import Path
 import pytest
 
 from vmdebootstrap import recipe, stagecache, ui
-from vmdebootstrap.context import Context
-from vmdebootstrap.run import FakeRunner
+from vmdebootstrap.steps import packages
 
 from .conftest import MakeSettings
+from .fakes import FakeRunner
 from .test_recipe import Responder
 
 
 @pytest.fixture(autouse=True)
 def mirror_today(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(stagecache, "mirror_state", lambda mirror, suite: f"release-of-{suite}")
+    monkeypatch.setattr(stagecache, "mirror_state", lambda runner, mirror, suite, directory: f"release-of-{suite}")
     monkeypatch.setattr(os, "geteuid", lambda: 1000)  # no device nodes in the fake /dev
 
 
 def key_for(make_settings: MakeSettings, *argv: str, release: str = "r1") -> str:
     settings = make_settings(*argv)
-    with contextlib.ExitStack() as stack:
-        ctx = Context(settings, FakeRunner(), Path("/nonexistent"), stack)
-        return stagecache.key_of(stagecache.inputs(ctx, "mmdebstrap", release))
+    return stagecache.key_of(stagecache.inputs(settings, packages.selected(settings), "mmdebstrap", release))
 
 
 def test_key_changes_with_every_input_that_shapes_the_stage(make_settings: MakeSettings, tmp_path: Path) -> None:
@@ -107,7 +104,7 @@ def test_no_stage_cache_builds_afresh_and_saves_nothing(make_settings: MakeSetti
 
 def test_unreadable_mirror_release_disables_the_cache(make_settings: MakeSettings, tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(stagecache, "mirror_state", lambda mirror, suite: None)
+    monkeypatch.setattr(stagecache, "mirror_state", lambda runner, mirror, suite, directory: None)
     runner = build(make_settings, tmp_path)
     assert overlay_mounts(runner) == []
     assert list((tmp_path / "cache/stages").iterdir()) == []

@@ -9,13 +9,23 @@ from pathlib import Path
 
 import pytest
 
+from vmdebootstrap import disk, values
+from vmdebootstrap.context import Context, Origin
 from vmdebootstrap.options import DEFAULT_MIRROR
-from vmdebootstrap.run import CommandFailed, FakeRunner, Result
-from vmdebootstrap.steps import bootstrap, customize, finalize, packages, squash, system, tarball, users
+from vmdebootstrap.outputs import squash, tarball
+from vmdebootstrap.run import CommandFailed, Result
+from vmdebootstrap.steps import bootstrap, customize, finish, packages, system, users
 
 from .conftest import MakeContext, MakeSettings
+from .fakes import FakeRunner
 
 # -- bootstrap ---------------------------------------------------------------------------------------
+
+
+def run_bootstrap(ctx: Context, tool: str) -> None:
+    """The bootstrap step with the bootstrapper chosen and no stage cache."""
+    ctx.origin = Origin(tool, "chosen by the test", None, False)
+    bootstrap.run(ctx)
 
 
 def test_debootstrap_default(make_settings: MakeSettings, tmp_path: Path) -> None:
@@ -58,7 +68,7 @@ def test_debootstrap_no_check_gpg_exactly_once(make_settings: MakeSettings, tmp_
 def test_debootstrapopts_token_expansion(make_settings: MakeSettings) -> None:
     s = make_settings("--debootstrapopts", "variant=buildd  no-check-gpg components=main,contrib",
                       "--debootstrapopts", "merged-usr")
-    assert bootstrap.extra_options(s) == ["--variant=buildd", "--no-check-gpg", "--components=main,contrib",
+    assert list(s.bootstrap.extra_options) == ["--variant=buildd", "--no-check-gpg", "--components=main,contrib",
                                           "--merged-usr"]
 
 
@@ -75,7 +85,7 @@ def test_debootstrap_suite_is_the_codename(make_settings: MakeSettings, tmp_path
 def test_bootstrap_runs_debootstrap_into_a_new_root(make_context: MakeContext) -> None:
     ctx, runner = make_context("--cache-dir", "")
     ctx.root.rmdir()
-    bootstrap.bootstrap(ctx, "debootstrap")
+    run_bootstrap(ctx, "debootstrap")
     assert ctx.root.is_dir()
     assert runner.calls == [bootstrap.debootstrap_argv(ctx.settings, ctx.root, None)]
 
@@ -94,7 +104,7 @@ def test_bootstrap_uses_the_cache(make_context: MakeContext, tmp_path: Path, mon
     runner = FakeRunner(lambda argv: held.append(lock_state["held"]) or None)
     ctx, _ = make_context("--cache-dir", str(tmp_path / "cache"), runner=runner)
     ctx.root.rmdir()
-    bootstrap.bootstrap(ctx, "debootstrap")
+    run_bootstrap(ctx, "debootstrap")
     download, install = runner.calls
     assert f"--cache-dir={tmp_path / 'cache/debs'}" in download and "--download-only" in download
     assert f"--cache-dir={tmp_path / 'cache/debs'}" in install and "--download-only" not in install
@@ -126,7 +136,7 @@ def test_bootstrap_failure_is_explained(make_context: MakeContext, tail: str, fr
     ctx, _ = make_context("--cache-dir", "", runner=runner)
     ctx.root.rmdir()
     with pytest.raises(BuildError) as info:
-        bootstrap.bootstrap(ctx, "debootstrap")
+        run_bootstrap(ctx, "debootstrap")
     assert fragment in str(info.value)
 
 
@@ -146,7 +156,7 @@ def test_a_full_disk_in_debootstrap_log_is_carried_up(make_context: MakeContext)
     ctx, _ = make_context("--cache-dir", "", runner=FakeRunner(debootstrap))
     ctx.root.rmdir()
     with pytest.raises(BuildError) as info:
-        bootstrap.bootstrap(ctx, "debootstrap")
+        run_bootstrap(ctx, "debootstrap")
     assert str(info.value).endswith("/var/cache/apt/archives/libc6.deb': No space left on device")
     assert str(info.value).startswith("command failed (exit status 1): debootstrap ")
     assert diskfull.is_disk_full(info.value)
@@ -170,13 +180,13 @@ def test_foreign_bootstrap_second_stage(make_context: MakeContext, tmp_path: Pat
                                                                          fix_binary))
     ctx, runner = make_context("--arch", "arm64", "--cache-dir", "")
     ctx.root.rmdir()
-    bootstrap.bootstrap(ctx, "debootstrap")
+    run_bootstrap(ctx, "debootstrap")
     assert runner.calls[0][:3] == ["debootstrap", "--arch=arm64", "--foreign"]
     assert runner.calls[1] == ["chroot", str(ctx.root), "/debootstrap/debootstrap", "--second-stage"]
     copied = ctx.root / str(interpreter).lstrip("/")
     assert copied.exists() == (not fix_binary)
-    assert ctx.interpreter_in_target == (None if fix_binary else copied)
-    finalize.scrub_identity(ctx)
+    assert ctx.interpreter_copy == (None if fix_binary else copied)
+    finish.scrub(ctx)
     assert not copied.exists()
     assert interpreter.read_bytes() == b"\x7fELF qemu"  # the host's own copy is untouched
 
@@ -185,7 +195,8 @@ def test_foreign_bootstrap_second_stage(make_context: MakeContext, tmp_path: Pat
 
 
 def test_squashfs_argv(tmp_path: Path) -> None:
-    argv = squash.squashfs_argv(tmp_path / "root", tmp_path / "out/filesystem.squashfs", "zstd")
+    argv = squash.squashfs_argv(tmp_path / "root", tmp_path / "out/filesystem.squashfs",
+                                values.release_compression("zstd"))
     assert argv[:3] == ["mksquashfs", str(tmp_path / "root"), str(tmp_path / "out/filesystem.squashfs")]
     assert "-noappend" in argv
     assert argv[argv.index("-comp") + 1] == "zstd"
@@ -206,12 +217,12 @@ def test_tar_argv(tmp_path: Path) -> None:
 
 
 def test_tarball_make_stages_next_to_the_output(make_context: MakeContext, out: Path) -> None:
-    from vmdebootstrap.publish import Staging
+    from vmdebootstrap.publish import Outputs
 
     ctx, runner = make_context("--tarball", str(out / "root.tar.xz"))
     with contextlib.ExitStack() as stack:
-        staging = Staging(stack)
-        tarball.make(ctx, staging)
+        ctx.outputs = Outputs(stack)
+        tarball.run(ctx)
         [argv] = runner.calls
         assert argv == tarball.tar_argv(ctx.root, out / ".vmdebootstrap-partial-root.tar.xz")
         # The staged name keeps the suffix, so --auto-compress still picks xz.
@@ -261,7 +272,7 @@ def assert_never_on_argv(runner: FakeRunner, *secrets: str) -> None:
 
 def test_users_plain_passwords(make_context: MakeContext) -> None:
     ctx, runner = make_context("--root-password", SECRET_ROOT, "--user", f"bob/{SECRET_BOB}", "--user", "eve")
-    users.configure(ctx)
+    users.run(ctx)
     root = str(ctx.root)
     assert runner.calls == [
         ["chroot", root, "chpasswd"],
@@ -276,7 +287,7 @@ def test_users_plain_passwords(make_context: MakeContext) -> None:
 
 def test_users_hashed_passwords_use_encrypted(make_context: MakeContext) -> None:
     ctx, runner = make_context("--root-password", f"hashed:{HASH}", "--user", f"bob/hashed:{HASH}")
-    users.configure(ctx)
+    users.run(ctx)
     chpasswd = [(call, data) for call, data in zip(runner.calls, runner.inputs, strict=True)
                 if call[2] == "chpasswd"]
     assert chpasswd == [(["chroot", str(ctx.root), "chpasswd", "--encrypted"], f"root:{HASH}\n"),
@@ -286,13 +297,13 @@ def test_users_hashed_passwords_use_encrypted(make_context: MakeContext) -> None
 
 def test_users_lock_root(make_context: MakeContext) -> None:
     ctx, runner = make_context("--lock-root-password")
-    users.configure(ctx)
+    users.run(ctx)
     assert runner.calls == [["chroot", str(ctx.root), "passwd", "--lock", "root"]]
 
 
 def test_users_default_root_password_is_empty(make_context: MakeContext, caplog: pytest.LogCaptureFixture) -> None:
     ctx, runner = make_context()
-    users.configure(ctx)
+    users.run(ctx)
     assert runner.calls == [["chroot", str(ctx.root), "passwd", "--delete", "root"]]
     assert "EMPTY password" in caplog.text
 
@@ -300,7 +311,7 @@ def test_users_default_root_password_is_empty(make_context: MakeContext, caplog:
 def test_users_force_password_change_only_without_password(make_context: MakeContext) -> None:
     ctx, runner = make_context("--lock-root-password", "--force-password-change", "--user", "bob",
                                "--user", f"eve/{SECRET_BOB}")
-    users.configure(ctx)
+    users.run(ctx)
     assert runner.commands("chage") == [["chage", "--lastday", "0", "bob"]]
     assert ["passwd", "--delete", "bob"] in runner.commands("passwd")
     assert ["passwd", "--delete", "eve"] not in runner.commands("passwd")
@@ -312,13 +323,13 @@ def test_users_force_password_change_only_without_password(make_context: MakeCon
 
 def test_no_chage_without_force_password_change(make_context: MakeContext) -> None:
     ctx, runner = make_context("--lock-root-password", "--user", "bob")
-    users.configure(ctx)
+    users.run(ctx)
     assert runner.commands("chage") == []
 
 
 def test_users_sudo(make_context: MakeContext) -> None:
     ctx, runner = make_context("--lock-root-password", "--sudo", "--user", "bob", "--user", "eve/x")
-    users.configure(ctx)
+    users.run(ctx)
     adduser = runner.commands("adduser")
     assert ["adduser", "bob", "sudo"] in adduser and ["adduser", "eve", "sudo"] in adduser
     assert adduser.index(["adduser", "bob", "sudo"]) == \
@@ -327,7 +338,7 @@ def test_users_sudo(make_context: MakeContext) -> None:
 
 def test_users_no_sudo_group_without_sudo(make_context: MakeContext) -> None:
     ctx, runner = make_context("--lock-root-password", "--user", "bob")
-    users.configure(ctx)
+    users.run(ctx)
     assert ["adduser", "bob", "sudo"] not in runner.commands("adduser")
 
 
@@ -348,7 +359,7 @@ def add_units(root: Path, *names: str) -> None:
 def test_system_hostname_hosts_networkd(make_context: MakeContext) -> None:
     ctx, runner = make_context("--hostname", "live01", "--enable-dhcp")
     add_units(ctx.root, "systemd-networkd.service")
-    system.configure(ctx)
+    system.run(ctx)
     root = ctx.root
     assert read(root, "etc/hostname") == "live01\n"
     hosts = read(root, "etc/hosts")
@@ -362,7 +373,7 @@ def test_system_hostname_hosts_networkd(make_context: MakeContext) -> None:
 def test_system_enables_resolved_when_installed(make_context: MakeContext) -> None:
     ctx, runner = make_context()
     add_units(ctx.root, "systemd-networkd.service", "systemd-resolved.service")
-    system.configure(ctx)
+    system.run(ctx)
     assert runner.commands("systemctl") == [["systemctl", "enable", "systemd-networkd"],
                                             ["systemctl", "enable", "systemd-resolved"]]
     assert not (ctx.root / "etc/systemd/network/99-dhcp.network").exists()
@@ -371,7 +382,7 @@ def test_system_enables_resolved_when_installed(make_context: MakeContext) -> No
 def test_system_ifupdown(make_context: MakeContext) -> None:
     ctx, runner = make_context("--no-systemd-networkd", "--enable-dhcp", "--serial-console")
     add_units(ctx.root, "serial-getty@.service")
-    system.configure(ctx)
+    system.run(ctx)
     root = ctx.root
     assert read(root, "etc/network/interfaces") == "source-directory /etc/network/interfaces.d\n"
     assert "auto eth0\niface eth0 inet dhcp\n" in read(root, "etc/network/interfaces.d/setup")
@@ -382,13 +393,13 @@ def test_system_ifupdown(make_context: MakeContext) -> None:
 
 def test_system_without_systemd_enables_nothing(make_context: MakeContext) -> None:
     ctx, runner = make_context("--enable-dhcp", "--serial-console")
-    system.configure(ctx)
+    system.run(ctx)
     assert runner.commands("systemctl") == []
 
 
 def test_system_ifupdown_without_dhcp(make_context: MakeContext) -> None:
     ctx, _ = make_context("--no-systemd-networkd")
-    system.configure(ctx)
+    system.run(ctx)
     assert "eth0" not in read(ctx.root, "etc/network/interfaces.d/setup")
 
 
@@ -399,7 +410,7 @@ def test_system_configure_apt_uses_the_apt_mirror(make_context: MakeContext) -> 
     listdir.mkdir(parents=True)
     (listdir / "debootstrap.list").write_text("deb http://build.example/debian bookworm main\n")
     (listdir / "keep.txt").write_text("")
-    system.configure(ctx)
+    system.run(ctx)
     sources = read(ctx.root, "etc/apt/sources.list")
     assert sources.splitlines() == [
         "deb http://apt.example/debian bookworm main contrib",
@@ -413,7 +424,7 @@ def test_system_configure_apt_uses_the_apt_mirror(make_context: MakeContext) -> 
 def test_system_configure_apt_falls_back_to_the_build_mirror(make_context: MakeContext) -> None:
     ctx, _ = make_context("--distribution", "buster", "--mirror", "http://build.example/debian",
                           "--configure-apt")
-    system.configure(ctx)
+    system.run(ctx)
     # buster predates the bullseye-security naming: no updates/security lines.
     assert read(ctx.root, "etc/apt/sources.list") == "deb http://build.example/debian buster main\n"
 
@@ -422,7 +433,7 @@ def test_system_without_configure_apt_keeps_sources(make_context: MakeContext) -
     ctx, _ = make_context("--mirror", "http://build.example/debian")
     (ctx.root / "etc/apt").mkdir(parents=True)
     (ctx.root / "etc/apt/sources.list").write_text("original\n")
-    system.configure(ctx)
+    system.run(ctx)
     assert read(ctx.root, "etc/apt/sources.list") == "original\n"
 
 
@@ -432,7 +443,7 @@ def test_system_never_writes_through_a_symlink(make_context: MakeContext, tmp_pa
     ctx, _ = make_context("--hostname", "inside")
     (ctx.root / "etc").mkdir()
     (ctx.root / "etc/hostname").symlink_to(host_file)
-    system.configure(ctx)
+    system.run(ctx)
     assert host_file.read_text() == "host's own\n"
     assert not (ctx.root / "etc/hostname").is_symlink()
     assert read(ctx.root, "etc/hostname") == "inside\n"
@@ -467,7 +478,10 @@ def test_hook_env_image_is_the_file_being_written(make_context: MakeContext, out
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(out)
     ctx, _ = make_context("--image", "disk.img")
-    ctx.image_file = out / ".vmdebootstrap-partial-disk.img"
+    request = ctx.settings.disk
+    assert request is not None
+    ctx.image = disk.Image(request, disk.plan(request), out / ".vmdebootstrap-partial-disk.img", out / "disk.img",
+                           {}, {}, contextlib.ExitStack())
     assert customize.hook_env(ctx)["IMAGE"] == str(out / ".vmdebootstrap-partial-disk.img")
     ctx, _ = make_context("--tarball", "root.tar")
     assert customize.hook_env(ctx)["IMAGE"] == ""
@@ -478,7 +492,7 @@ def test_run_hook_argv(make_context: MakeContext, tmp_path: Path) -> None:
     script.write_text("#!/bin/sh\n")
     script.chmod(0o755)
     ctx, runner = make_context("--customize", str(script))
-    customize.run_hook(ctx)
+    customize.run(ctx)
     assert runner.calls == [[str(script), str(ctx.root), ""]]
 
 
@@ -491,7 +505,7 @@ def test_failing_hook_names_the_script(make_context: MakeContext, tmp_path: Path
     runner = FakeRunner(lambda argv: Result(3, "") if argv[0] == str(script) else None)
     ctx, _ = make_context("--customize", str(script), runner=runner)
     with pytest.raises(BuildError) as info:
-        customize.run_hook(ctx)
+        customize.run(ctx)
     assert str(info.value) == f"customisation hook {script} failed (exit status 3)"
 
 
@@ -502,13 +516,13 @@ def test_packages_install(make_context: MakeContext, tmp_path: Path) -> None:
     deb = tmp_path / "local_1.0_all.deb"
     deb.write_bytes(b"deb")
     ctx, runner = make_context("--cache-dir", "", "--package", "vim", "--custom-package", str(deb), "--recommends")
-    assert packages.needed(ctx)
-    packages.install(ctx)
+    assert packages.needed(ctx.settings)
+    packages.run(ctx)
     calls = runner.commands("apt-get")
     assert calls[0] == packages.apt_get("update")
     kernel = ctx.settings.kernel_package
     assert kernel == "linux-image-amd64"
-    others = [p for p in ctx.settings.packages if p != kernel]
+    others = [p for p in packages.selected(ctx.settings) if p != kernel]
     assert "vim" in others
     # initramfs-tools before the kernel: configured together, its trigger rebuilds the initramfs.
     assert calls[1] == packages.apt_get("-o", "APT::Install-Recommends=true", "install", *others,
@@ -524,7 +538,7 @@ def test_packages_install(make_context: MakeContext, tmp_path: Path) -> None:
 def test_no_initramfs_tools_added_for_dracut_or_without_a_kernel(make_context: MakeContext) -> None:
     for args in (["--package", "dracut"], ["--no-kernel", "--package", "vim"]):
         ctx, runner = make_context("--cache-dir", "", *args)
-        packages.install(ctx)
+        packages.run(ctx)
         assert not [c for c in runner.commands("apt-get") if "initramfs-tools" in c], args
 
 
@@ -542,7 +556,7 @@ def test_packages_download_through_the_cache_and_install_outside_it(make_context
 
     ctx, runner = make_context("--cache-dir", str(tmp_path / "cache"), "--package", "vim")
     runner.responder = responder
-    packages.install(ctx)
+    packages.run(ctx)
     archives = ctx.root / "var/cache/apt/archives"
     mount_at = runner.calls.index(["mount", "--bind", str(cache_debs), str(archives)])
     umount_at = runner.calls.index(["umount", str(archives)])
@@ -572,7 +586,7 @@ def test_no_check_gpg_lets_apt_take_the_unsigned_archive_for_the_step_only(make_
 
     ctx, _ = make_context("--cache-dir", "", "--package", "vim", *option, runner=FakeRunner(responder))
     with pytest.raises(CommandFailed) if fails else contextlib.nullcontext():
-        packages.install(ctx)
+        packages.run(ctx)
     assert seen and all('Acquire::AllowInsecureRepositories "true";' in text for text in seen)
     assert not (ctx.root / conf).exists()  # the image's apt keeps checking
 
@@ -582,13 +596,13 @@ def test_checked_signatures_leave_apt_alone(make_context: MakeContext) -> None:
     seen: list[bool] = []
     ctx, _ = make_context("--cache-dir", "", "--package", "vim", runner=FakeRunner(
         lambda argv: seen.append((ctx.root / conf).exists()) if "apt-get" in argv else None))
-    packages.install(ctx)
+    packages.run(ctx)
     assert seen and not any(seen)
 
 
 def test_packages_without_recommends(make_context: MakeContext) -> None:
     ctx, runner = make_context("--cache-dir", "")
-    packages.install(ctx)
+    packages.run(ctx)
     assert "APT::Install-Recommends=false" in runner.commands("apt-get")[1]
 
 
@@ -600,13 +614,13 @@ def test_apt_get_is_unattended() -> None:
 
 def test_finish(make_context: MakeContext) -> None:
     ctx, runner = make_context()
-    finalize.finish(ctx)
+    finish.run(ctx)
     assert runner.commands("apt-get") == [["apt-get", "clean"]]
     assert runner.commands("update-initramfs") == []  # not installed in this root
     tool = ctx.root / "usr/sbin/update-initramfs"
     tool.parent.mkdir(parents=True)
     tool.write_text("")
-    finalize.finish(ctx)
+    finish.run(ctx)
     assert runner.commands("update-initramfs") == [["update-initramfs", "-u"]]
 
 
@@ -615,7 +629,7 @@ def test_finish_no_update_initramfs(make_context: MakeContext) -> None:
     tool = ctx.root / "usr/sbin/update-initramfs"
     tool.parent.mkdir(parents=True)
     tool.write_text("")
-    finalize.finish(ctx)
+    finish.run(ctx)
     assert runner.commands("update-initramfs") == []
 
 
@@ -628,13 +642,13 @@ def test_scrub_identity(make_context: MakeContext) -> None:
                        ("var/lib/apt/lists/lock", "")):
         (root / path).parent.mkdir(parents=True, exist_ok=True)
         (root / path).write_text(text)
-    finalize.scrub_identity(ctx)
+    finish.scrub(ctx)
     assert read(root, "etc/resolv.conf") == ""
     assert read(root, "etc/machine-id") == ""
     assert not (root / "var/lib/dbus/machine-id").exists()
     assert list((root / "etc/ssh").iterdir()) == []
-    assert (root / f"etc/systemd/system/{finalize.SSH_KEYGEN_UNIT}").is_file()
-    assert (root / f"etc/systemd/system/multi-user.target.wants/{finalize.SSH_KEYGEN_UNIT}").is_symlink()
+    assert (root / f"etc/systemd/system/{finish.SSH_KEYGEN_UNIT}").is_file()
+    assert (root / f"etc/systemd/system/multi-user.target.wants/{finish.SSH_KEYGEN_UNIT}").is_symlink()
     assert sorted(os.listdir(root / "var/lib/apt/lists")) == ["lock"]
 
 
@@ -644,7 +658,7 @@ def test_scrub_identity_with_resolved(make_context: MakeContext) -> None:
     unit.parent.mkdir(parents=True)
     unit.write_text("")
     (ctx.root / "etc").mkdir()
-    finalize.scrub_identity(ctx)
+    finish.scrub(ctx)
     assert os.readlink(ctx.root / "etc/resolv.conf") == "../run/systemd/resolve/stub-resolv.conf"
     assert not (ctx.root / "etc/systemd/system").exists()  # no SSH keys, no unit
 
@@ -655,5 +669,5 @@ def test_apt_lists_go_unless_kept(make_context: MakeContext, argv: list[str], ke
     lists = ctx.root / "var/lib/apt/lists"
     lists.mkdir(parents=True)
     (lists / "deb.debian.org_debian_dists_bookworm_InRelease").write_text("x")
-    finalize.scrub_identity(ctx)
+    finish.scrub(ctx)
     assert (lists / "deb.debian.org_debian_dists_bookworm_InRelease").exists() == kept

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from vmdebootstrap import cli, settings
+from vmdebootstrap import cli, releases, settings, values
 from vmdebootstrap.errors import UsageError
 
 from .conftest import MakeSettings, Vmd
@@ -450,10 +450,10 @@ def test_weak_or_malformed_hashes_rejected(vmd: Vmd, out: Path, crypted: str, fr
 
 
 def test_parse_password_direct() -> None:
-    assert settings.parse_password("plain", "x") == ("plain", False)
-    assert settings.parse_password("hashed:$6$s$h", "x") == ("$6$s$h", True)
+    assert values.password("plain", "x") == ("plain", False)
+    assert values.password("hashed:$6$s$h", "x") == ("$6$s$h", True)
     with pytest.raises(UsageError, match=r"^where: MD5"):
-        settings.parse_password("hashed:$1$s$h", "where")
+        values.password("hashed:$1$s$h", "where")
 
 
 # -- the customisation hook -------------------------------------------------------------------------------
@@ -487,7 +487,7 @@ def test_customize_relative_to_cwd(vmd: Vmd, out: Path, tmp_path: Path, monkeypa
     script.write_text("#!/bin/sh\n")
     script.chmod(0o755)
     monkeypatch.chdir(tmp_path)
-    assert settings.find_hook("rel-hook.sh") == str(script)
+    assert settings.find_hook("rel-hook.sh") == script
     accepted(vmd("--tarball", str(out / "x.tar"), "--customize", "rel-hook.sh", "--dry-run"))
 
 
@@ -546,19 +546,19 @@ def test_output_below_a_file_is_refused(vmd: Vmd, tmp_path: Path) -> None:
 
 
 def test_validate_returns_frozen_settings(scripts: Path, out: Path) -> None:
-    values, _ = cli.load(["--no-default-configs", "--debootstrap-scripts", str(scripts), "--distribution",
-                          "bookworm", "--tarball", str(out / "x.tar"), "--apt-mirror", "http://apt.example/d/",
-                          "--configure-apt"])
-    s = settings.validate(values)
-    assert (s.arch, s.suite) == ("amd64", "bookworm")
-    assert s.apt_mirror == "http://apt.example/d/"
+    raw, _ = cli.load(["--no-default-configs", "--debootstrap-scripts", str(scripts), "--distribution",
+                       "bookworm", "--tarball", str(out / "x.tar"), "--apt-mirror", "http://apt.example/d/",
+                       "--configure-apt"])
+    s = settings.validate(raw)
+    assert (s.arch.name, s.release.name) == ("amd64", "bookworm")
+    assert s.mirrors.image == "http://apt.example/d/"
     assert s.kernel_package == "linux-image-amd64"
     assert not s.foreign
     with pytest.raises(AttributeError):
         s.arch = "i386"  # type: ignore[misc]
     # The returned values are a copy: later changes to the input do not leak in.
-    values["hostname"] = "changed"
-    assert s.text("hostname") == "debian"
+    raw["hostname"] = "changed"
+    assert s.hostname == "debian"
 
 
 def test_validate_has_no_side_effects(scripts: Path, out: Path) -> None:
@@ -570,8 +570,8 @@ def test_validate_has_no_side_effects(scripts: Path, out: Path) -> None:
 
 
 def test_symbolic_suite_becomes_a_codename(make_settings: MakeSettings) -> None:
-    assert make_settings("--distribution", "unstable").suite == "sid"
-    assert make_settings("--distribution", "stable").suite in settings.debian.RELEASES
+    assert make_settings("--distribution", "unstable").release.name == "sid"
+    assert make_settings("--distribution", "stable").release.name in releases.known()
 
 
 @pytest.mark.parametrize(("argv", "message"), [

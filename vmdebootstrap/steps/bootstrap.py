@@ -1,10 +1,15 @@
-"""Bootstrap: a minimal Debian in the target directory, made by mmdebstrap or debootstrap.
+"""Step "bootstrap": a minimal Debian in the target directory, made by mmdebstrap or
+debootstrap -- or the tree of an earlier build, from the stage cache.
 
-Reads: bootstrapper, arch, distribution, mirror, variant, components, keyring,
-check-gpg, debootstrapopts, cache-dir.  The package list is installed by apt
-afterwards (steps/packages.py): debootstrap --include resolves dependencies poorly
-and runs maintainer scripts without our daemon block.
-Writes: the target root.  Undoes: nothing (the work directory goes as a whole).
+Reads: settings.release, .arch, .mirrors, .bootstrap, .cache_dir, .stage_cache.
+Writes: the target root (and, for a disk image, its /etc/fstab); ctx.origin (which
+bootstrapper, whether the tree comes from the stage cache).
+Undoes: nothing itself (the work directory goes as a whole; an overlay over a cached
+tree is on the build's cleanup stack).
+
+The package list is installed by apt afterwards (steps/packages.py): debootstrap
+--include resolves dependencies poorly and runs maintainer scripts without our
+daemon block.
 
 mmdebstrap makes the same base system as debootstrap (its variants are debootstrap's)
 in about a third of the time: one apt solve, one dpkg run per stage and no
@@ -22,58 +27,50 @@ import shlex
 import shutil
 from pathlib import Path
 
-from .. import binfmt, cache, debian
-from ..context import Context
+from .. import binfmt, cache, stagecache
+from ..context import Context, Origin
 from ..errors import BuildError
+from ..outputs import image
 from ..run import CommandFailed
 from ..settings import Settings
+from ..values import Bootstrapper
+from . import packages
 
 log = logging.getLogger("vmdebootstrap")
 
 
-def extra_options(settings: Settings) -> list[str]:
-    """--debootstrapopts "variant=buildd no-check-gpg" -> --variant=buildd --no-check-gpg."""
-    return [f"--{token}" for value in settings.items("debootstrapopts") for token in value.split()]
-
-
-def signatures_checked(settings: Settings) -> bool:
-    """False with --no-check-gpg (or --debootstrapopts no-check-gpg): the archive is taken unverified."""
-    return settings.flag("check-gpg") and "--no-check-gpg" not in extra_options(settings)
-
-
 def debootstrap_argv(settings: Settings, root: Path, cache_dir: Path | None, download_only: bool = False) -> list[str]:
-    argv = ["debootstrap", f"--arch={settings.arch}"]
+    options = settings.bootstrap
+    argv = ["debootstrap", f"--arch={settings.arch.name}"]
     if download_only:
         argv.append("--download-only")
     elif settings.foreign:
         argv.append("--foreign")  # first stage here, second stage under emulation below
-    if settings.text("variant"):
-        argv.append(f"--variant={settings.text('variant')}")
-    components = settings.items("components")
-    if components and components != ["main"]:
+    if options.variant:
+        argv.append(f"--variant={options.variant}")
+    components = settings.mirrors.components
+    if components and components != ("main",):
         argv.append("--components=" + ",".join(components))
-    if settings.text("keyring"):
-        argv.append(f"--keyring={settings.text('keyring')}")
-    extra = extra_options(settings)
-    if not signatures_checked(settings):
-        if "--no-check-gpg" not in extra:
+    if options.keyring:
+        argv.append(f"--keyring={options.keyring}")
+    if not options.check_gpg:
+        if "--no-check-gpg" not in options.extra_options:
             argv.append("--no-check-gpg")
     else:
         # Without this debootstrap only warns when it cannot check the Release file.
         argv.append("--force-check-gpg")
     if cache_dir is not None:
         argv.append(f"--cache-dir={cache_dir}")
-    argv += extra
-    argv += [settings.suite, os.fspath(root), settings.text("mirror")]
+    argv += options.extra_options
+    argv += [settings.release.name, os.fspath(root), settings.mirrors.build]
     return argv
 
 
 # Left alone, mmdebstrap merges /usr by installing usrmerge, which pulls in perl (10 MiB of
 # squashfs in a minbase image); its merged-usr hook makes the symlinks as debootstrap does
 # and installs usr-is-merged, so both bootstrappers make the same system.  That package
-# exists from bookworm on; older releases are left to debootstrap.
+# exists from bookworm on (releases.Release.usr_is_merged); older releases are left to debootstrap.
 MERGED_USR_HOOK = Path("/usr/share/mmdebstrap/hooks/merged-usr")
-MERGED_USR_HOOK_FROM = "bookworm"
 # mmdebstrap's variants that mean what debootstrap's do ("" is debootstrap's default).
 MMDEBSTRAP_VARIANTS = {"": "debootstrap", "minbase": "minbase", "buildd": "buildd"}
 
@@ -81,17 +78,17 @@ MMDEBSTRAP_VARIANTS = {"": "debootstrap", "minbase": "minbase", "buildd": "build
 def choose(ctx: Context) -> tuple[str, str]:
     """(bootstrapper, why) for this build."""
     settings = ctx.settings
-    wanted = settings.text("bootstrapper")
-    if wanted != "auto":
-        return wanted, "--bootstrapper " + wanted
+    options = settings.bootstrap
+    if options.tool is not Bootstrapper.AUTO:
+        return options.tool.value, f"--bootstrapper {options.tool}"
     if not shutil.which("mmdebstrap"):
         return "debootstrap", "mmdebstrap is not installed"
-    if settings.items("debootstrapopts"):
+    if options.extra_options:
         return "debootstrap", "--debootstrapopts are debootstrap's"
-    if settings.text("variant") not in MMDEBSTRAP_VARIANTS:
-        return "debootstrap", f"variant {settings.text('variant')} is debootstrap's"
-    if not debian.at_least(settings.suite, MERGED_USR_HOOK_FROM):
-        return "debootstrap", f"{settings.suite} predates usr-is-merged, which mmdebstrap's merged-/usr hook needs"
+    if options.variant not in MMDEBSTRAP_VARIANTS:
+        return "debootstrap", f"variant {options.variant} is debootstrap's"
+    if not settings.release.usr_is_merged:
+        return "debootstrap", f"{settings.release} predates usr-is-merged, which mmdebstrap's merged-/usr hook needs"
     if not MERGED_USR_HOOK.is_dir():
         return "debootstrap", f"mmdebstrap's merged-/usr hook {MERGED_USR_HOOK} is missing"
     if settings.foreign and binfmt.probe(settings.arch).needs_copy:
@@ -99,29 +96,30 @@ def choose(ctx: Context) -> tuple[str, str]:
     if settings.foreign and not shutil.which("arch-test"):
         return "debootstrap", "mmdebstrap needs arch-test for foreign architectures"
     if not _cache_beside_target(ctx):
-        return "debootstrap", f"the package cache {cache.debs_dir(ctx)} is on another filesystem than the target"
+        return "debootstrap", f"the package cache {cache.debs_dir(settings)} is on another filesystem than the target"
     return "mmdebstrap", "installed"
 
 
 def _cache_beside_target(ctx: Context) -> bool:
     """Whether the package cache can be hard-linked into the target (a disk image's root is
     a filesystem of its own; otherwise the root is made below the work directory)."""
-    debs = cache.debs_dir(ctx)
+    debs = cache.debs_dir(ctx.settings)
     target = ctx.root if ctx.root.exists() else ctx.root.parent
     return debs is None or os.stat(debs).st_dev == os.stat(target).st_dev
 
 
 def mmdebstrap_argv(settings: Settings, root: Path, cache_dir: Path | None,
                     keyring_dir: Path | None = None) -> list[str]:
-    argv = ["mmdebstrap", "--mode=root", "--format=directory", f"--arch={settings.arch}",
-            f"--variant={MMDEBSTRAP_VARIANTS.get(settings.text('variant'), settings.text('variant'))}",
-            "--components=" + ",".join(settings.items("components") or ["main"]),
+    variant = settings.bootstrap.variant
+    argv = ["mmdebstrap", "--mode=root", "--format=directory", f"--arch={settings.arch.name}",
+            f"--variant={MMDEBSTRAP_VARIANTS.get(variant, variant)}",
+            "--components=" + ",".join(settings.mirrors.components or ("main",)),
             # The packages step runs apt-get update against the same mirror anyway.
             "--skip=cleanup/apt/lists",
             # The build is thrown away if it fails: dpkg need not fsync every file.  The
             # setting lands in /etc/dpkg/dpkg.cfg.d/99mmdebstrap, removed again below.
             "--dpkgopt=force-unsafe-io"]
-    if debian.at_least(settings.suite, MERGED_USR_HOOK_FROM) and MERGED_USR_HOOK.is_dir():
+    if settings.release.usr_is_merged and MERGED_USR_HOOK.is_dir():
         argv.append(f"--hook-dir={MERGED_USR_HOOK}")
     if keyring_dir is not None:
         # mmdebstrap --keyring FILE replaces only apt's Trusted file and keeps the host's
@@ -132,7 +130,7 @@ def mmdebstrap_argv(settings: Settings, root: Path, cache_dir: Path | None,
         # the user did not name (a Release that fails with --keyring built anyway).
         argv += [f"--keyring={keyring_dir}", f"--aptopt=Dir::Etc::Trusted \"{keyring_dir}/none.gpg\"",
                  "--skip=check/signed-by"]
-    if not signatures_checked(settings):
+    if not settings.bootstrap.check_gpg:
         argv += ["--aptopt=Acquire::AllowInsecureRepositories \"true\"",
                  "--aptopt=APT::Get::AllowUnauthenticated \"true\""]
     if cache_dir is not None:
@@ -151,30 +149,65 @@ def mmdebstrap_argv(settings: Settings, root: Path, cache_dir: Path | None,
             f"ln \"$deb\" {cache}/ 2>/dev/null || true; done",
         ]
     argv.append('--customize-hook=rm -f "$1/etc/dpkg/dpkg.cfg.d/99mmdebstrap" "$1/etc/apt/apt.conf.d/99mmdebstrap"')
-    argv += [settings.suite, os.fspath(root), settings.text("mirror")]
+    argv += [settings.release.name, os.fspath(root), settings.mirrors.build]
     return argv
 
 
-def bootstrap(ctx: Context, bootstrapper: str) -> None:
-    if bootstrapper == "mmdebstrap":
+def decide(ctx: Context) -> Origin:
+    """Which bootstrapper, and whether the tree comes from the stage cache (once per build)."""
+    if ctx.origin is None:
+        bootstrapper, why = choose(ctx)
+        log.info("bootstrapper: %s (%s)", bootstrapper, why)
+        entry, cached = stagecache.lookup(ctx.settings, ctx.runner, ctx.stack, ctx.workdir,
+                                          packages=packages.selected(ctx.settings), bootstrapper=bootstrapper)
+        ctx.origin = Origin(bootstrapper, why, entry, cached)
+    return ctx.origin
+
+
+def note(ctx: Context) -> str:
+    origin = decide(ctx)
+    if origin.cached and origin.stage is not None:
+        return f" (from the stage cache, {origin.stage.key[:12]})"
+    emulated = f" [emulated {ctx.settings.arch.name}]" if ctx.settings.foreign else ""
+    return f" ({ctx.settings.release} {ctx.settings.arch.name}, {origin.bootstrapper}){emulated}"
+
+
+def run(ctx: Context) -> None:
+    origin = decide(ctx)
+    if origin.cached and origin.stage is not None:
+        stagecache.use(ctx.runner, ctx.stack, ctx.workdir, ctx.root, origin.stage)
+        if ctx.settings.foreign:
+            provide_interpreter(ctx)
+        return
+    if origin.bootstrapper == "mmdebstrap":
         _mmdebstrap(ctx)
     else:
         _debootstrap(ctx)
+    if ctx.image is not None:
+        image.write_fstab(ctx, ctx.image)
+
+
+def save_stage(ctx: Context) -> None:
+    """After the last step of the stage: keep the tree in the stage cache (when this build
+    has an entry there and did not come from it)."""
+    origin = decide(ctx)
+    if origin.stage is not None and not origin.cached:
+        stagecache.save(ctx.runner, ctx.stack, ctx.workdir, ctx.root, origin.stage)
 
 
 def _mmdebstrap(ctx: Context) -> None:
     settings = ctx.settings
-    if not signatures_checked(settings):
+    if not settings.bootstrap.check_gpg:
         log.warning("archive signatures are NOT being checked (--no-check-gpg): the image is only as "
-                    "trustworthy as the network path to %s", settings.text("mirror"))
+                    "trustworthy as the network path to %s", settings.mirrors.build)
     keyring_dir = None
-    if settings.text("keyring"):
+    keyring = settings.bootstrap.keyring
+    if keyring is not None:
         keyring_dir = ctx.workdir / "keyring"
         keyring_dir.mkdir()
-        keyring = Path(settings.text("keyring"))
         suffix = ".asc" if keyring.read_bytes().lstrip().startswith(b"-----BEGIN") else ".gpg"
         shutil.copyfile(keyring, keyring_dir / f"keyring{suffix}")
-    debs = cache.debs_dir(ctx)
+    debs = cache.debs_dir(settings)
     if not _cache_beside_target(ctx):
         # Its cache is hard links (--bootstrapper mmdebstrap chosen by hand: auto would
         # have taken debootstrap); a copy of the whole cache would cost more than it saves.
@@ -189,14 +222,14 @@ def _mmdebstrap(ctx: Context) -> None:
 
 def _debootstrap(ctx: Context) -> None:
     settings = ctx.settings
-    argv = debootstrap_argv(settings, ctx.root, cache.debs_dir(ctx))
+    argv = debootstrap_argv(settings, ctx.root, cache.debs_dir(settings))
     if "--no-check-gpg" in argv:
         log.warning("archive signatures are NOT being checked (--no-check-gpg): the image is only as "
-                    "trustworthy as the network path to %s", settings.text("mirror"))
+                    "trustworthy as the network path to %s", settings.mirrors.build)
     ctx.root.mkdir(mode=0o755, exist_ok=True)  # a disk image's root is mounted there already
     target = ctx.root  # where the failing debootstrap kept its log
     try:
-        cache_dir = cache.debs_dir(ctx)
+        cache_dir = cache.debs_dir(settings)
         if cache_dir is not None:
             # Downloads go into the shared cache under its lock; a first, download-only run
             # holds it for seconds, so that two builds' installations run side by side.
@@ -204,13 +237,13 @@ def _debootstrap(ctx: Context) -> None:
             # is wrong; the second run finds them all and only reads.)
             target = ctx.workdir / "download"
             target.mkdir()
-            with cache.locked(ctx):
+            with cache.locked(settings):
                 ctx.runner.run(debootstrap_argv(settings, target, cache_dir, download_only=True))
             shutil.rmtree(target)
             target = ctx.root
         ctx.runner.run(argv)
         if settings.foreign:
-            second_stage(ctx)
+            finish_foreign_bootstrap(ctx)
     except CommandFailed as exc:
         details = _log_debootstrap_log(target)
         raise BuildError(_explain(exc, settings, details)) from exc
@@ -218,24 +251,23 @@ def _debootstrap(ctx: Context) -> None:
 
 def provide_interpreter(ctx: Context) -> None:
     """Without the binfmt F flag the kernel looks for qemu-user inside the chroot: copy it
-    there and note it, so that finalize.scrub_identity removes it from the image.  Also
-    called for a tree from the stage cache, which still holds the copy the cold build made."""
+    there and note it, so that the scrub at the end of the finish step removes it from the
+    image.  Also called for a tree from the stage cache, which still holds the copy the cold
+    build made."""
     emulation = binfmt.probe(ctx.settings.arch)
     if not emulation.needs_copy:
         return
     target = ctx.root / emulation.interpreter.lstrip("/")
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy2(emulation.interpreter, target)
-    ctx.interpreter_in_target = target
+    ctx.interpreter_copy = target
     log.info("copied %s into the target for %s (removed again at the end)", emulation.interpreter,
              emulation.handler)
 
 
-def second_stage(ctx: Context) -> None:
-    """Finish a foreign bootstrap inside the target, its programs run by qemu-user."""
+def finish_foreign_bootstrap(ctx: Context) -> None:
+    """debootstrap's second stage inside the target, its programs run by qemu-user."""
     provide_interpreter(ctx)
-    # The environment is built from scratch by the runner: the host cannot override
-    # DEBIAN_FRONTEND and friends (the old tool let it, §6.4 item 13).
     ctx.runner.run(["/debootstrap/debootstrap", "--second-stage"], chroot=ctx.root)
 
 
@@ -252,7 +284,7 @@ def _log_debootstrap_log(root: Path) -> list[str]:
 def _explain(exc: CommandFailed, settings: Settings, details: list[str] | None = None) -> str:
     """One sentence for the failures a user can fix, from debootstrap's or apt's (mmdebstrap's) words."""
     text = "\n".join(exc.tail)
-    mirror, suite = settings.text("mirror"), settings.suite
+    mirror, suite = settings.mirrors.build, settings.release.name
     if ("Release signed by unknown key" in text or "Invalid Release signature" in text
             or "NO_PUBKEY" in text or "EXPKEYSIG" in text or "signatures were invalid" in text):
         # (apt adds "is not signed" after NO_PUBKEY: this test must come first)

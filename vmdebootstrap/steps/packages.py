@@ -1,10 +1,14 @@
-"""Packages installed with apt inside the target after the bootstrap.
+"""Step "packages": the package list, installed with apt inside the target after the bootstrap.
+
+Reads: settings (``selected`` below makes the list), the package cache.
+Writes: packages into the target.  Undoes: the no-check-gpg apt setting it adds.
+The recipe blocks daemons and mounts the API filesystems around it (its own session).
 
 * The package list (--package, the kernel, sudo, acpid, ...) goes through apt.
   With ``--recommends`` Recommends are installed too: debootstrap --include
   ignores them, and a live image without them is not what anyone expects (live.rst).
-* ``--custom-package``: local .deb files, installed by apt so their dependencies
-  come from the build mirror (the old tool ran dpkg -i and ignored its status).
+* ``--custom-package``: local .deb files, installed by apt so that their dependencies
+  come from the build mirror (dpkg -i would leave them unresolved).
 
 Daemons are blocked for the duration (recipe.py), apt shows no progress bars and
 dpkg's per-package lines go to the log.  With --no-check-gpg apt accepts the unsigned
@@ -13,14 +17,14 @@ archive debootstrap accepted, for this step only: the image's apt keeps checking
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 
-from .. import cache
+from .. import cache, outputs
+from ..bootloaders import loader
 from ..chroot import use_host_dns, write_file
 from ..context import Context
-from . import bootstrap, iso
+from ..settings import Settings
 
 DEB_DIR = "tmp/vmdebootstrap-debs"
 UNCHECKED_CONF = "/etc/apt/apt.conf.d/00vmdebootstrap-no-check-gpg"
@@ -44,12 +48,42 @@ def apt_get(*args: str) -> list[str]:
     ]  # fmt: skip
 
 
-def needed(ctx: Context) -> bool:
-    return bool(ctx.settings.items("custom-package") or ctx.settings.packages)
+def selected(settings: Settings) -> tuple[str, ...]:
+    """The packages the image gets beyond the bootstrap, in this order, de-duplicated: --package,
+    what the outputs need, acpid, sudo, the kernel, what the bootloader needs (docs/compatibility.md)."""
+    chosen = list(settings.packages)
+    for kind in outputs.wanted(settings):
+        chosen += kind.packages(settings)
+    if settings.acpid:
+        chosen.append("acpid")
+    if settings.sudo:
+        chosen.append("sudo")
+    if settings.kernel_package:
+        chosen.append(settings.kernel_package)
+        # initramfs-tools only Recommends zstd and falls back to gzip, which is slower to
+        # build (minutes under qemu-user) and to boot.
+        if settings.release.initramfs_zstd:
+            chosen.append("zstd")
+    if settings.disk is not None:
+        chosen += loader.load(settings.disk.bootloader).packages(settings)
+    # bookworm split systemd-resolved out of systemd; networkd alone cannot resolve names.
+    # Only for bootable systems: a kernel-less tarball (a container) gets no network stack.
+    if settings.networkd and settings.kernel_package and settings.release.resolved_split:
+        chosen.append("systemd-resolved")
+    return tuple(dict.fromkeys(p for p in chosen if p))
 
 
-def install(ctx: Context) -> None:
-    if bootstrap.signatures_checked(ctx.settings):
+def needed(settings: Settings) -> bool:
+    return bool(settings.custom_packages or selected(settings))
+
+
+def note(ctx: Context) -> str:
+    emulated = f" [emulated {ctx.settings.arch.name}]" if ctx.settings.foreign else ""
+    return f" ({len(selected(ctx.settings))} requested){emulated}"
+
+
+def run(ctx: Context) -> None:
+    if ctx.settings.bootstrap.check_gpg:
         _install(ctx)
         return
     conf = write_file(ctx.root, UNCHECKED_CONF, UNCHECKED)
@@ -61,36 +95,32 @@ def install(ctx: Context) -> None:
 
 def _install(ctx: Context) -> None:
     settings, root, run = ctx.settings, ctx.root, ctx.runner.run
-    custom = settings.items("custom-package")
+    custom = settings.custom_packages
+    wanted = selected(settings)
     use_host_dns(ctx)
     run(apt_get("update"), chroot=root)
-    if settings.text("iso"):
-        # Before the installation: systemd-resolved's postinst leaves the chroot without DNS.
-        iso.fetch_grub(ctx)
-    recommends = ["-o", f"APT::Install-Recommends={'true' if settings.flag('recommends') else 'false'}"]
+    recommends = ["-o", f"APT::Install-Recommends={'true' if settings.recommends else 'false'}"]
     # The kernel goes last, on its own: its postinst builds the initramfs once, with every
     # initramfs hook (live-boot, ...) already in place.  Installed together, the hooks'
     # trigger builds it a second time -- ten minutes for arm64 under qemu-user.
     kernel = settings.kernel_package
-    first = [p for p in settings.packages if p != kernel]
-    if kernel and kernel in settings.packages and not {"initramfs-tools", "dracut"} & set(first):
+    first = [p for p in wanted if p != kernel]
+    if kernel and kernel in wanted and not {"initramfs-tools", "dracut"} & set(first):
         # Arriving with the kernel, initramfs-tools' own trigger would build the initramfs
         # again right after the kernel's postinst did (seen with disk images on arm64).
         first.append("initramfs-tools")
     if first:
         install_through_cache(ctx, [*recommends, "install", *first])
-    if kernel and kernel in settings.packages:
+    if kernel and kernel in wanted:
         install_through_cache(ctx, [*recommends, "install", kernel])
     if custom:
-        staging = root / DEB_DIR
-        staging.mkdir(parents=True, exist_ok=True)
-        inside = []
+        copies = root / DEB_DIR
+        copies.mkdir(parents=True, exist_ok=True)
         for deb in custom:
-            shutil.copy2(deb, staging / os.path.basename(deb))
-            inside.append(f"/{DEB_DIR}/{os.path.basename(deb)}")
+            shutil.copy2(deb, copies / deb.name)
         use_host_dns(ctx)
-        run(apt_get("install", *inside), chroot=root)
-        shutil.rmtree(staging)
+        run(apt_get("install", *(f"/{DEB_DIR}/{deb.name}" for deb in custom)), chroot=root)
+        shutil.rmtree(copies)
 
 
 def install_through_cache(ctx: Context, args: list[str]) -> None:
@@ -107,11 +137,11 @@ def install_through_cache(ctx: Context, args: list[str]) -> None:
     # The run before may have installed systemd-resolved, whose postinst points
     # /etc/resolv.conf into /run: the chroot would have no name server for this one.
     use_host_dns(ctx)
-    debs = cache.debs_dir(ctx)
+    debs = cache.debs_dir(ctx.settings)
     if debs is not None:
         listing = run(apt_get("--print-uris", *args), chroot=root, capture=True, quiet=True).output
         names = re.findall(r"^'[^']+' (\S+\.deb) \d+ ", listing, re.MULTILINE)
-        with cache.locked(ctx):
+        with cache.locked(ctx.settings):
             with cache.apt_archives(ctx):
                 run(apt_get("--download-only", *args), chroot=root)
             cache.link_into(ctx, debs, names)

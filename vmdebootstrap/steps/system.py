@@ -1,18 +1,18 @@
-"""System configuration: host name, networking, serial console, apt sources.
+"""Step "system": host name, networking, serial console, apt sources.
 
-Reads: hostname, systemd-networkd, enable-dhcp, serial-console, configure-apt,
-apt-mirror, mirror, components.  Writes files below the target (never through a
-symlink that leads out of it) and enables units with systemctl in the chroot.
+Reads: settings.hostname, .networkd, .dhcp, .serial_console(_command), .configure_apt,
+.mirrors, .release, .arch.  Writes files below the target (never through a symlink that
+leads out of it) and enables units with systemctl in the chroot.  Undoes: nothing.
 """
 
 from __future__ import annotations
 
 import logging
 
-from .. import debian
-from ..chroot import has_unit, inside, write_file
+from ..chroot import has_unit, target_path, write_file
 from ..context import Context
 from ..options import DEFAULT_SERIAL_COMMAND
+from ..releases import Release
 
 log = logging.getLogger("vmdebootstrap")
 
@@ -44,24 +44,35 @@ def ifupdown_files(enable_dhcp: bool) -> dict[str, str]:
     }
 
 
-def apt_sources(mirror: str, suite: str, components: list[str]) -> str:
-    """The booted image's sources: the release, its updates and security (released suites)."""
+def apt_sources(mirror: str, release: Release, components: tuple[str, ...]) -> str:
+    """The booted image's sources: the release, its updates and security."""
     comps = " ".join(components)
-    lines = [f"deb {mirror} {suite} {comps}"]
-    if suite in debian.RELEASES and debian.at_least(suite, "bullseye"):
-        lines.append(f"deb {mirror} {suite}-updates {comps}")
-        lines.append(f"deb {SECURITY_MIRROR} {suite}-security {comps}")
+    lines = [f"deb {mirror} {release} {comps}"]
+    if release.updates_suite:
+        lines.append(f"deb {mirror} {release}-updates {comps}")
+    if release.security:
+        lines.append(f"deb {SECURITY_MIRROR} {release.security} {comps}")
     return "\n".join(lines) + "\n"
 
 
-def configure(ctx: Context) -> None:
-    settings, root, run = ctx.settings, ctx.root, ctx.runner.run
-    hostname = settings.text("hostname")
-    write_file(root, "/etc/hostname", hostname + "\n")
-    write_file(root, "/etc/hosts", hosts_file(hostname))
+def run(ctx: Context) -> None:
+    settings, root = ctx.settings, ctx.root
+    write_file(root, "/etc/hostname", settings.hostname + "\n")
+    write_file(root, "/etc/hosts", hosts_file(settings.hostname))
+    _networking(ctx)
+    _serial_console(ctx)
+    if settings.configure_apt:
+        write_file(root, "/etc/apt/sources.list",
+                   apt_sources(settings.mirrors.image, settings.release, settings.mirrors.components))
+        for extra in target_path(root, "/etc/apt/sources.list.d").glob("*"):
+            if extra.suffix in (".list", ".sources"):
+                extra.unlink()
 
-    if settings.flag("systemd-networkd"):
-        if settings.flag("enable-dhcp"):
+
+def _networking(ctx: Context) -> None:
+    settings, root, run = ctx.settings, ctx.root, ctx.runner.run
+    if settings.networkd:
+        if settings.dhcp:
             write_file(root, "/etc/systemd/network/99-dhcp.network", networkd_dhcp_file())
         if has_unit(root, "systemd-networkd.service"):
             run(["systemctl", "enable", "systemd-networkd"], chroot=root)
@@ -70,27 +81,22 @@ def configure(ctx: Context) -> None:
         if has_unit(root, "systemd-resolved.service"):
             run(["systemctl", "enable", "systemd-resolved"], chroot=root)
     else:
-        for path, content in ifupdown_files(settings.flag("enable-dhcp")).items():
+        for path, content in ifupdown_files(settings.dhcp).items():
             write_file(root, path, content)
-        # Keep the name eth0 that the ifupdown stanza uses (#831025; unreachable in the old tool).
+        # Keep the name eth0 that the ifupdown stanza uses (#831025).
         (root / "etc/udev/rules.d").mkdir(parents=True, exist_ok=True)
         link = root / "etc/udev/rules.d/80-net-setup-link.rules"
         if not link.is_symlink() and not link.exists():
             link.symlink_to("/dev/null")
 
-    if settings.flag("serial-console") and has_unit(root, "serial-getty@.service"):
-        tty = debian.serial_console(settings.arch)
-        run(["systemctl", "enable", f"serial-getty@{tty}.service"], chroot=root)
-        command = settings.text("serial-console-command")
-        if command != DEFAULT_SERIAL_COMMAND:
-            # The old tool wrote it into inittab (sysvinit only); systemd takes a drop-in.
-            write_file(root, f"/etc/systemd/system/serial-getty@{tty}.service.d/vmdebootstrap.conf",
-                       f"[Service]\nExecStart=\nExecStart=-{command}\n")
 
-    if settings.flag("configure-apt"):
-        # Fixed: the old tool did nothing unless --apt-mirror was given too.
-        write_file(root, "/etc/apt/sources.list",
-                   apt_sources(settings.apt_mirror, settings.suite, settings.items("components")))
-        for extra in inside(root, "/etc/apt/sources.list.d").glob("*"):
-            if extra.suffix in (".list", ".sources"):
-                extra.unlink()
+def _serial_console(ctx: Context) -> None:
+    settings, root = ctx.settings, ctx.root
+    if not settings.serial_console or not has_unit(root, "serial-getty@.service"):
+        return
+    tty = settings.arch.serial_console
+    ctx.runner.run(["systemctl", "enable", f"serial-getty@{tty}.service"], chroot=root)
+    command = settings.serial_console_command
+    if command != DEFAULT_SERIAL_COMMAND:  # systemd's getty takes a drop-in for its command line
+        write_file(root, f"/etc/systemd/system/serial-getty@{tty}.service.d/vmdebootstrap.conf",
+                   f"[Service]\nExecStart=\nExecStart=-{command}\n")

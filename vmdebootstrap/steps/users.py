@@ -1,9 +1,11 @@
-"""Users and root's password.
+"""Step "users": root's password and the --user accounts.
 
-Passwords go to chpasswd *inside the target* on stdin: the target's own PAM and
-login.defs pick the hash (yescrypt on bookworm and later, SHA-512 before), the
-plaintext never appears on an argv, in ps or in the log.  The old tool used DES
-with the fixed salt '..' (reliability.md §3.9).
+Reads: settings.root_password, .lock_root, .users, .sudo, .force_password_change.
+Writes: accounts and password hashes inside the target.  Undoes: nothing.
+
+Passwords go to chpasswd *inside the target* on stdin: the target's own PAM picks the
+hash (releases.Release.password_hash), and the plaintext never appears on an argv, in
+ps or in the log (reliability.md §3.9).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import logging
 
 from ..context import Context
-from ..settings import User
+from ..values import User
 
 log = logging.getLogger("vmdebootstrap")
 
@@ -22,11 +24,11 @@ def set_password(ctx: Context, user: User) -> None:
     ctx.runner.run(argv, chroot=ctx.root, input=f"{user.name}:{user.password}\n")
 
 
-def configure(ctx: Context) -> None:
+def run(ctx: Context) -> None:
     settings, root, run = ctx.settings, ctx.root, ctx.runner.run
     if settings.root_password:
         set_password(ctx, settings.root_password)
-    elif settings.flag("lock-root-password"):
+    elif settings.lock_root:
         run(["passwd", "--lock", "root"], chroot=root)
     else:
         log.warning("root has an EMPTY password in this image (as the old vmdebootstrap did); "
@@ -35,12 +37,12 @@ def configure(ctx: Context) -> None:
 
     for user in settings.users:
         run(["adduser", "--disabled-password", "--gecos", user.name, user.name], chroot=root)
-        if settings.flag("sudo"):
+        if settings.sudo:
             run(["adduser", user.name, "sudo"], chroot=root)
         if user.password is not None:
             set_password(ctx, user)
         else:
             run(["passwd", "--delete", user.name], chroot=root)
-            if settings.flag("force-password-change"):
+            if settings.force_password_change:
                 # chage -d 0: the password must be changed at the first login.
                 run(["chage", "--lastday", "0", user.name], chroot=root)

@@ -1,58 +1,66 @@
-"""The live root filesystem: ``DIR/filesystem.squashfs`` with the kernel beside it.
+"""Output "squash" (step "squashfs"): ``DIR/filesystem.squashfs`` with the kernel beside it.
 
-Fixes the old tool (vmdebootstrap-features.md §3.9, §6.4 item 7): the exclusions of
-/proc, /sys, /dev and /run contents really work; ``-noappend`` so an existing
-image is replaced, never appended to; free space is checked first; the result is
+Reads: the finished tree, settings.squash_compression.  Writes: the live files under
+their partial names in the --squash directory (or, for an ISO alone, in the work
+directory); ctx.live_files for the ISO.  Undoes: nothing (partial files go with a
+failed build).
+
+The contents of /proc, /sys, /dev and /run are excluded; ``-noappend`` replaces an
+existing image instead of appending to it; free space is checked first; the result is
 verified with unsquashfs and must be at least 1 MiB (live.rst: mksquashfs can fail
-without saying so and leave a few KiB of junk) before it is renamed into place.
+without saying so and leave a few KiB of junk).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from .. import debian
 from ..context import Context
 from ..errors import BuildError
 from ..settings import Settings
+from ..values import Compression
 
 log = logging.getLogger("vmdebootstrap")
 
+NAME = "squash"
+STEP = "squashfs"
 MIN_SQUASHFS_BYTES = 1024 * 1024
 # Contents (not the directories themselves) that a live system gets at boot.
 EXCLUDED = ("proc/*", "sys/*", "dev/*", "run/*")
-# A compressed tree needs at most this share of its unpacked size, plus slack.
-SPACE_FACTOR = {"xz": 0.5, "lzma": 0.5, "zstd": 0.6, "gzip": 0.6, "lzo": 0.75, "lz4": 0.8}
+LIVE_FILES = ("vmlinuz", "initrd.img", "filesystem.squashfs", "filesystem.packages")
 
 
-# The default compressor, chosen by measurement (docs/performance.md): zstd at level 9
-# makes the standard live squashfs about 15 times faster than xz on two cores, 14 %
-# larger, and it unpacks faster at boot.  Higher zstd levels cost xz's time for little.
-# Debian's kernels read zstd squashfs from bookworm on (CONFIG_SQUASHFS_ZSTD=y, checked
-# in its config); older targets get xz, which every Debian kernel reads.
-DEFAULT_COMPRESSION = "zstd:9"
-OLD_KERNEL_COMPRESSION = "xz"
-ZSTD_FROM = "bookworm"
+def wanted(settings: Settings) -> bool:
+    return NAME in settings.outputs or "iso" in settings.outputs  # an ISO carries the squashfs
 
 
-def compression(settings: Settings) -> str:
-    """--squash-compression, or the default for the target release."""
-    chosen = settings.text("squash-compression")
-    if chosen:
-        return chosen
-    return DEFAULT_COMPRESSION if debian.at_least(settings.suite, ZSTD_FROM) else OLD_KERNEL_COMPRESSION
+def note(ctx: Context) -> str:
+    return f" ({ctx.settings.squash_compression})"
 
 
-def squashfs_argv(root: Path, output: Path, compression: str) -> list[str]:
-    name, _, level = compression.partition(":")
+def packages(_settings: Settings) -> list[str]:
+    return []
+
+
+def downloads(_settings: Settings) -> list[str]:
+    return []
+
+
+def host_tools(_settings: Settings | None) -> Mapping[str, str]:
+    return {"mksquashfs": "squashfs-tools", "unsquashfs": "squashfs-tools"}
+
+
+def squashfs_argv(root: Path, output: Path, compression: Compression) -> list[str]:
+    level = compression.level
     return [
         "mksquashfs", os.fspath(root), os.fspath(output),
-        "-noappend", "-no-progress", "-comp", name,
-        *(["-Xcompression-level", level] if level else []),
+        "-noappend", "-no-progress", "-comp", compression.compressor.name,
+        *(["-Xcompression-level", str(level)] if level is not None else []),
         "-one-file-system", "-exit-on-error",
         "-wildcards", "-e", *EXCLUDED,
     ]  # fmt: skip
@@ -73,8 +81,8 @@ def tree_size(root: Path) -> int:
     return total
 
 
-def check_free_space(root: Path, directory: Path, compression: str) -> None:
-    needed = int(tree_size(root) * SPACE_FACTOR.get(compression.partition(":")[0], 1.0)) + 64 * 1024 * 1024
+def check_free_space(root: Path, directory: Path, compression: Compression) -> None:
+    needed = int(tree_size(root) * compression.compressor.space_factor) + 64 * 1024 * 1024
     stats = os.statvfs(directory)
     free = stats.f_bavail * stats.f_frsize
     if free < needed:
@@ -97,35 +105,46 @@ def kernel_files(root: Path) -> list[tuple[Path, str]]:
 
 
 def _version_key(path: Path) -> list[object]:
-    import re
-
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]
 
 
-def make(ctx: Context, outdir: Path, stage: Callable[[Path], Path]) -> dict[str, Path]:
-    """Write the live files into ``outdir``; ``stage`` maps a final path to the path to write now.
+def run(ctx: Context) -> None:
+    """Write the live files; ctx.live_files names them as a live medium's /live has them."""
+    chosen = ctx.settings.outputs.get(NAME)
+    if chosen is not None:
+        directory = ctx.outputs.directory(chosen)
 
-    Returns the written files by their names in a live medium's /live directory.
-    """
+        def place(name: str) -> Path:
+            return ctx.outputs.partial(directory / name)
+    else:  # only for the ISO: not published on its own
+        directory = ctx.workdir / "live"
+        directory.mkdir()
+
+        def place(name: str) -> Path:
+            return directory / name
+    written = write(ctx, directory, place)
+    ctx.live_files = {name: path for name, path in written.items() if name in LIVE_FILES}
+
+
+def write(ctx: Context, directory: Path, place: Callable[[str], Path]) -> dict[str, Path]:
+    """The kernels, initrds, package list and squashfs, each at ``place(its name)``."""
     settings, root = ctx.settings, ctx.root
-    chosen = compression(settings)
     written: dict[str, Path] = {}
     for source, name in kernel_files(root):
-        written[name] = stage(outdir / name)
+        written[name] = place(name)
         shutil.copy2(source, written[name])
-    if not settings.flag("no-kernel") and "vmlinuz" not in written:
+    if settings.kernel_package and "vmlinuz" not in written:
         raise BuildError(f"no kernel found in {root}/boot although {settings.kernel_package} was to be "
                          "installed")
     manifest = ctx.runner.run(["dpkg-query", "--show"], chroot=root, capture=True).output
-    written["filesystem.packages"] = stage(outdir / "filesystem.packages")
+    written["filesystem.packages"] = place("filesystem.packages")
     written["filesystem.packages"].write_text(manifest)
 
-    check_free_space(root, outdir, chosen)
-    squashfs = written["filesystem.squashfs"] = stage(outdir / "filesystem.squashfs")
-    ctx.runner.run(squashfs_argv(root, squashfs, chosen))
+    check_free_space(root, directory, settings.squash_compression)
+    squashfs = written["filesystem.squashfs"] = place("filesystem.squashfs")
+    ctx.runner.run(squashfs_argv(root, squashfs, settings.squash_compression))
     verify(ctx, squashfs)
-    return {name: path for name, path in written.items()
-            if name in ("vmlinuz", "initrd.img", "filesystem.squashfs", "filesystem.packages")}
+    return written
 
 
 def verify(ctx: Context, squashfs: Path) -> None:

@@ -1,4 +1,8 @@
-"""A bootable hybrid live ISO, laid out as Debian's own live images are.
+"""Output "iso": a bootable hybrid live ISO, laid out as Debian's own live images are.
+
+Reads: ctx.live_files (the squashfs step's), GRUB's EFI modules unpacked by the finish
+step, ISOLINUX from the host.  Writes: the ISO (and with --pkglist ISO.packages) under
+partial names; its tree in the work directory.  Undoes: nothing.
 
     /live/filesystem.squashfs, vmlinuz, initrd.img, filesystem.packages
     /isolinux/...            BIOS El Torito entry (ISOLINUX; amd64 and i386)
@@ -12,8 +16,9 @@ so that ``dd`` to a USB stick boots on BIOS and UEFI machines, like Debian's ISO
 ISO with the ESP appended as a GPT partition.
 
 GRUB's EFI modules come from the image's own release (``apt-get download`` inside
-the target, unpacked into the work directory, never installed in the image);
-``grub-mkimage`` and ISOLINUX come from the host.  Secure Boot (shim) is not done.
+the target by the finish step, unpacked into the work directory, never installed in
+the image); ``grub-mkimage`` and ISOLINUX come from the host.  Secure Boot (shim) is
+not done.
 """
 
 from __future__ import annotations
@@ -22,63 +27,67 @@ import logging
 import os
 import shutil
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 
-from .. import debian
 from ..context import Context
 from ..errors import BuildError
-from ..publish import Staging
+from ..settings import Settings
 
 log = logging.getLogger("vmdebootstrap")
+
+NAME = "iso"
+STEP = "iso"
 
 ISOLINUX_DIR = Path("/usr/lib/ISOLINUX")
 SYSLINUX_MODULES = Path("/usr/lib/syslinux/modules/bios")
 ISOLINUX_MODULES = ("ldlinux.c32", "menu.c32", "libutil.c32", "libcom32.c32")
 
-# arch -> (GRUB package in the target's release, GRUB platform, removable-media file name)
-GRUB_EFI = {
-    "amd64": ("grub-efi-amd64-bin", "x86_64-efi", "BOOTX64.EFI"),
-    "i386": ("grub-efi-ia32-bin", "i386-efi", "BOOTIA32.EFI"),
-    "arm64": ("grub-efi-arm64-bin", "arm64-efi", "BOOTAA64.EFI"),
-}
-BIOS_ARCHES = ("amd64", "i386")
-# The serial console a live system on this architecture has (QEMU virt's PL011 on arm64).
 GRUB_MODULES = (
     "iso9660", "fat", "part_gpt", "part_msdos", "normal", "configfile", "linux", "search",
     "search_fs_file", "search_label", "echo", "test", "serial", "terminal", "efi_gop", "all_video",
     "gfxterm", "sleep", "ls", "cat", "reboot", "halt",
 )  # fmt: skip
-STAGE_DIR = "tmp/vmdebootstrap-grub"
+# Host tools and files the ISO needs; ISOLINUX only for PC BIOS.
+TOOLS = {"xorriso": "xorriso", "grub-mkimage": "grub-common", "mkfs.fat": "dosfstools", "mcopy": "mtools",
+         "mmd": "mtools"}  # fmt: skip
+BIOS_FILES = {"/usr/lib/ISOLINUX/isohdpfx.bin": "isolinux",
+              "/usr/lib/syslinux/modules/bios/menu.c32": "syslinux-common"}  # fmt: skip
 
 
-def supported(arch: str) -> bool:
-    return arch in GRUB_EFI
+def wanted(settings: Settings) -> bool:
+    return NAME in settings.outputs
 
 
-def fetch_grub(ctx: Context) -> None:
-    """Download the release's GRUB EFI package with the image's apt; unpack it in the work dir."""
-    package = GRUB_EFI[ctx.settings.arch][0]
-    inside = ctx.root / STAGE_DIR
-    inside.mkdir(parents=True, exist_ok=True)
-    os.chmod(inside, 0o777)  # apt-get download drops to the _apt user
-    ctx.runner.run(["sh", "-c", f"cd /{STAGE_DIR} && apt-get download {package}"], chroot=ctx.root)
-    unpacked = ctx.workdir / "grub"
-    for deb in sorted(inside.glob("*.deb")):
-        ctx.runner.run(["dpkg-deb", "-x", os.fspath(deb), os.fspath(unpacked)])
-    shutil.rmtree(inside)
+def note(ctx: Context) -> str:
+    return f" ({ctx.settings.outputs[NAME]})"
+
+
+def packages(_settings: Settings) -> list[str]:
+    return ["live-boot"]  # its initramfs hook mounts the squashfs at boot
+
+
+def downloads(settings: Settings) -> list[str]:
+    assert settings.arch.efi is not None  # validation refuses --iso for other architectures
+    return [settings.arch.efi.grub_modules_package]
+
+
+def host_tools(settings: Settings | None) -> Mapping[str, str]:
+    bios = settings is None or settings.arch.pc_bios
+    return {**TOOLS, **(BIOS_FILES if bios else {})}
 
 
 def boot_parameters(ctx: Context) -> str:
-    extra = ctx.settings.text("kernel-append")
+    extra = ctx.settings.kernel_append
     return "boot=live components" + (f" {extra}" if extra else "")
 
 
 def menu_entries(ctx: Context) -> list[tuple[str, str]]:
     """(title, kernel parameters): the live system, the same on a serial console, and toram."""
     settings = ctx.settings
-    name = f"Debian live ({settings.suite} {settings.arch})"
+    name = f"Debian live ({settings.release} {settings.arch.name})"
     params = boot_parameters(ctx)
-    serial = debian.serial_console(settings.arch)
+    serial = settings.arch.serial_console
     return [
         (name, params),
         (f"{name}, serial console", f"{params} console=tty0 console={serial},115200n8"),
@@ -113,7 +122,7 @@ def isolinux_cfg(ctx: Context) -> str:
         "UI menu.c32",
         "PROMPT 0",
         "TIMEOUT 50",
-        f"MENU TITLE Debian live ({ctx.settings.suite} {ctx.settings.arch})",
+        f"MENU TITLE Debian live ({ctx.settings.release} {ctx.settings.arch.name})",
         "",
     ]
     for number, (title, params) in enumerate(menu_entries(ctx)):
@@ -128,16 +137,17 @@ def isolinux_cfg(ctx: Context) -> str:
 
 
 def label(ctx: Context) -> str:
-    chosen = ctx.settings.text("iso-label")
-    return chosen or f"DEBIAN_LIVE_{ctx.settings.suite}_{ctx.settings.arch}".upper()[:32]
+    chosen = ctx.settings.iso_label
+    return chosen or f"DEBIAN_LIVE_{ctx.settings.release}_{ctx.settings.arch.name}".upper()[:32]
 
 
 def make_efi_image(ctx: Context, tree: Path, marker: str) -> None:
-    arch = ctx.settings.arch
-    _, platform, filename = GRUB_EFI[arch]
-    modules = ctx.workdir / "grub/usr/lib/grub" / platform
+    efi = ctx.settings.arch.efi
+    assert efi is not None
+    platform, filename = efi.grub_platform, efi.removable_name
+    modules = ctx.downloads / "usr/lib/grub" / platform
     if not modules.is_dir():
-        raise BuildError(f"GRUB's {platform} modules were not found in {GRUB_EFI[arch][0]}")
+        raise BuildError(f"GRUB's {platform} modules were not found in {efi.grub_modules_package}")
     early = ctx.workdir / "grub-early.cfg"
     # Find the ISO (or the stick it was copied to) by a file unique to this build.
     early.write_text(f"search --no-floppy --set=root --file {marker}\n"
@@ -171,7 +181,7 @@ def xorriso_argv(ctx: Context, tree: Path, output: Path, grafts: dict[str, Path]
         "xorriso", "-as", "mkisofs", "-o", os.fspath(output), "-V", label(ctx),
         "-r", "-J", "-joliet-long", "-iso-level", "3",
     ]  # fmt: skip
-    if ctx.settings.arch in BIOS_ARCHES:
+    if ctx.settings.arch.pc_bios:
         argv += [
             "-isohybrid-mbr", os.fspath(ISOLINUX_DIR / "isohdpfx.bin"),
             "-b", "isolinux/isolinux.bin", "-c", "isolinux/boot.cat",
@@ -188,37 +198,38 @@ def xorriso_argv(ctx: Context, tree: Path, output: Path, grafts: dict[str, Path]
     return argv
 
 
-def make(ctx: Context, staging: Staging, live_files: dict[str, Path]) -> None:
+def run(ctx: Context) -> None:
     """Assemble the ISO from the live files (squashfs, vmlinuz, initrd.img, manifest)."""
+    live_files = ctx.live_files
     for needed in ("vmlinuz", "initrd.img", "filesystem.squashfs"):
         if needed not in live_files:
             raise BuildError(f"no {needed} for the ISO: a live ISO needs a kernel and an initrd "
                              "(do not combine --iso with --no-kernel)")
-    final = Path(ctx.settings.text("iso")).resolve()
-    staging.directory(final.parent)
+    final = ctx.settings.outputs[NAME]
+    ctx.outputs.directory(final.parent)
     tree = ctx.workdir / "iso"
     (tree / "boot/grub").mkdir(parents=True)
     marker = f"/.disk/vmdebootstrap-{uuid.uuid4().hex}"
     (tree / ".disk").mkdir()
     (tree / marker.lstrip("/")).write_text("")
-    (tree / ".disk/info").write_text(f"Debian live {ctx.settings.suite} {ctx.settings.arch}, "
+    (tree / ".disk/info").write_text(f"Debian live {ctx.settings.release} {ctx.settings.arch.name}, "
                                      "built by vmdebootstrap\n")
     (tree / "boot/grub/grub.cfg").write_text(grub_cfg(ctx))
     make_efi_image(ctx, tree, marker)
-    if ctx.settings.arch in BIOS_ARCHES:
+    if ctx.settings.arch.pc_bios:
         make_isolinux(ctx, tree)
     grafts = {f"live/{name}": path for name, path in live_files.items()}
-    output = staging.stage(final)
+    output = ctx.outputs.partial(final)
     ctx.runner.run(xorriso_argv(ctx, tree, output, grafts))
     verify(ctx, output)
-    if ctx.settings.flag("pkglist") and "filesystem.packages" in live_files:
-        shutil.copy2(live_files["filesystem.packages"], staging.stage(final.with_name(final.name + ".packages")))
+    if ctx.settings.pkglist and "filesystem.packages" in live_files:
+        shutil.copy2(live_files["filesystem.packages"], ctx.outputs.partial(final.with_name(final.name + ".packages")))
 
 
 def verify(ctx: Context, iso: Path) -> None:
     report = ctx.runner.run(["xorriso", "-indev", os.fspath(iso), "-report_el_torito", "plain"],
                             capture=True).output
-    wanted = ["UEFI"] + (["BIOS"] if ctx.settings.arch in BIOS_ARCHES else [])
-    for platform in wanted:
+    entries = ["UEFI"] + (["BIOS"] if ctx.settings.arch.pc_bios else [])
+    for platform in entries:
         if not any("El Torito boot img" in line and platform in line for line in report.splitlines()):
             raise BuildError(f"{iso} has no {platform} El Torito boot entry (xorriso -report_el_torito)")

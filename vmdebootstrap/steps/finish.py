@@ -1,13 +1,18 @@
-"""Finishing the root filesystem.
+"""Step "finish": the last work inside the target, then the build's traces scrubbed.
 
-``finish``: ``apt-get clean`` and ``update-initramfs -u`` (§3.6 of the old tool),
-inside the chroot with its API filesystems mounted.
+Reads: settings.update_initramfs, .keep_apt_lists, what the outputs want downloaded.
+Writes: the outputs' downloads (unpacked into the work directory's ``downloads``), a
+fresh initramfs when its inputs changed.  Undoes: nothing.
 
-``scrub_identity``: what must not travel from the build into every copy of the
-image (reliability.md §3.10): the host's resolv.conf (debootstrap copies it), the
-machine-id (systemd makes one at first boot), SSH host keys (regenerated at first
-boot by a small unit), apt lists that belong to the build mirror, and the qemu-user
-interpreter a foreign build copied in.
+``run``: the packages the outputs need from the target's archive without installing
+them (the ISO's GRUB), ``apt-get clean``, and ``update-initramfs -u``, inside the chroot
+with its API filesystems mounted.
+
+``scrub`` (after the chroot session has ended): what must not travel from the build
+into every copy of the image (reliability.md §3.10): the host's resolv.conf
+(debootstrap copies it), the machine-id (systemd makes one at first boot), SSH host
+keys (regenerated at first boot by a small unit), apt lists that belong to the build
+mirror, and the qemu-user interpreter a foreign build copied in.
 """
 
 from __future__ import annotations
@@ -17,7 +22,8 @@ import os
 import shutil
 from pathlib import Path
 
-from ..chroot import exists_in, has_unit, inside, write_file
+from .. import outputs
+from ..chroot import exists_in, has_unit, target_path, use_host_dns, write_file
 from ..context import Context
 
 log = logging.getLogger("vmdebootstrap")
@@ -59,18 +65,26 @@ def _newest_mtime(path: Path) -> float:
 
 
 def initramfs_is_current(root: Path) -> bool:
-    kernels = sorted(inside(root, "/boot").glob("vmlinuz-*"))
-    initrds = [inside(root, "/boot") / f"initrd.img-{k.name[len('vmlinuz-'):]}" for k in kernels]
+    kernels = sorted(target_path(root, "/boot").glob("vmlinuz-*"))
+    initrds = [target_path(root, "/boot") / f"initrd.img-{k.name[len('vmlinuz-'):]}" for k in kernels]
     if not kernels or not all(i.exists() for i in initrds):
         return False
     oldest_initrd = min(i.stat().st_mtime for i in initrds)
-    return all(_newest_mtime(inside(root, p)) <= oldest_initrd for p in INITRAMFS_INPUTS)
+    return all(_newest_mtime(target_path(root, p)) <= oldest_initrd for p in INITRAMFS_INPUTS)
 
 
-def finish(ctx: Context) -> None:
+# Downloads go here inside the target (apt-get download writes as the _apt user); they are
+# unpacked into ctx.downloads and removed from the target.
+DOWNLOAD_DIR = "tmp/vmdebootstrap-downloads"
+
+
+def run(ctx: Context) -> None:
     root, run = ctx.root, ctx.runner.run
+    names = [name for kind in outputs.wanted(ctx.settings) for name in kind.downloads(ctx.settings)]
+    if names:
+        download(ctx, names)
     run(["apt-get", "clean"], chroot=root)
-    if not ctx.settings.flag("update-initramfs"):
+    if not ctx.settings.update_initramfs:
         return
     if not exists_in(root, "/usr/sbin/update-initramfs"):
         log.info("no update-initramfs in the image (no kernel or initramfs-tools); skipped")
@@ -80,10 +94,26 @@ def finish(ctx: Context) -> None:
         run(["update-initramfs", "-u"], chroot=root)
 
 
-def scrub_identity(ctx: Context) -> None:
+def download(ctx: Context, names: list[str]) -> None:
+    """The packages ``names`` from the target's own archive, unpacked into ctx.downloads:
+    what the outputs take from the release they boot, never from the host."""
+    directory = ctx.root / DOWNLOAD_DIR
+    directory.mkdir(parents=True, exist_ok=True)
+    os.chmod(directory, 0o777)  # apt-get download drops to the _apt user
+    use_host_dns(ctx)
+    # With --no-check-gpg the lists came from an archive apt could not verify (packages step).
+    unchecked = "" if ctx.settings.bootstrap.check_gpg else "--allow-unauthenticated "
+    ctx.runner.run(["sh", "-c", f"cd /{DOWNLOAD_DIR} && apt-get download {unchecked}{' '.join(names)}"],
+                   chroot=ctx.root)
+    for deb in sorted(directory.glob("*.deb")):
+        ctx.runner.run(["dpkg-deb", "-x", os.fspath(deb), os.fspath(ctx.downloads)])
+    shutil.rmtree(directory)
+
+
+def scrub(ctx: Context) -> None:
     root = ctx.root
-    if ctx.interpreter_in_target is not None and ctx.interpreter_in_target.exists():
-        ctx.interpreter_in_target.unlink()
+    if ctx.interpreter_copy is not None and ctx.interpreter_copy.exists():
+        ctx.interpreter_copy.unlink()
     resolved = has_unit(root, "systemd-resolved.service")
     resolv = root / "etc/resolv.conf"
     if resolv.is_symlink() or resolv.exists():
@@ -100,7 +130,7 @@ def scrub_identity(ctx: Context) -> None:
     if dbus_id.exists() and not dbus_id.is_symlink():
         dbus_id.unlink()
 
-    keys = sorted(inside(root, "/etc/ssh").glob("ssh_host_*"))
+    keys = sorted(target_path(root, "/etc/ssh").glob("ssh_host_*"))
     for key in keys:
         key.unlink()
     if keys:
@@ -111,11 +141,11 @@ def scrub_identity(ctx: Context) -> None:
         if not link.is_symlink():
             link.symlink_to(f"/etc/systemd/system/{SSH_KEYGEN_UNIT}")
 
-    if not ctx.settings.flag("keep-apt-lists"):
+    if not ctx.settings.keep_apt_lists:
         # The lists are the build's snapshot of the mirror (with --configure-apt not even
         # of the image's sources): stale on the first boot and some 40 MB unpacked.  Like
         # live-build --apt-indices false and mmdebstrap, the image gets none: apt update first.
-        lists = inside(root, "/var/lib/apt/lists")
+        lists = target_path(root, "/var/lib/apt/lists")
         for entry in lists.glob("*"):
             if entry.name in ("lock", "partial", "auxfiles"):
                 continue

@@ -1,39 +1,52 @@
-"""Disk images: the file, its partitions and filesystems, and finishing it.
+"""Output "image": a disk image -- the file, its partitions and filesystems, its bootloader.
 
-``prepare`` (step "partition", before the bootstrap): a sparse raw file under its
-staging name, the partition table (parted, on the file), one autoclear loop device
+Reads: settings.disk (disk.Request).  Writes: the image under its partial name.
+Undoes: every mount and loop device, on the build's cleanup stack.
+
+``partition`` (step "partition", before the bootstrap): a sparse raw file under its
+partial name, the partition table (parted, on the file), one autoclear loop device
 per partition (loop.py), the filesystems, and the root (and a separate /boot)
-mounted at the build's root directory -- every mount and device on the build's
-cleanup stack.  The ESP is filled later without mounting it (bootloader.py), so
-the host kernel needs no vfat driver either.
+mounted at the build's root directory.  The ESP is filled later without mounting it
+(bootloaders/grub_efi.py), so the host kernel needs no vfat driver either.
 
-``write_fstab`` (right after the bootstrap, before the kernel is installed, so
-that the initramfs is built once, with the final fstab).
+``write_fstab`` (by the bootstrap step, before the kernel is installed, so that the
+initramfs is built once, with the final fstab).
 
-``finish`` (step "image", after the bootloader): the package list, zero-filling
-or trimming the free space, unmounting and detaching, and ``--convert-qcow2``
-after that (#831029: never from a mounted image).
+``install_bootloader`` (step "bootloader"): the chosen bootloader's module.
+
+``run`` (step "image", last): the package list, zero-filling or trimming the free
+space, unmounting and detaching, and ``--convert-qcow2`` after that (#831029: never
+from a mounted image).
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import errno
 import logging
 import os
 import secrets
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 
-from .. import disk, mounts
+from .. import bootloaders, disk, mounts
+from ..bootloaders import loader
 from ..chroot import write_file
 from ..context import Context
+from ..disk import Image
 from ..errors import BuildError
 from ..loop import LoopDevice
-from ..publish import Staging
+from ..settings import Settings
 
 log = logging.getLogger("vmdebootstrap")
+
+NAME = "image"
+STEP = "image"
+TOOLS = {"parted": "parted", "blkid": "util-linux", "mkswap": "util-linux", "fstrim": "util-linux",
+         "mkfs.ext4": "e2fsprogs", "mkfs.fat": "dosfstools", "mcopy": "mtools", "mmd": "mtools"}  # fmt: skip
+ROOT_FS_TOOLS = {"btrfs": {"mkfs.btrfs": "btrfs-progs"}, "xfs": {"mkfs.xfs": "xfsprogs"}}
+QCOW2_TOOLS = {"qemu-img": "qemu-utils"}
 
 MKFS = {
     "ext2": ["mkfs.ext2", "-q", "-F"], "ext3": ["mkfs.ext3", "-q", "-F"], "ext4": ["mkfs.ext4", "-q", "-F"],
@@ -43,38 +56,57 @@ LABELS = {"root": "root", "boot": "boot", "swap": "swap", "esp": "ESP"}
 ZERO_CHUNK = 4 * disk.MiB
 
 
-@dataclasses.dataclass
-class Disk:
-    layout: disk.Layout
-    raw: Path  # the raw image being written (a staging name)
-    final: Path  # where the image is published
-    devices: dict[str, LoopDevice]  # by partition role
-    uuids: dict[str, str]  # filesystem UUIDs by partition role
-    stack: contextlib.ExitStack  # mounts and loop devices, closed by finish() or on failure
-
-    def device(self, role: str) -> str:
-        return self.devices[role].path
+def wanted(settings: Settings) -> bool:
+    return settings.disk is not None
 
 
-def mkfs_argv(fstype: str, role: str, device: str, suite: str) -> list[str]:
+def note(ctx: Context) -> str:
+    return f" ({ctx.settings.outputs[NAME]})"
+
+
+def packages(_settings: Settings) -> list[str]:
+    return []  # the bootloader's come from its module (steps/packages.py)
+
+
+def downloads(_settings: Settings) -> list[str]:
+    return []
+
+
+def host_tools(settings: Settings | None) -> Mapping[str, str]:
+    request = settings.disk if settings else None
+    tools = dict(TOOLS)
+    for fs, extra in ROOT_FS_TOOLS.items():
+        if request is None or request.root_fs == fs:
+            tools.update(extra)
+    if request is None or request.qcow2:
+        tools.update(QCOW2_TOOLS)
+    names = [request.bootloader] if request else list(bootloaders.NAMES)
+    for name in names:
+        tools.update(loader.load(name).host_tools(settings))
+    return tools
+
+
+def mkfs_argv(fstype: str, role: str, device: str, metadata_csum: bool = True) -> list[str]:
     argv = [*MKFS[fstype], "-L", LABELS[role]]
-    if fstype.startswith("ext") and suite in ("wheezy", "jessie"):
-        argv += ["-O", "^metadata_csum"]  # their e2fsck cannot read it (#827130)
+    if fstype.startswith("ext") and not metadata_csum:
+        argv += ["-O", "^metadata_csum"]  # the release's e2fsck cannot read it (#827130)
     return [*argv, device]
 
 
-def prepare(ctx: Context, staging: Staging) -> Disk:
-    settings = ctx.settings
-    layout = disk.plan(settings.values, settings.arch)
-    final = Path(settings.text("image")).resolve()
-    staging.directory(final.parent)
-    if settings.flag("convert-qcow2"):  # the raw file is converted at the end, then removed
-        raw = staging.scratch(final.with_name(f".vmdebootstrap-partial-{final.name}.raw"))
+def partition(ctx: Context) -> None:
+    """The image file, its partitions and filesystems, mounted at the build's root."""
+    request = ctx.settings.disk
+    assert request is not None
+    layout = disk.plan(request)
+    final = ctx.settings.outputs[NAME]
+    ctx.outputs.directory(final.parent)
+    if request.qcow2:  # the raw file is converted at the end, then removed
+        raw = ctx.outputs.scratch(final.with_name(f".vmdebootstrap-partial-{final.name}.raw"))
     else:
-        raw = staging.stage(final)
+        raw = ctx.outputs.partial(final)
     with open(raw, "wb") as stream:
         stream.truncate(layout.image_size)  # sparse: only what is written takes space
-    script = disk.parted_script(layout, settings.text("bootflag"), legacy_boot=uses_extlinux(settings))
+    script = disk.parted_script(layout, request.flag, legacy_boot=request.legacy_boot)
     ctx.runner.run(["parted", "--script", "--align", "none", os.fspath(raw), *script])
     ctx.runner.run(["parted", "--script", os.fspath(raw), "unit", "MiB", "print"])
 
@@ -90,18 +122,16 @@ def prepare(ctx: Context, staging: Staging) -> Disk:
         device = LoopDevice(raw, part.start, part.size)
         stack.callback(device.detach)
         devices[part.role] = device
-        ctx.runner.run(mkfs_argv(part.fstype, part.role, device.path, settings.suite))
+        ctx.runner.run(mkfs_argv(part.fstype, part.role, device.path, ctx.settings.release.ext4_metadata_csum))
         uuids[part.role] = filesystem_uuid(ctx, device.path)
-    made = Disk(layout, raw, final, devices, uuids, stack)
-    mount_filesystems(ctx, made)
-    return made
+    ctx.image = Image(request, layout, raw, final, devices, uuids, stack)
+    mount_filesystems(ctx, ctx.image)
 
 
-def uses_extlinux(settings: object) -> bool:
-    from ..settings import Settings
-
-    assert isinstance(settings, Settings)
-    return settings.flag("extlinux") and not settings.flag("grub")
+def install_bootloader(ctx: Context) -> None:
+    """Step "bootloader": the chosen bootloader's module makes the image boot."""
+    assert ctx.image is not None
+    loader.load(ctx.image.request.bootloader).install(ctx, ctx.image)
 
 
 def filesystem_uuid(ctx: Context, device: str) -> str:
@@ -112,7 +142,7 @@ def filesystem_uuid(ctx: Context, device: str) -> str:
     return uuid
 
 
-def mount_filesystems(ctx: Context, made: Disk) -> None:
+def mount_filesystems(ctx: Context, made: Image) -> None:
     ctx.root.mkdir(mode=0o755)
     mounts.mount(ctx.runner, made.stack, made.device("root"), ctx.root, chroot_root=ctx.root)
     if "boot" in made.devices:
@@ -129,34 +159,35 @@ def mount_filesystems(ctx: Context, made: Disk) -> None:
             path.rmdir()
 
 
-def write_fstab(ctx: Context, made: Disk) -> None:
+def write_fstab(ctx: Context, made: Image) -> None:
     write_file(ctx.root, "/etc/fstab", disk.fstab(made.layout, made.uuids))
     # initramfs-tools' resume hook would otherwise look at the *host's* swap (/proc/swaps).
     resume = f"RESUME=UUID={made.uuids['swap']}\n" if "swap" in made.uuids else "RESUME=none\n"
     write_file(ctx.root, "/etc/initramfs-tools/conf.d/resume", resume)
 
 
-def finish(ctx: Context, made: Disk, staging: Staging) -> None:
-    settings = ctx.settings
-    if settings.flag("pkglist"):
+def run(ctx: Context) -> None:
+    made = ctx.image
+    assert made is not None
+    if ctx.settings.pkglist:
         manifest = ctx.runner.run(["dpkg-query", "--show"], chroot=ctx.root, capture=True).output
-        staging.stage(made.final.with_name(made.final.name + ".packages")).write_text(manifest)
+        ctx.outputs.partial(made.final.with_name(made.final.name + ".packages")).write_text(manifest)
     copy_fat_partitions(ctx, made)
     mounted = [ctx.root / "boot", ctx.root] if "boot" in made.devices else [ctx.root]
-    if settings.flag("sparse"):
+    if made.request.sparse:
         for point in mounted:  # freed blocks become holes in the file
             ctx.runner.run(["fstrim", os.fspath(point)], check=False)
     else:
         for point in mounted:
             zero_fill(point)
     made.stack.close()  # unmount, then detach every loop device and wait until it is free
-    if settings.flag("convert-qcow2"):
-        staged = staging.stage(made.final)
-        ctx.runner.run(["qemu-img", "convert", "-O", "qcow2", os.fspath(made.raw), os.fspath(staged)])
-        made.raw.unlink()  # the old tool left IMAGE.raw behind (§6.4 item 5)
+    if made.request.qcow2:
+        qcow2 = ctx.outputs.partial(made.final)
+        ctx.runner.run(["qemu-img", "convert", "-O", "qcow2", os.fspath(made.raw), os.fspath(qcow2)])
+        made.raw.unlink()  # no IMAGE.raw is left behind
 
 
-def copy_fat_partitions(ctx: Context, made: Disk) -> None:
+def copy_fat_partitions(ctx: Context, made: Image) -> None:
     """FAT partitions (the ESP, a vfat /boot) are made last, from what the build put below
     their mount points: a FAT image file filled by mtools and copied into the disk image.
     Nothing is mounted, so the host kernel needs no vfat driver.  The mount point in the
@@ -200,7 +231,7 @@ def copy_into(source: Path, image: Path, offset: int) -> None:
 
 
 def zero_fill(directory: Path) -> None:
-    """Write zeros into the free space and remove them again (the old default, without --sparse):
+    """Write zeros into the free space and remove them again (without --sparse):
     deleted files' old contents become zeros and the image file is fully allocated."""
     filler = directory / "vmdebootstrap-zeros"
     chunk = bytes(ZERO_CHUNK)

@@ -1,0 +1,121 @@
+"""One record per Debian architecture: everything the build and the boot test know of it.
+
+A new architecture is one ``Architecture`` entry in ``ARCHITECTURES``; settings, the
+steps, the ISO, the bootloaders, the boot test and the host-package list all read it
+from here.  Plain data: no behaviour beyond small look-ups.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import platform
+from pathlib import Path
+
+
+@dataclasses.dataclass(frozen=True)
+class Efi:
+    """UEFI on this architecture: GRUB's names and the removable-media path."""
+
+    grub_platform: str  # grub-mkimage -O, and the module directory below /usr/lib/grub
+    grub_package: str  # installed into a UEFI disk image
+    grub_modules_package: str  # the modules alone, downloaded (not installed) for a live ISO
+    removable_name: str  # EFI/BOOT/<this>: what firmware with empty variables starts
+    grub_name: str  # EFI/debian/<this>: Debian's own path
+
+
+@dataclasses.dataclass(frozen=True)
+class Firmware:
+    """One firmware a boot test can start this architecture's guests with."""
+
+    name: str  # bios, uefi
+    code: Path
+    variables: Path | None  # the template copied for each boot; None: SeaBIOS keeps none
+    package: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Emulator:
+    """QEMU system emulation of this architecture, for the boot test."""
+
+    binary: str
+    package: str
+    machine: str
+    firmwares: tuple[Firmware, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class Architecture:
+    name: str  # Debian's name
+    kernel_flavour: str  # linux-image-<flavour>
+    machines: tuple[str, ...] = ()  # what platform.machine() says on such a host
+    qemu_user: str = ""  # the qemu-user binary and binfmt handler suffix (qemu-<this>)
+    native_on: tuple[str, ...] = ()  # host architectures that run its programs without emulation
+    serial_console: str = "ttyS0"  # the first serial port as its kernel names it
+    pc_bios: bool = False  # PC BIOS: ISOLINUX on the ISO, GRUB i386-pc and extlinux on disks
+    efi: Efi | None = None  # None: no UEFI (no --use-uefi, no live ISO)
+    emulator: Emulator | None = None  # None: no boot test
+
+    def firmware(self, name: str) -> Firmware | None:
+        if self.emulator is None:
+            return None
+        return next((f for f in self.emulator.firmwares if f.name == name), None)
+
+    @property
+    def firmware_names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.emulator.firmwares) if self.emulator else ()
+
+
+_SEABIOS = Firmware("bios", Path("/usr/share/seabios/bios-256k.bin"), None, "seabios")
+_OVMF = Firmware("uefi", Path("/usr/share/OVMF/OVMF_CODE_4M.fd"), Path("/usr/share/OVMF/OVMF_VARS_4M.fd"), "ovmf")
+_AAVMF = Firmware("uefi", Path("/usr/share/AAVMF/AAVMF_CODE.fd"), Path("/usr/share/AAVMF/AAVMF_VARS.fd"),
+                  "qemu-efi-aarch64")
+
+ARCHITECTURES: dict[str, Architecture] = {a.name: a for a in (
+    Architecture(
+        "amd64", "amd64", ("x86_64",), "x86_64", serial_console="ttyS0", pc_bios=True,
+        efi=Efi("x86_64-efi", "grub-efi-amd64", "grub-efi-amd64-bin", "BOOTX64.EFI", "grubx64.efi"),
+        emulator=Emulator("qemu-system-x86_64", "qemu-system-x86", "q35", (_SEABIOS, _OVMF)),
+    ),
+    # i386 kernels: 486 up to wheezy, 586 for jessie (#786767): see releases.py.
+    Architecture(
+        "i386", "686-pae", ("i686", "i386"), "i386", native_on=("amd64",), pc_bios=True,
+        efi=Efi("i386-efi", "grub-efi-ia32", "grub-efi-ia32-bin", "BOOTIA32.EFI", "grubia32.efi"),
+        emulator=Emulator("qemu-system-i386", "qemu-system-x86", "q35", (_SEABIOS,)),
+    ),
+    Architecture(
+        "arm64", "arm64", ("aarch64",), "aarch64", serial_console="ttyAMA0",  # QEMU virt's PL011
+        efi=Efi("arm64-efi", "grub-efi-arm64", "grub-efi-arm64-bin", "BOOTAA64.EFI", "grubaa64.efi"),
+        emulator=Emulator("qemu-system-aarch64", "qemu-system-arm", "virt", (_AAVMF,)),
+    ),
+    # The multiplatform kernel (#776975).
+    Architecture("armhf", "armmp", ("armv7l",), "arm", native_on=("arm64",), serial_console="ttyAMA0"),
+    Architecture("armel", "marvell", (), "arm", native_on=("arm64",)),
+    Architecture("ppc64el", "powerpc64le", ("ppc64le",), "ppc64le"),  # #809457
+    Architecture("s390x", "s390x", ("s390x",), "s390x"),
+    Architecture("mips64el", "5kc-malta", ("mips64",), "mips64el"),
+    Architecture("mipsel", "4kc-malta", (), "mipsel"),
+    # Architectures of debian-ports: known names, built from a ports --mirror.
+    Architecture("powerpc", "powerpc"),
+    Architecture("ppc64", "ppc64"),
+    Architecture("sparc64", "sparc64"),
+    Architecture("loong64", "loong64"),
+    Architecture("alpha", "alpha"),
+)}
+
+
+def host() -> Architecture:
+    """The build host's architecture."""
+    return for_machine(platform.machine())
+
+
+def for_machine(machine: str) -> Architecture:
+    """The architecture of a machine as uname names it (an unknown one gets a bare record)."""
+    for arch in ARCHITECTURES.values():
+        if machine in arch.machines:
+            return arch
+    return ARCHITECTURES.get(machine, Architecture(machine, machine))
+
+
+def runs_natively(arch: Architecture, host_arch: Architecture | None = None) -> bool:
+    on = host_arch or host()
+    return arch.name == on.name or on.name in arch.native_on

@@ -1,0 +1,31 @@
+"""What the build mirror says about a release: its (In)Release file, fetched through the runner.
+
+apt's own downloader (apt-helper) fetches it, so http, https, file:// mirrors and the
+proxies apt is configured with all work as they do for the build, and the command is
+logged like every other.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from .run import CommandRunner
+
+log = logging.getLogger("vmdebootstrap")
+
+APT_HELPER = "/usr/lib/apt/apt-helper"
+
+
+def release_file(runner: CommandRunner, mirror: str, suite: str, directory: Path) -> bytes | None:
+    """The suite's InRelease (or, from mirrors without one, Release) file; None when neither comes."""
+    base = mirror.rstrip("/")
+    for name in ("InRelease", "Release"):
+        target = directory / f"{suite}-{name}"
+        # The work directory is root's only: apt's _apt user could not write into it.
+        result = runner.run([APT_HELPER, "-o", "APT::Sandbox::User=root", "download-file",
+                             f"{base}/dists/{suite}/{name}", str(target)], check=False, quiet=True)
+        if result.returncode == 0 and target.is_file():
+            return target.read_bytes()
+    log.info("the mirror %s sent no Release file for %s", mirror, suite)
+    return None

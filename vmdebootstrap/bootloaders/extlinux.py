@@ -1,0 +1,77 @@
+"""extlinux on a disk image (--bootloader extlinux, the old default; deprecated).
+
+The host's extlinux, installed into /boot/extlinux of the filesystem that holds /boot,
+with syslinux's MBR (or install-mbr's with --mbr).  Kernel upgrades in the booted
+system do not update extlinux.conf.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Mapping
+from pathlib import Path
+
+from ..chroot import target_path
+from ..context import Context
+from ..disk import Image
+from ..errors import BuildError
+from ..settings import Settings
+from .grub import kernel_console_args
+
+SECTOR = 512
+
+
+def packages(_settings: Settings) -> list[str]:
+    return []
+
+
+def host_tools(settings: Settings | None) -> Mapping[str, str]:
+    tools = {"extlinux": "extlinux", "/usr/lib/syslinux/mbr/mbr.bin": "syslinux-common"}
+    if settings is None or (settings.disk is not None and settings.disk.mbr):
+        tools["install-mbr"] = "mbr"
+    return tools
+
+
+def install(ctx: Context, made: Image) -> None:
+    install_extlinux(ctx, made)
+
+
+def extlinux_conf(ctx: Context, made: Image) -> str:
+    boot = target_path(ctx.root, "/boot")
+    kernels = sorted(boot.glob("vmlinuz-*"))
+    if not kernels:
+        raise BuildError("no kernel in /boot: extlinux has nothing to boot (use --no-extlinux with --no-kernel)")
+    version = kernels[-1].name[len("vmlinuz-"):]
+    prefix = "/" if made.layout.boot_holder.role == "boot" else "/boot/"
+    append = f"initrd={prefix}initrd.img-{version} root=UUID={made.uuids['root']} ro"
+    lines = ["# Written by vmdebootstrap (extlinux is deprecated: kernel upgrades do not update this file)",
+             "default linux", "timeout 10", "prompt 0"]
+    if ctx.settings.serial_console:
+        lines.insert(1, "serial 0 115200")
+        append += " " + kernel_console_args(ctx)
+    lines += ["label linux", f"  kernel {prefix}vmlinuz-{version}", f"  append {append}"]
+    return "\n".join(lines) + "\n"
+
+
+def install_extlinux(ctx: Context, made: Image) -> None:
+    directory = target_path(ctx.root, "/boot") / "extlinux"
+    directory.mkdir(exist_ok=True)
+    (directory / "extlinux.conf").write_text(extlinux_conf(ctx, made))
+    ctx.runner.run(["extlinux", "--install", os.fspath(directory)])
+    holder = made.layout.boot_holder
+    # extlinux reads the partition's offset from the kernel, which knows none for a loop
+    # device over a byte range: write the "hidden sectors" of the boot sector ourselves.
+    with open(made.devices[holder.role].path, "r+b") as device:
+        sector = bytearray(os.pread(device.fileno(), SECTOR, 0))
+        struct.pack_into("<I", sector, 0x1C, holder.start // SECTOR)
+        os.pwrite(device.fileno(), bytes(sector), 0)
+        os.fsync(device.fileno())
+    if made.request.mbr:
+        ctx.runner.run(["install-mbr", os.fspath(made.raw)])
+    else:
+        mbr = "/usr/lib/syslinux/mbr/gptmbr.bin" if made.layout.label == "gpt" else "/usr/lib/syslinux/mbr/mbr.bin"
+        code = Path(mbr).read_bytes()[:440]
+        with open(made.raw, "r+b") as image:
+            os.pwrite(image.fileno(), code, 0)
+            os.fsync(image.fileno())

@@ -1,0 +1,22 @@
+"""No bootloader (--bootloader none, the old --no-extlinux): a --customize hook may write
+a board's own (examples/beaglebone.conf)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from ..context import Context
+from ..disk import Image
+from ..settings import Settings
+
+
+def packages(_settings: Settings) -> list[str]:
+    return []
+
+
+def host_tools(_settings: Settings | None) -> Mapping[str, str]:
+    return {}
+
+
+def install(_ctx: Context, _image: Image) -> None:
+    return None

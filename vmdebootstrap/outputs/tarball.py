@@ -1,0 +1,65 @@
+"""Output "tarball": the root filesystem as a tarball, compressed according to its suffix.
+
+Reads: the finished tree.  Writes: the tarball (and with --pkglist FILE.packages) under
+partial names.  Undoes: nothing.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from ..context import Context
+from ..settings import Settings
+from .squash import EXCLUDED
+
+NAME = "tarball"
+STEP = "tarball"
+# tar --auto-compress picks the compressor by suffix: suffix -> (program, package).
+COMPRESSORS = {".gz": ("gzip", "gzip"), ".tgz": ("gzip", "gzip"), ".xz": ("xz", "xz-utils"),
+               ".zst": ("zstd", "zstd"), ".bz2": ("bzip2", "bzip2")}  # fmt: skip
+
+
+def wanted(settings: Settings) -> bool:
+    return NAME in settings.outputs
+
+
+def note(_ctx: Context) -> str:
+    return ""
+
+
+def packages(_settings: Settings) -> list[str]:
+    return []
+
+
+def downloads(_settings: Settings) -> list[str]:
+    return []
+
+
+def host_tools(settings: Settings | None) -> Mapping[str, str]:
+    tools = {"tar": "tar"}
+    path = settings.outputs.get(NAME) if settings else None
+    for suffix, (program, package) in COMPRESSORS.items():
+        if settings is None or (path is not None and path.name.endswith(suffix)):
+            tools[program] = package
+    return tools
+
+
+def tar_argv(root: Path, output: Path) -> list[str]:
+    excludes = [f"--exclude=./{pattern}" for pattern in EXCLUDED]
+    return [
+        "tar", "--create", "--auto-compress", f"--file={os.fspath(output)}",
+        f"--directory={os.fspath(root)}",
+        "--one-file-system", "--numeric-owner", "--xattrs", "--xattrs-include=*", "--acls",
+        *excludes, ".",
+    ]  # fmt: skip
+
+
+def run(ctx: Context) -> None:
+    final = ctx.settings.outputs[NAME]
+    ctx.outputs.directory(final.parent)
+    ctx.runner.run(tar_argv(ctx.root, ctx.outputs.partial(final)))
+    if ctx.settings.pkglist:
+        manifest = ctx.runner.run(["dpkg-query", "--show"], chroot=ctx.root, capture=True).output
+        ctx.outputs.partial(final.with_name(final.name + ".packages")).write_text(manifest)
