@@ -53,6 +53,7 @@ class Architecture:
     serial_console: str = "ttyS0"  # the first serial port as its kernel names it
     pc_bios: bool = False  # PC BIOS: ISOLINUX on the ISO, GRUB i386-pc and extlinux on disks
     efi: Efi | None = None  # None: no UEFI (no --use-uefi, no live ISO)
+    efi_companion: str = ""  # the architecture of the 32-bit UEFI firmware some such machines have
     emulator: Emulator | None = None  # None: no boot test
 
     def firmware(self, name: str) -> Firmware | None:
@@ -74,6 +75,7 @@ ARCHITECTURES: dict[str, Architecture] = {a.name: a for a in (
     Architecture(
         "amd64", "amd64", ("x86_64",), "x86_64", serial_console="ttyS0", pc_bios=True,
         efi=Efi("x86_64-efi", "grub-efi-amd64", "grub-efi-amd64-bin", "BOOTX64.EFI", "grubx64.efi"),
+        efi_companion="i386",  # --uefi-ia32
         emulator=Emulator("qemu-system-x86_64", "qemu-system-x86", "q35", (_SEABIOS, _OVMF)),
     ),
     # i386 kernels: 486 up to wheezy, 586 for jessie (#786767): see releases.py.

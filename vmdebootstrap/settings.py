@@ -260,7 +260,7 @@ def _disk_request(v: Parsed, arch: Architecture) -> disk.Request:
                          "and a --customize hook that writes the board's bootloader")
     if v.flag("mbr") and bootloader != "extlinux":
         raise UsageError("--mbr writes an MBR for extlinux; GRUB writes its own")
-    if v.flag("uefi-ia32") and not (entry.esp and arch.name == "amd64"):
+    if v.flag("uefi-ia32") and not (entry.esp and arch.efi_companion):
         raise UsageError("--uefi-ia32 adds 32-bit UEFI GRUB to an amd64 --use-uefi image")
     request = disk.Request(
         size=v.number("size"), table=v.text("part-type"), root_fs=v.text("roottype"),

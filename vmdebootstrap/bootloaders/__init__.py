@@ -19,11 +19,10 @@ class Entry:
     esp: bool = False  # boots with UEFI from an EFI system partition
     bios_grub: bool = False  # on GPT its core image needs a bios_grub partition
     legacy_boot: bool = False  # on GPT it boots the partition marked legacy_boot
-    arches: tuple[str, ...] = ()  # the architectures it serves (empty: every one)
 
 
 REGISTRY: dict[str, Entry] = {e.name: e for e in (
-    Entry("grub-pc", "grub_pc", bios_grub=True, arches=("amd64", "i386")),
+    Entry("grub-pc", "grub_pc", bios_grub=True),
     Entry("grub-efi", "grub_efi", esp=True),
     Entry("extlinux", "extlinux", legacy_boot=True),
     Entry("none", "none"),

@@ -22,15 +22,17 @@ from . import grub
 
 
 def _arches(settings: Settings) -> list[Architecture]:
-    """The image's own architecture, and i386 for 32-bit firmware with --uefi-ia32."""
+    """The image's own architecture, and with --uefi-ia32 that of 32-bit firmware."""
     assert settings.disk is not None
-    return [settings.arch, *([ARCHITECTURES["i386"]] if settings.disk.uefi_ia32 else [])]
+    companion = [ARCHITECTURES[settings.arch.efi_companion]] if settings.disk.uefi_ia32 else []
+    return [settings.arch, *companion]
 
 
 def packages(settings: Settings) -> list[str]:
-    assert settings.arch.efi is not None and settings.disk is not None
-    # The second word size: its modules only (the image boots with its own).
-    return [settings.arch.efi.grub_package, *(["grub-efi-ia32-bin"] if settings.disk.uefi_ia32 else [])]
+    own, *companion = _arches(settings)
+    assert own.efi is not None and all(arch.efi for arch in companion)
+    # The other word size: its modules only (the image boots with its own GRUB).
+    return [own.efi.grub_package, *(arch.efi.grub_modules_package for arch in companion if arch.efi)]
 
 
 def host_tools(_settings: Settings | None) -> Mapping[str, str]:
