@@ -55,6 +55,7 @@ class Architecture:
     efi: Efi | None = None  # None: no UEFI (no --use-uefi, no live ISO)
     efi_companion: str = ""  # the architecture of the 32-bit UEFI firmware some such machines have
     emulator: Emulator | None = None  # None: no boot test
+    kernel_image: str = "vmlinuz"  # /boot/<this>-<version>: the kernel's file name
 
     def firmware(self, name: str) -> Firmware | None:
         if self.emulator is None:

@@ -39,10 +39,11 @@ def install(ctx: Context, made: Image) -> None:
 
 def extlinux_conf(ctx: Context, made: Image) -> str:
     boot = target_path(ctx.root, "/boot")
-    kernels = sorted(boot.glob("vmlinuz-*"))
+    image = ctx.settings.arch.kernel_image
+    kernels = sorted(boot.glob(f"{image}-*"))
     if not kernels:
         raise BuildError("no kernel in /boot: extlinux has nothing to boot (use --no-extlinux with --no-kernel)")
-    version = kernels[-1].name[len("vmlinuz-"):]
+    version = kernels[-1].name[len(image) + 1:]
     prefix = "/" if made.layout.boot_holder.role == "boot" else "/boot/"
     append = f"initrd={prefix}initrd.img-{version} root=UUID={made.uuids['root']} ro"
     lines = ["# Written by vmdebootstrap (extlinux is deprecated: kernel upgrades do not update this file)",
@@ -50,7 +51,7 @@ def extlinux_conf(ctx: Context, made: Image) -> str:
     if ctx.settings.serial_console:
         lines.insert(1, "serial 0 115200")
         append += " " + kernel_console_args(ctx)
-    lines += ["label linux", f"  kernel {prefix}vmlinuz-{version}", f"  append {append}"]
+    lines += ["label linux", f"  kernel {prefix}{image}-{version}", f"  append {append}"]
     return "\n".join(lines) + "\n"
 
 

@@ -90,14 +90,15 @@ def check_free_space(root: Path, directory: Path, compression: Compression) -> N
                          f"{needed // 2**20} MiB needed, {free // 2**20} MiB free")
 
 
-def kernel_files(root: Path) -> list[tuple[Path, str]]:
-    """(source, name in the output) for /boot's kernels and initrds, plus plain names for the newest."""
+def kernel_files(root: Path, image: str = "vmlinuz") -> list[tuple[Path, str]]:
+    """(source, name in the output) for /boot's kernels and initrds, plus plain names for the
+    newest; ``image`` is the kernel's file name on the architecture (architectures.py)."""
     boot = root / "boot"
     files = [(p, p.name) for p in sorted(boot.glob("*")) if p.is_file() and not p.is_symlink()]
-    kernels = sorted((p for p, _ in files if p.name.startswith("vmlinuz-")), key=_version_key)
+    kernels = sorted((p for p, _ in files if p.name.startswith(f"{image}-")), key=_version_key)
     if kernels:
-        newest = kernels[-1].name[len("vmlinuz-"):]
-        files.append((boot / f"vmlinuz-{newest}", "vmlinuz"))
+        newest = kernels[-1].name[len(f"{image}-"):]
+        files.append((boot / f"{image}-{newest}", image))
         initrd = boot / f"initrd.img-{newest}"
         if initrd.is_file():
             files.append((initrd, "initrd.img"))
@@ -130,10 +131,11 @@ def write(ctx: Context, directory: Path, place: Callable[[str], Path]) -> dict[s
     """The kernels, initrds, package list and squashfs, each at ``place(its name)``."""
     settings, root = ctx.settings, ctx.root
     written: dict[str, Path] = {}
-    for source, name in kernel_files(root):
+    image = settings.arch.kernel_image
+    for source, name in kernel_files(root, image):
         written[name] = place(name)
         shutil.copy2(source, written[name])
-    if settings.kernel_package and "vmlinuz" not in written:
+    if settings.kernel_package and image not in written:
         raise BuildError(f"no kernel found in {root}/boot although {settings.kernel_package} was to be "
                          "installed")
     manifest = ctx.runner.run(["dpkg-query", "--show"], chroot=root, capture=True).output

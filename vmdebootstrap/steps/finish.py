@@ -64,9 +64,11 @@ def _newest_mtime(path: Path) -> float:
     return newest
 
 
-def initramfs_is_current(root: Path) -> bool:
-    kernels = sorted(target_path(root, "/boot").glob("vmlinuz-*"))
-    initrds = [target_path(root, "/boot") / f"initrd.img-{k.name[len('vmlinuz-'):]}" for k in kernels]
+def initramfs_is_current(root: Path, image: str = "vmlinuz") -> bool:
+    """Whether every kernel's initrd is newer than all it is made from; ``image`` is the
+    kernel's file name on the architecture (architectures.py)."""
+    kernels = sorted(target_path(root, "/boot").glob(f"{image}-*"))
+    initrds = [target_path(root, "/boot") / f"initrd.img-{k.name[len(image) + 1:]}" for k in kernels]
     if not kernels or not all(i.exists() for i in initrds):
         return False
     oldest_initrd = min(i.stat().st_mtime for i in initrds)
@@ -88,7 +90,7 @@ def run(ctx: Context) -> None:
         return
     if not exists_in(root, "/usr/sbin/update-initramfs"):
         log.info("no update-initramfs in the image (no kernel or initramfs-tools); skipped")
-    elif initramfs_is_current(root):
+    elif initramfs_is_current(root, ctx.settings.arch.kernel_image):
         log.info("the initramfs is newer than everything it is made from; not regenerated")
     else:
         run(["update-initramfs", "-u"], chroot=root)
