@@ -97,6 +97,8 @@ ARCHITECTURES: dict[str, Architecture] = {a.name: a for a in (
     Architecture("s390x", "s390x", ("s390x",), "s390x"),
     Architecture("mips64el", "5kc-malta", ("mips64",), "mips64el"),
     Architecture("mipsel", "4kc-malta", (), "mipsel"),
+    # A release architecture from trixie on (QEMU's virt machine has a 16550: ttyS0).
+    Architecture("riscv64", "riscv64", ("riscv64",), "riscv64", kernel_image="vmlinux"),
     # Architectures of debian-ports: known names, built from a ports --mirror.
     Architecture("powerpc", "powerpc"),
     Architecture("ppc64", "ppc64"),

@@ -79,7 +79,7 @@ def test_unknown_architecture(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("arch", "handler"), [("armhf", "qemu-arm"), ("armel", "qemu-arm"),
-                                                ("ppc64el", "qemu-ppc64le")])
+                                                ("ppc64el", "qemu-ppc64le"), ("riscv64", "qemu-riscv64")])
 def test_handler_names(tmp_path: Path, arch: str, handler: str) -> None:
     with pytest.raises(binfmt.CannotEmulate, match=f"no binfmt handler {handler} "):
         binfmt.probe(ARCHITECTURES[arch], fake(tmp_path, handler=None))

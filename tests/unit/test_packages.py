@@ -134,6 +134,7 @@ def test_select_packages_direct(make_settings: MakeSettings) -> None:
         ("amd64", "wheezy", "linux-image-amd64"),
         ("ppc64el", "bookworm", "linux-image-powerpc64le"),
         ("s390x", "bookworm", "linux-image-s390x"),
+        ("riscv64", "trixie", "linux-image-riscv64"),
         ("sparc64", "sid", "linux-image-sparc64"),
     ],
 )
