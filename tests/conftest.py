@@ -141,6 +141,56 @@ def live_warm(live: dict[str, object], mirror: str, outdir: Path) -> dict[str, o
     return live_build(mirror, outdir, "live-warm", "vmdb-warm", HOOKS / "marks-warm.sh")
 
 
+LIVE_PACKAGES = "live-boot,live-config,live-config-systemd"
+
+
+def release_build(mirror: str, outdir: Path, name: str, *args: str, timeout: int = 1500) -> dict[str, object]:
+    """A small live system of another release or architecture: live-boot and live-config, user
+    ``user`` in the sudo group, root locked, apt pointed at the https form of the mirror."""
+    log = outdir / f"{name}.log"
+    workdir = workdir_for(outdir, name)
+    result = vmdebootstrap("--mirror", mirror, "--configure-apt", "--apt-mirror", https_variant(mirror),
+                           "--package", LIVE_PACKAGES, "--user", f"user/{PASSWORD}", "--sudo",
+                           "--lock-root-password", "--hostname", name, "--workdir", str(workdir), "--log", str(log),
+                           *args, timeout=timeout)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return {"log": log, "workdir": workdir, "result": result, "mirror": mirror}
+
+
+def release_iso(mirror: str, outdir: Path, name: str, *args: str) -> dict[str, object]:
+    built = release_build(mirror, outdir, name, "--iso", str(outdir / f"{name}.iso"),
+                          "--squash", str(outdir / name), *args)
+    return {**built, "iso": outdir / f"{name}.iso", "dir": outdir / name}
+
+
+@pytest.fixture(scope="session")
+def bookworm_iso(mirror: str, outdir: Path) -> dict[str, object]:
+    """The previous release's live ISO (BIOS and UEFI)."""
+    return release_iso(mirror, outdir, "bookworm", "--distribution", "bookworm")
+
+
+@pytest.fixture(scope="session")
+def forky_iso(mirror: str, outdir: Path) -> dict[str, object]:
+    """Testing, by its codename, with debootstrap (which has no script for it yet).  The
+    mirror's testing Release file may have expired when the mirror is frozen in time."""
+    return release_iso(mirror, outdir, "forky", "--distribution", "forky", "--bootstrapper", "debootstrap",
+                       "--no-check-valid-until")
+
+
+@pytest.fixture(scope="session")
+def i386_iso(mirror: str, outdir: Path) -> dict[str, object]:
+    """i386 boots up to bookworm (trixie has no i386 kernel): ISOLINUX and 32-bit UEFI GRUB."""
+    return release_iso(mirror, outdir, "i386", "--distribution", "bookworm", "--arch", "i386")
+
+
+@pytest.fixture(scope="session")
+def sid_squash(mirror: str, outdir: Path) -> dict[str, object]:
+    """Unstable as a live root filesystem, the next breakage's first sight."""
+    built = release_build(mirror, outdir, "sid", "--distribution", "sid", "--squash", str(outdir / "sid"),
+                          "--no-check-valid-until")
+    return {**built, "dir": outdir / "sid"}
+
+
 @pytest.fixture(scope="session")
 def binfmt_ready() -> None:
     require(Path("/proc/sys/fs/binfmt_misc/qemu-aarch64").exists(),
@@ -159,12 +209,13 @@ def arm64(mirror: str, outdir: Path, binfmt_ready: None) -> Path:
     return squash
 
 
-def image_build(mirror: str, outdir: Path, name: str, *args: str, timeout: int = 1500) -> dict[str, object]:
+def image_build(mirror: str, outdir: Path, name: str, *args: str, timeout: int = 1500,
+                distribution: str = "trixie") -> dict[str, object]:
     """Build one disk image for the image tests and their boot tests."""
     image = outdir / "images" / name  # the directory does not exist yet: the tool makes it
     log = outdir / f"{name}.log"
     workdir = workdir_for(outdir, name)
-    result = vmdebootstrap("--distribution", "bookworm", "--image", str(image), "--mirror", mirror,
+    result = vmdebootstrap("--distribution", distribution, "--image", str(image), "--mirror", mirror,
                            "--user", f"user/{PASSWORD}", "--serial-console", "--workdir", str(workdir),
                            "--log", str(log), *args, timeout=timeout)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -190,9 +241,10 @@ def uefi_image(mirror: str, outdir: Path) -> dict[str, object]:
 
 @pytest.fixture(scope="session")
 def extlinux_image(mirror: str, outdir: Path) -> dict[str, object]:
-    """The old default: extlinux (with install-mbr), ext3, zero-filled (not sparse)."""
+    """The old default: extlinux (with install-mbr), ext3, zero-filled (not sparse); bookworm,
+    the disk image that keeps the previous release proven."""
     return image_build(mirror, outdir, "extlinux.img", "--size", "2G", "--roottype", "ext3", "--mbr", "--sudo",
-                       "--hostname", "vmdb-ext")
+                       "--hostname", "vmdb-ext", distribution="bookworm")
 
 
 @pytest.fixture(scope="session")

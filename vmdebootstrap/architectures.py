@@ -56,6 +56,7 @@ class Architecture:
     efi_companion: str = ""  # the architecture of the 32-bit UEFI firmware some such machines have
     emulator: Emulator | None = None  # None: no boot test
     kernel_image: str = "vmlinuz"  # /boot/<this>-<version>: the kernel's file name
+    ports: bool = False  # built from a debian-ports mirror (its unstable), not the release's archive
 
     def firmware(self, name: str) -> Firmware | None:
         if self.emulator is None:
@@ -99,12 +100,12 @@ ARCHITECTURES: dict[str, Architecture] = {a.name: a for a in (
     Architecture("mipsel", "4kc-malta", (), "mipsel"),
     # A release architecture from trixie on (QEMU's virt machine has a 16550: ttyS0).
     Architecture("riscv64", "riscv64", ("riscv64",), "riscv64", kernel_image="vmlinux"),
+    Architecture("loong64", "loong64", ("loongarch64",), "loongarch64"),  # a release architecture from forky
     # Architectures of debian-ports: known names, built from a ports --mirror.
-    Architecture("powerpc", "powerpc"),
-    Architecture("ppc64", "ppc64"),
-    Architecture("sparc64", "sparc64"),
-    Architecture("loong64", "loong64"),
-    Architecture("alpha", "alpha"),
+    Architecture("powerpc", "powerpc", ports=True),
+    Architecture("ppc64", "ppc64", ports=True),
+    Architecture("sparc64", "sparc64", ports=True),
+    Architecture("alpha", "alpha", ports=True),
 )}
 
 

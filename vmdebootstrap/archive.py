@@ -8,7 +8,10 @@ logged like every other.
 from __future__ import annotations
 
 import logging
+import tempfile
 from pathlib import Path
+
+from debian.deb822 import Release
 
 from .run import CommandRunner
 
@@ -23,9 +26,19 @@ def release_file(runner: CommandRunner, mirror: str, suite: str, directory: Path
     for name in ("InRelease", "Release"):
         target = directory / f"{suite}-{name}"
         # The work directory is root's only: apt's _apt user could not write into it.
-        result = runner.run([APT_HELPER, "-o", "APT::Sandbox::User=root", "download-file",
-                             f"{base}/dists/{suite}/{name}", str(target)], check=False, quiet=True)
+        result = runner.run([APT_HELPER, "-o", "APT::Sandbox::User=root", "-o", "Acquire::http::Timeout=20",
+                             "download-file", f"{base}/dists/{suite}/{name}", str(target)], check=False, quiet=True)
         if result.returncode == 0 and target.is_file():
             return target.read_bytes()
     log.info("the mirror %s sent no Release file for %s", mirror, suite)
     return None
+
+
+def codename(runner: CommandRunner, mirror: str, suite: str) -> str | None:
+    """The Codename the mirror's Release file gives ``suite`` (stable -> trixie); None if it gives none."""
+    with tempfile.TemporaryDirectory(prefix="vmdebootstrap-release-") as directory:
+        text = release_file(runner, mirror, suite, Path(directory))
+    if text is None:
+        return None
+    found = Release(text).get("Codename")
+    return str(found).lower() if found else None

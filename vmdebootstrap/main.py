@@ -12,10 +12,11 @@ import resource
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
-from . import __version__, binfmt, bootcheck, cli, diskfull, hostdeps, recipe, sandbox, ui
+from . import __version__, archive, binfmt, bootcheck, cli, diskfull, hostdeps, recipe, sandbox, ui
 from .errors import BuildError, Interrupted, UsageError
 from .run import CommandFailed, Runner
 from .settings import Settings, validate
@@ -30,7 +31,7 @@ def prepare(argv: list[str]) -> Settings | int:
     values, files = cli.load(argv)
     if cli.print_and_exit_requests(values, files):
         return 0
-    settings = validate(values)
+    settings = validate(values, ask=_mirror_codename(str(values["mirror"])))
     if values["print-host-packages"]:  # for the configured build: after validation
         print(" ".join(hostdeps.host_packages(settings)))
         return 0
@@ -50,6 +51,11 @@ def prepare(argv: list[str]) -> Settings | int:
         except binfmt.CannotEmulate as exc:
             raise UsageError(str(exc)) from None
     return settings
+
+
+def _mirror_codename(mirror: str) -> Callable[[str], str | None]:
+    """What --distribution stable (testing, ...) is on the mirror, asked only for such a name."""
+    return lambda suite: archive.codename(Runner(), mirror, suite) if mirror else None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -178,6 +178,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("keyring", "str", "", "keyring to check the Release file with (default: the archive keyring)",
            _G_BOOT, "FILE", parse=_V.existing_file),
     Option("check-gpg", "bool", True, "check the archive signatures (--no-check-gpg is insecure)", _G_BOOT),
+    Option("check-valid-until", "bool", True,
+           "refuse a Release file whose Valid-Until date has passed (--no-check-valid-until for snapshot and "
+           "frozen mirrors of testing and unstable)", _G_BOOT),
     Option("foreign", "str", "", "qemu-user static binary for a foreign --arch (not supported yet)",
            _G_BOOT, "PATH", parse=_V.qemu_binary),
     # -- packages ---------------------------------------------------------

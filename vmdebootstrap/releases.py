@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import datetime
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from .errors import UsageError
@@ -28,16 +28,24 @@ class Release:
     uefi_arches: tuple[str, ...] | None = None  # None: every architecture with an EFI record
     initramfs_zstd: bool = True  # initramfs-tools compresses with zstd when installed (bullseye)
     resolved_split: bool = True  # systemd-resolved is a package of its own (bookworm)
-    usr_is_merged: bool = True  # the usr-is-merged package exists, for mmdebstrap's merged-/usr hook
+    # How mmdebstrap makes the merged /usr debootstrap makes: "base-files" ships the symlinks
+    # (trixie), "hook": its merged-usr hook with usr-is-merged (bookworm; left alone it installs
+    # usrmerge and perl), "": it cannot (older releases are left to debootstrap).
+    merged_usr: str = "base-files"
     # mksquashfs's default compressor for it (--squash-compression): zstd where its kernel reads
     # zstd squashfs (CONFIG_SQUASHFS_ZSTD, checked for bookworm), xz, which every Debian kernel
     # reads, before.  zstd:9 is some 15 times faster than xz for 14 % more (docs/performance.md).
     squashfs_compression: str = "zstd:9"
     password_hash: str = "yescrypt"  # what its chpasswd writes (through PAM and login.defs)
-    sources_format: str = "one-line"  # the image's apt sources: one-line sources.list
+    sources_format: str = "deb822"  # the image's apt sources: deb822 debian.sources, or one-line sources.list
     updates_suite: bool = True  # has <name>-updates
     security_suite: str = "{name}-security"  # on security.debian.org; "" when it has none there
     kernel_flavours: Mapping[str, str] = dataclasses.field(default_factory=dict)  # per-arch overrides
+    # Its archive's architectures (the Release file's); None: not checked (before bullseye).
+    architectures: tuple[str, ...] | None = ("amd64", "arm64", "armhf", "i386", "loong64", "ppc64el", "riscv64",
+                                              "s390x")
+    # Architectures it has no default kernel for: why, and what to do instead ({release} is its name).
+    no_default_kernel: Mapping[str, str] = dataclasses.field(default_factory=lambda: {"i386": _NO_I386_KERNEL})
     order: int = 0  # position in Debian's history (set below); sid comes last
 
     def __str__(self) -> str:
@@ -52,14 +60,24 @@ class Release:
         return self.security_suite.format(name=self.name)
 
 
+_NO_I386_KERNEL = ("{release} has no kernel for i386 (its i386 userland is for amd64 machines): build a chroot "
+                   "or tarball with --no-kernel, or a bootable i386 system with --distribution bookworm")
+_ARMEL_RPI_ONLY = ("the only armel kernel in {release} is linux-image-rpi (Raspberry Pi 1 and Zero): name it "
+                   "with --kernel-package linux-image-rpi, or build with --no-kernel")
+
+
 def _numbered(*releases: Release) -> tuple[Release, ...]:
     return tuple(dataclasses.replace(release, order=order) for order, release in enumerate(releases))
 
 
-# Up to bookworm: before 2023 the facts change often.
-_BUSTER = Release("buster", initramfs_zstd=False, resolved_split=False, usr_is_merged=False, squashfs_compression="xz",
-                  password_hash="sha512", updates_suite=False,
-                  security_suite="")  # <name>/updates then; now on archive mirrors only
+_BOOKWORM = Release("bookworm", merged_usr="hook", sources_format="one-line", no_default_kernel={},
+                    architectures=("amd64", "arm64", "armel", "armhf", "i386", "mips64el", "mipsel", "ppc64el",
+                                   "s390x"))
+_BULLSEYE = dataclasses.replace(_BOOKWORM, name="bullseye", resolved_split=False, merged_usr="",
+                                squashfs_compression="xz")
+_BUSTER = dataclasses.replace(_BULLSEYE, name="buster", initramfs_zstd=False, password_hash="sha512",
+                              updates_suite=False, architectures=None,
+                              security_suite="")  # <name>/updates then; now on archive mirrors only
 _JESSIE = dataclasses.replace(_BUSTER, name="jessie", ext4_metadata_csum=False, kernel_flavours={"i386": "586"})
 _WHEEZY = dataclasses.replace(_JESSIE, name="wheezy", systemd=False, ext4_boots=False, uefi_arches=("amd64",),
                               kernel_flavours={"i386": "486"})
@@ -71,17 +89,20 @@ _TABLE = _numbered(
     _JESSIE,  # i386: 586 (#786767)
     dataclasses.replace(_BUSTER, name="stretch"),
     _BUSTER,
-    Release("bullseye", resolved_split=False, usr_is_merged=False, squashfs_compression="xz"),
-    Release("bookworm"),
-    Release("trixie"),
-    Release("forky"),
+    _BULLSEYE,
+    _BOOKWORM,
+    # i386 lost its kernel (release notes 5.1.1), mips64el and mipsel left, riscv64 came;
+    # armel kept only the Raspberry Pi kernel.
+    Release("trixie", architectures=("amd64", "arm64", "armel", "armhf", "i386", "ppc64el", "riscv64", "s390x"),
+            no_default_kernel={"i386": _NO_I386_KERNEL, "armel": _ARMEL_RPI_ONLY}),
+    Release("forky"),  # armel left, loong64 came
     Release("duke"),
     # unstable: no -updates, and its security fixes arrive in sid itself.
     Release("sid", updates_suite=False, security_suite=""),
 )
 _BY_NAME = {release.name: release for release in _TABLE}
 # Used when distro-info-data is missing or out of date: the newest release this table knows as released.
-FALLBACK_STABLE = "bookworm"
+FALLBACK_STABLE = "trixie"
 SYMBOLIC = ("oldoldstable", "oldstable", "stable", "testing", "unstable")
 
 
@@ -98,6 +119,16 @@ def describe_default(field: str) -> str:
         return str(parts[0][0])
     text = [f"{value} from {name}" for value, name in parts[1:]]
     return ", ".join([f"{parts[0][0]} up to {rows[rows.index(_BY_NAME[parts[1][1]]) - 1].name}", *text])
+
+
+def debootstrap_script(scripts: Path, release: Release) -> Path | None:
+    """The script debootstrap builds ``release`` with when it has none of its own: that of the
+    newest release it knows, as its own symlinks do for new releases.  None: there is none
+    (the release is older than every script)."""
+    scripted = [r for r in _TABLE if r.name != "sid" and (scripts / r.name).is_file()]
+    if not scripted or scripted[-1].order >= release.order:
+        return None
+    return scripts / scripted[-1].name
 
 
 def known() -> tuple[str, ...]:
@@ -119,14 +150,22 @@ def _released(today: datetime.date) -> list[str]:
             if row.get("release") and datetime.date.fromisoformat(row["release"]) <= today]
 
 
-def codename(suite: str, today: datetime.date | None = None) -> str:
+MirrorAnswer = Callable[[str], str | None]
+
+
+def codename(suite: str, today: datetime.date | None = None, ask: MirrorAnswer | None = None) -> str:
     """The codename a suite name stands for: stable, oldstable, oldoldstable, testing, unstable.
 
-    Other names are returned as they are (lower case).
+    As apt sees it: the Codename of the mirror's Release file for the suite (``ask``, when
+    the mirror answers with a release this table knows), else distro-info-data's dates,
+    else this table.  Other names are returned as they are (lower case).
     """
     suite = suite.lower()
     if suite not in SYMBOLIC:
         return suite
+    answered = ask(suite) if ask is not None else None
+    if answered in _BY_NAME:
+        return str(answered)
     released = [r for r in _released(today or datetime.date.today()) if r in _BY_NAME]
     if not released:
         released = [r.name for r in _TABLE if r.order <= _BY_NAME[FALLBACK_STABLE].order]
@@ -138,9 +177,9 @@ def codename(suite: str, today: datetime.date | None = None) -> str:
     return "sid"
 
 
-def resolve(suite: str, like: str = "") -> Release:
+def resolve(suite: str, like: str = "", ask: MirrorAnswer | None = None) -> Release:
     """The release record for ``--distribution``; ``like`` names the release an unknown one follows."""
-    name = codename(suite)
+    name = codename(suite, ask=ask)
     if name in _BY_NAME:
         return _BY_NAME[name]
     if not like:

@@ -46,6 +46,8 @@ class Bootstrap:
     extra_options: tuple[str, ...]  # --debootstrapopts "a=b c" -> ("--a=b", "--c")
     keyring: Path | None
     check_gpg: bool  # False with --no-check-gpg (or --debootstrapopts no-check-gpg)
+    check_valid_until: bool  # False with --no-check-valid-until: an expired Release file is taken
+    script: Path | None  # debootstrap's script for a release it does not know yet; None: its own
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,7 +128,7 @@ def find_hook(script: str) -> Path:
 # -- the old tool's checks, in its order and words (§1.3) -------------------------------------
 
 
-def _check_as_the_old_tool(raw: Mapping[str, object]) -> Release:
+def _check_as_the_old_tool(raw: Mapping[str, object], ask: releases.MirrorAnswer | None) -> Release:
     """The old tool's checks of the outputs and the release; returns the release."""
     image, tarball, squash, iso = (str(raw[name]) for name in ("image", "tarball", "squash", "iso"))
     if squash and image:
@@ -136,10 +138,9 @@ def _check_as_the_old_tool(raw: Mapping[str, object]) -> Release:
     if int(str(raw["size"])) <= MIN_IMAGE_SIZE:
         raise UsageError(f"A size of {raw['size']} bytes is too small for a bootstrap.")
     dist = str(raw["distribution"])
-    if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]*$", dist) or \
-            not (Path(str(raw["debootstrap-scripts"])) / dist).is_file():
+    if not _bootstrappable(dist, Path(str(raw["debootstrap-scripts"]))):
         raise UsageError(f"{dist} is not a valid debootstrap codename.")
-    release = releases.resolve(dist, str(raw["distribution-like"]))
+    release = releases.resolve(dist, str(raw["distribution-like"]), ask)
     if raw["apt-mirror"] and not raw["configure-apt"]:
         raise UsageError("--apt-mirror requires --configure-apt as well.")
     if raw["convert-qcow2"] and not image:
@@ -158,6 +159,16 @@ def _check_as_the_old_tool(raw: Mapping[str, object]) -> Release:
     if image and raw["roottype"] == "btrfs" and raw["extlinux"] and not raw["grub"]:
         raise UsageError("extlinux is not yet supported on btrfs. Use grub.")
     return release
+
+
+def _bootstrappable(dist: str, scripts: Path) -> bool:
+    """debootstrap has a script for ``dist``, or it is a release newer than all it has scripts for."""
+    if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]*$", dist):
+        return False
+    if (scripts / dist).is_file():
+        return True
+    name = releases.codename(dist)
+    return name in releases.known() and releases.debootstrap_script(scripts, releases.get(name)) is not None
 
 
 def _check_uefi_as_the_old_tool(raw: Mapping[str, object], release: Release) -> None:
@@ -273,6 +284,13 @@ def _disk_request(v: Parsed, arch: Architecture) -> disk.Request:
     return request
 
 
+def _script(scripts: Path, release: Release) -> Path | None:
+    """The script debootstrap needs named for ``release`` (None: it has the release's own)."""
+    if (scripts / release.name).is_file():
+        return None
+    return releases.debootstrap_script(scripts, release)
+
+
 def _login_user(users: tuple[User, ...]) -> User:
     """The user a boot test logs in as: the first --user with a plaintext password."""
     for user in users:
@@ -294,12 +312,25 @@ def _boot_test(v: Parsed, arch: Architecture, request: disk.Request | None) -> B
                     v.optional("boot-test-only", Path))
 
 
+def _check_release_has(v: Parsed, release: Release, arch: Architecture) -> None:
+    """What the release no longer ships: the architecture, or a default kernel for it."""
+    if release.architectures is not None and not arch.ports and arch.name not in release.architectures:
+        having = [r for r in releases.known() if arch.name in (releases.get(r).architectures or ())]
+        instead = f"; {having[-1]} has it: --distribution {having[-1]}" if having else ""
+        raise UsageError(f"--arch {arch.name}: {release} has no {arch.name} (its architectures: "
+                         f"{', '.join(release.architectures)}){instead}")
+    missing = release.no_default_kernel.get(arch.name)
+    if missing and not v.flag("no-kernel") and not v.text("kernel-package"):
+        raise UsageError(f"--arch {arch.name}: " + missing.format(release=release))
+
+
 def _check_combinations(v: Parsed, arch: Architecture, outputs: Mapping[str, Path]) -> None:
     """The checks the old tool did not make that relate options to each other."""
     if "iso" in outputs:
         if arch.efi is None:
             supported = [a.name for a in architectures.ARCHITECTURES.values() if a.efi]
-            raise UsageError(f"--iso is not supported for {arch.name} (only {', '.join(supported)})")
+            raise UsageError(f"--iso is not supported for {arch.name}: it has no UEFI bootloader this tool "
+                             f"puts on an ISO (only {', '.join(supported)})")
         if v.flag("no-kernel"):
             raise UsageError("--iso needs a kernel to boot: drop --no-kernel")
     if not v.text("mirror"):
@@ -313,19 +344,23 @@ def _check_combinations(v: Parsed, arch: Architecture, outputs: Mapping[str, Pat
             raise UsageError("--boot-test logs in over the serial console: add --serial-console")
 
 
-def validate(raw: Mapping[str, object]) -> Settings:
-    """Check everything that can be checked without side effects; return the typed settings."""
+def validate(raw: Mapping[str, object], ask: releases.MirrorAnswer | None = None) -> Settings:
+    """Check everything that can be checked without side effects; return the typed settings.
+
+    ``ask`` answers which codename a symbolic suite (stable, testing...) has on the mirror.
+    """
     if raw["boot-test-only"]:
         v = Parsed(raw)
         arch = v.get("arch", Architecture)
         release = releases.resolve(str(raw["distribution"]), v.text("distribution-like"))
         return _settings(v, release, arch, outputs={}, request=None, boot_test=_boot_test(v, arch, None))
-    release = _check_as_the_old_tool(raw)
+    release = _check_as_the_old_tool(raw, ask)
     _check_uefi_as_the_old_tool(raw, release)
     v = Parsed(raw)
     arch = v.get("arch", Architecture)
     outputs = _outputs(v)
     request = _disk_request(v, arch) if "image" in outputs else None
+    _check_release_has(v, release, arch)
     _check_combinations(v, arch, outputs)
     _check_output_paths(outputs)
     if v.text("customize"):
@@ -346,7 +381,9 @@ def _settings(v: Parsed, release: Release, arch: Architecture, *, outputs: dict[
         mirrors=Mirrors(build_mirror, v.text("apt-mirror") or build_mirror, v.get("components", tuple)),
         bootstrap=Bootstrap(v.get("bootstrapper", Bootstrapper), v.text("variant"), extra,
                             v.optional("keyring", Path),
-                            v.flag("check-gpg") and "--no-check-gpg" not in extra),
+                            check_gpg=v.flag("check-gpg") and "--no-check-gpg" not in extra,
+                            check_valid_until=v.flag("check-valid-until"),
+                            script=_script(v.get("debootstrap-scripts", Path), release)),
         outputs=outputs, disk=request, packages=v.get("package", tuple),
         custom_packages=v.get("custom-package", tuple), recommends=v.flag("recommends"),
         kernel_package="" if v.flag("no-kernel") else v.text("kernel-package") or default_kernel(arch, release),

@@ -106,6 +106,7 @@ def inputs(settings: Settings, packages: Sequence[str], bootstrapper: str, relea
         "debootstrapopts": list(bootstrap.extra_options),
         "keyring": _file_hash(bootstrap.keyring) if bootstrap.keyring else "",
         "check-gpg": bootstrap.check_gpg,
+        "check-valid-until": bootstrap.check_valid_until,
         "recommends": settings.recommends,
         "packages": list(packages),
         "custom-packages": [_file_hash(deb) for deb in settings.custom_packages],

@@ -3,7 +3,7 @@
 Run alone (as root, from the repository):  python -m tests.faults.campaign [--jobs 2]
 or through ``make faults``; tests/faults/test_campaign.py runs it in the integration tier.
 
-Each cell is one build (bookworm minbase without a kernel, ``--package less`` so the
+Each cell is one build (trixie minbase without a kernel, ``--package less`` so the
 packages step exists, a hook that mounts through the helpers and leaves a detached
 process in the image) that is made to fail, or is stopped at the start of a step and
 sent a signal.  A second set of rows sends the signal *during* the step's command:
@@ -61,7 +61,7 @@ DURING = {
 # Steps that run after the finish step killed what was left inside the image.
 AFTER_FINISH = ("squashfs", "tarball")
 
-MINIMAL = ("--distribution", "bookworm", "--variant", "minbase", "--no-kernel", "--no-acpid")
+MINIMAL = ("--distribution", "trixie", "--variant", "minbase", "--no-kernel", "--no-acpid")
 HOOK = HOOKS / "leaves-mount-and-process.sh"
 WAITING_HOOK = HOOKS / "waits-for-signal.sh"
 HELPERS = REPO / "vmdebootstrap/data/customise.lib"

@@ -20,8 +20,8 @@ from ..conftest import REPO, our_mounts, vmdebootstrap, workdir_for
 
 pytestmark = pytest.mark.integration
 
-MINIMAL = ("--distribution", "bookworm", "--variant", "minbase", "--no-kernel", "--no-acpid")
-# A minbase bookworm root takes about 200 MiB after debootstrap and 310 MiB once apt has
+MINIMAL = ("--distribution", "trixie", "--variant", "minbase", "--no-kernel", "--no-acpid")
+# A minbase trixie root takes about 200 MiB after debootstrap and 310 MiB once apt has
 # read the package lists again: 64 MiB cannot hold the bootstrap; 480 MiB holds both but
 # not a package that unpacks 512 MiB.
 BOOTSTRAP_DOES_NOT_FIT = "64m"
@@ -151,9 +151,9 @@ def test_unsigned_release_fails_naming_the_missing_signature(unsigned_mirror: tu
     result = vmdebootstrap(*MINIMAL, "--mirror", url, "--tarball", str(tarball), "--workdir", str(workdir))
     assert result.returncode == 1
     asked = requests.read_text().splitlines()
-    assert "404 /dists/bookworm/Release.gpg" in asked and "200 /dists/bookworm/Release" in asked
+    assert "404 /dists/trixie/Release.gpg" in asked and "200 /dists/trixie/Release" in asked
     error = next(line for line in result.stderr.splitlines() if line.startswith("vmdebootstrap: error:"))
-    assert error == (f"vmdebootstrap: error: step 'bootstrap' failed: the Release file of 'bookworm' from {url} "
+    assert error == (f"vmdebootstrap: error: step 'bootstrap' failed: the Release file of 'trixie' from {url} "
                      "is not signed (no InRelease, no Release.gpg): refusing an unverifiable archive "
                      "(--no-check-gpg builds from it anyway, insecurely)")
     assert not [line for line in asked if line.endswith(".deb")]  # nothing was downloaded
@@ -175,7 +175,7 @@ def test_no_check_gpg_builds_from_the_unsigned_mirror_with_a_warning(unsigned_mi
     assert warning in result.stderr and warning in log.read_text()
     asked = requests.read_text().splitlines()
     # debootstrap read the Release file, then apt in the packages step (a 304 if unchanged).
-    assert len([line for line in asked if line.endswith(" /dists/bookworm/Release")]) >= 2
+    assert len([line for line in asked if line.endswith(" /dists/trixie/Release")]) >= 2
     names = subprocess.run(["tar", "-tf", str(tarball)], capture_output=True, text=True, check=True).stdout.split()
     assert "./usr/bin/less" in names
     # Only the build trusted the unsigned mirror: the image's apt does not.

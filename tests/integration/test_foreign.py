@@ -69,14 +69,14 @@ def test_arm64_no_qemu_left_and_users_work(arm64: Path, unpack) -> None:  # type
     groups = {line.split(":")[0]: line.split(":")[3] for line in (root / "etc/group").read_text().splitlines()}
     assert "user" in groups["sudo"].split(",")
     # The shared hook ran under emulation and knew its architecture.
-    assert "bookworm arm64" in (root / "etc/issue.d/vmdebootstrap.issue").read_text()
+    assert "trixie arm64" in (root / "etc/issue.d/vmdebootstrap.issue").read_text()
     assert not (root / "etc/apt/vmdebootstrap-saved-sources").exists()
 
 
 def test_armhf_minimal(mirror: str, outdir: Path, binfmt_ready: None, tmp_path: Path) -> None:
     squash = outdir / "armhf"
     result = vmdebootstrap("--arch", "armhf", "--workdir", str(workdir_for(outdir, "armhf")),
-                           "--distribution", "bookworm", "--variant", "minbase",
+                           "--distribution", "trixie", "--variant", "minbase",
                            "--no-kernel", "--mirror", mirror, "--squash", str(squash),
                            "--log", str(outdir / "armhf.log"), timeout=3000)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -184,7 +184,7 @@ def _wait_for(path: Path, proc: subprocess.Popen[str], seconds: int = 900) -> No
     assert path.exists(), "the build never reached the fault"
 
 
-MINIMAL_IMAGE = ("--distribution", "bookworm", "--variant", "minbase", "--no-kernel", "--no-acpid",
+MINIMAL_IMAGE = ("--distribution", "trixie", "--variant", "minbase", "--no-kernel", "--no-acpid",
                  "--no-extlinux", "--size", "1G", "--swap", "256M", "--bootsize", "128M")
 
 

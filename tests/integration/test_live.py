@@ -38,7 +38,7 @@ def test_outputs_are_all_there(live: dict[str, object]) -> None:
 
 def test_hostname_and_release(root: Path) -> None:
     assert (root / "etc/hostname").read_text() == "vmdb-test\n"
-    assert re.match(r"^12\.\d+$", (root / "etc/debian_version").read_text().strip())
+    assert re.match(r"^13\.\d+$", (root / "etc/debian_version").read_text().strip())
     assert "vmdb-test" in (root / "etc/hosts").read_text()
 
 
@@ -111,13 +111,40 @@ def test_password_never_logged(live: dict[str, object]) -> None:
 def test_apt_sources_name_the_apt_mirror_only(live: dict[str, object], root: Path) -> None:
     mirror = live["mirror"]
     assert isinstance(mirror, str)
-    sources = (root / "etc/apt/sources.list").read_text()
-    assert f"deb {https_variant(mirror)} bookworm main" in sources
-    assert re.search(rf"^deb {re.escape(mirror)}\s", sources, re.MULTILINE) is None
-    others = list((root / "etc/apt/sources.list.d").glob("*"))
-    assert others == []
+    # trixie: deb822 sources, the keyring the image has, no sources.list left.
+    assert not (root / "etc/apt/sources.list").exists()
+    assert [p.name for p in (root / "etc/apt/sources.list.d").iterdir()] == ["debian.sources"]
+    sources = (root / "etc/apt/sources.list.d/debian.sources").read_text()
+    stanzas = [dict(line.split(": ", 1) for line in stanza.splitlines()) for stanza in sources.split("\n\n")]
+    assert stanzas[0]["URIs"] == https_variant(mirror) and stanzas[0]["Suites"] == "trixie trixie-updates"
+    assert stanzas[1]["Suites"] == "trixie-security" and stanzas[1]["URIs"].endswith("/debian-security")
+    for stanza in stanzas:
+        assert stanza["Types"] == "deb" and stanza["Components"] == "main"
+        keyring = root / stanza["Signed-By"].lstrip("/")
+        assert keyring.exists() or keyring.is_symlink(), stanza["Signed-By"]
+    assert mirror not in sources
     host = mirror.split("://", 1)[1].rstrip("/").replace("/", "_")
     assert not [p for p in (root / "var/lib/apt/lists").glob(f"*{host}*")]
+
+
+def test_apt_update_works_inside_the_finished_image(live: dict[str, object], tmp_path: Path) -> None:
+    """The image's own sources and keyring reach its mirror: apt-get update inside the whole
+    unpacked root, in a mount namespace of its own (its mounts go with it)."""
+    squash = live["dir"]
+    assert isinstance(squash, Path)
+    root = tmp_path / "root"
+    subprocess.run(["unsquashfs", "-d", str(root), str(squash / "filesystem.squashfs")], capture_output=True,
+                   check=True)
+    (root / "etc/resolv.conf").unlink()
+    (root / "etc/resolv.conf").write_text(Path("/etc/resolv.conf").read_text())
+    script = (f"mount --rbind /dev {root}/dev && mount -t proc proc {root}/proc && "
+              f"chroot {root} apt-get update")
+    result = subprocess.run(["unshare", "--mount", "--propagation", "private", "--fork", "sh", "-c", script],
+                            capture_output=True, text=True, check=False, timeout=600)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "trixie-updates InRelease" in result.stdout and "trixie-security InRelease" in result.stdout
+    assert "W:" not in result.stdout + result.stderr
+    assert our_mounts() == []
 
 
 def test_recommends_of_requested_task_installed(root: Path) -> None:
@@ -129,7 +156,7 @@ def test_daemon_block_gone_from_image(root: Path) -> None:
     assert not (root / "usr/sbin/policy-rc.d").exists()
     diversions = (root / "var/lib/dpkg/diversions").read_text()
     assert "start-stop-daemon" not in diversions
-    # bookworm: /sbin is a symlink to usr/sbin, where dpkg ships start-stop-daemon.
+    # dpkg ships start-stop-daemon in /usr/sbin (trixie; bookworm's /sbin is a symlink to it).
     ssd = root / "usr/sbin/start-stop-daemon"
     assert ssd.read_bytes()[:4] == b"\x7fELF", "the real start-stop-daemon must be back"
 
@@ -137,7 +164,7 @@ def test_daemon_block_gone_from_image(root: Path) -> None:
 def test_hook_used_every_helper(root: Path) -> None:
     marker = dict(line.split("=", 1) for line in (root / "etc/vmdebootstrap-test-hook").read_text().splitlines())
     assert marker["argc"] == "2" and marker["arg2"] == ""
-    assert marker["ARCH"] == "amd64" and marker["DISTRIBUTION"] == "bookworm"
+    assert marker["ARCH"] == "amd64" and marker["DISTRIBUTION"] == "trixie"
     assert marker["FRONTEND"] == "noninteractive"
     assert marker["proc"] == "unmounted" and marker["devpts"] == "mounted" and marker["devnull"] == "char"
     assert marker["prepared"] == "build-mirror"

@@ -21,7 +21,7 @@ from ..conftest import HOOKS, REPO, our_mounts, vmdebootstrap, workdir_for
 
 pytestmark = pytest.mark.integration
 
-MINIMAL = ("--distribution", "bookworm", "--variant", "minbase", "--no-kernel", "--no-acpid")
+MINIMAL = ("--distribution", "trixie", "--variant", "minbase", "--no-kernel", "--no-acpid")
 
 
 def _no_leftovers(workdir: Path) -> None:
@@ -143,7 +143,7 @@ def test_release_missing_from_the_mirror_is_named(mirror: str, outdir: Path) -> 
 
 
 def test_release_that_does_not_verify_fails_before_anything_is_built(mirror: str, outdir: Path) -> None:
-    # The removed-keys keyring holds only retired archive keys: bookworm's Release is
+    # The removed-keys keyring holds only retired archive keys: trixie's Release is
     # not signed by any of them, so the signature check must fail the build.
     workdir = workdir_for(outdir, "badkey")
     result = vmdebootstrap(*MINIMAL, "--mirror", mirror, "--squash", str(outdir / "badkey"),

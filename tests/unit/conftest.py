@@ -5,6 +5,7 @@ Every test is hermetic:
 * the default config files (/etc/vmdebootstrap.conf, ~/.vmdebootstrap.conf, ...) are
   never read unless a test installs its own list;
 * starting a real build (the namespace sandbox or run_build) fails the test;
+* the mirror is never asked which codename ``stable`` has (distro-info-data answers);
 * VMDEBOOTSTRAP_FAULT is unset.
 """
 
@@ -38,6 +39,7 @@ def hermetic(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(cli, "default_config_files", lambda: [])
     monkeypatch.setattr(sandbox, "run_in_namespaces", _forbidden)
     monkeypatch.setattr(main_module, "run_build", _forbidden)
+    monkeypatch.setattr(main_module, "_mirror_codename", lambda _mirror: lambda _suite: None)  # no network
     monkeypatch.delenv("VMDEBOOTSTRAP_FAULT", raising=False)
     monkeypatch.delenv("VMDEBOOTSTRAP_FAULT_READY", raising=False)
 

@@ -78,8 +78,11 @@ def test_merged_usr_hook_only_where_usr_is_merged_exists(make_settings: MakeSett
     monkeypatch.setattr(bootstrap, "MERGED_USR_HOOK", tmp_path)
     bullseye = bootstrap.mmdebstrap_argv(make_settings("--distribution", "bullseye"), Path("/w/root"), None)
     assert not [a for a in bullseye if a.startswith("--hook-dir=")]  # --bootstrapper mmdebstrap by hand
+    bookworm = bootstrap.mmdebstrap_argv(make_settings("--distribution", "bookworm"), Path("/w/root"), None)
+    assert f"--hook-dir={tmp_path}" in bookworm
+    # From trixie on base-files ships the merged-/usr symlinks: no hook, no usr-is-merged.
     trixie = bootstrap.mmdebstrap_argv(make_settings("--distribution", "trixie"), Path("/w/root"), None)
-    assert f"--hook-dir={tmp_path}" in trixie
+    assert not [a for a in trixie if a.startswith("--hook-dir=")]
 
 
 def test_interpreter_copied_in_is_noted_for_removal(make_context, tmp_path: Path,  # type: ignore[no-untyped-def]

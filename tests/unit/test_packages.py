@@ -158,10 +158,10 @@ def test_runs_natively() -> None:
 
 def test_codename_without_distro_info(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(releases, "DISTRO_INFO_CSV", tmp_path / "absent.csv")
-    assert releases.codename("stable") == "bookworm"
-    assert releases.codename("oldstable") == "bullseye"
-    assert releases.codename("oldoldstable") == "buster"
-    assert releases.codename("testing") == "trixie"
+    assert releases.codename("stable") == "trixie"  # the table knows trixie is stable
+    assert releases.codename("oldstable") == "bookworm"
+    assert releases.codename("oldoldstable") == "bullseye"
+    assert releases.codename("testing") == "forky"
     assert releases.codename("unstable") == "sid"
     assert releases.codename("Jessie") == "jessie"
     assert releases.codename("bookworm") == "bookworm"

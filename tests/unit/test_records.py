@@ -61,8 +61,9 @@ def test_releases_are_in_order_and_sid_is_last() -> None:
     ("jessie", {"systemd": True, "ext4_metadata_csum": False, "security": ""}),
     ("bullseye", {"resolved_split": False, "squashfs_compression": "xz", "security": "bullseye-security",
                   "password_hash": "yescrypt"}),
-    ("bookworm", {"resolved_split": True, "usr_is_merged": True, "squashfs_compression": "zstd:9",
-                  "security": "bookworm-security", "updates_suite": True}),
+    ("bookworm", {"resolved_split": True, "merged_usr": "hook", "squashfs_compression": "zstd:9",
+                  "security": "bookworm-security", "updates_suite": True, "sources_format": "one-line"}),
+    ("trixie", {"merged_usr": "base-files", "sources_format": "deb822", "security": "trixie-security"}),
     ("sid", {"updates_suite": False, "security": ""}),
 ])  # fmt: skip
 def test_release_facts(release: str, facts: dict[str, object]) -> None:

@@ -203,7 +203,7 @@ def test_fast_27_wheezy_ext4_rejected(vmd: Vmd, out: Path) -> None:
         ["--image", "{out}/x.img", "--use-uefi", "--grub", "--esp-size", "100M"],
         ["--image", "{out}/x.img", "--esp-size", "5mib"],
         ["--image", "{out}/x.img", "--distribution", "wheezy", "--roottype", "ext3", "--use-uefi", "--grub"],
-        ["--image", "{out}/x.img", "--arch", "i386", "--use-uefi", "--grub"],
+        ["--image", "{out}/x.img", "--arch", "i386", "--use-uefi", "--grub", "--distribution", "bookworm"],
         ["--image", "{out}/x.img", "--bootsize", "100M", "--bootoffset", "1M"],
         ["--image", "{out}/x.img", "--size", "100000001"],
         ["--image", "{out}/x.img", "--convert-qcow2"],

@@ -28,6 +28,7 @@ import shutil
 from pathlib import Path
 
 from .. import binfmt, cache, stagecache
+from ..chroot import write_file
 from ..context import Context, Origin
 from ..errors import BuildError
 from ..outputs import image
@@ -63,14 +64,21 @@ def debootstrap_argv(settings: Settings, root: Path, cache_dir: Path | None, dow
         argv.append(f"--cache-dir={cache_dir}")
     argv += options.extra_options
     argv += [settings.release.name, os.fspath(root), settings.mirrors.build]
+    if options.script is not None:
+        argv.append(os.fspath(options.script))
     return argv
 
 
-# Left alone, mmdebstrap merges /usr by installing usrmerge, which pulls in perl (10 MiB of
-# squashfs in a minbase image); its merged-usr hook makes the symlinks as debootstrap does
-# and installs usr-is-merged, so both bootstrappers make the same system.  That package
-# exists from bookworm on (releases.Release.usr_is_merged); older releases are left to debootstrap.
+# Left alone, mmdebstrap merges a bookworm /usr by installing usrmerge, which pulls in perl
+# (10 MiB of squashfs in a minbase image); its merged-usr hook makes the symlinks as
+# debootstrap does and installs usr-is-merged, so both bootstrappers make the same system.
+# From trixie on base-files ships the symlinks itself (releases.Release.merged_usr); before
+# bookworm there is no usr-is-merged, and debootstrap builds.
 MERGED_USR_HOOK = Path("/usr/share/mmdebstrap/hooks/merged-usr")
+# apt's setting for a mirror whose Release file has expired (--no-check-valid-until): given
+# to mmdebstrap, and to the image's apt for the rest of the build (the scrub removes it).
+NO_VALID_UNTIL = 'Acquire::Check-Valid-Until "false"'
+NO_VALID_UNTIL_CONF = "/etc/apt/apt.conf.d/00vmdebootstrap-no-check-valid-until"
 # mmdebstrap's variants that mean what debootstrap's do ("" is debootstrap's default).
 MMDEBSTRAP_VARIANTS = {"": "debootstrap", "minbase": "minbase", "buildd": "buildd"}
 
@@ -87,9 +95,9 @@ def choose(ctx: Context) -> tuple[str, str]:
         return "debootstrap", "--debootstrapopts are debootstrap's"
     if options.variant not in MMDEBSTRAP_VARIANTS:
         return "debootstrap", f"variant {options.variant} is debootstrap's"
-    if not settings.release.usr_is_merged:
+    if not settings.release.merged_usr:
         return "debootstrap", f"{settings.release} predates usr-is-merged, which mmdebstrap's merged-/usr hook needs"
-    if not MERGED_USR_HOOK.is_dir():
+    if settings.release.merged_usr == "hook" and not MERGED_USR_HOOK.is_dir():
         return "debootstrap", f"mmdebstrap's merged-/usr hook {MERGED_USR_HOOK} is missing"
     if settings.foreign and binfmt.probe(settings.arch).needs_copy:
         return "debootstrap", "the qemu-user handler lacks the F flag"
@@ -119,8 +127,10 @@ def mmdebstrap_argv(settings: Settings, root: Path, cache_dir: Path | None,
             # The build is thrown away if it fails: dpkg need not fsync every file.  The
             # setting lands in /etc/dpkg/dpkg.cfg.d/99mmdebstrap, removed again below.
             "--dpkgopt=force-unsafe-io"]
-    if settings.release.usr_is_merged and MERGED_USR_HOOK.is_dir():
+    if settings.release.merged_usr == "hook" and MERGED_USR_HOOK.is_dir():
         argv.append(f"--hook-dir={MERGED_USR_HOOK}")
+    if not settings.bootstrap.check_valid_until:
+        argv.append(f"--aptopt={NO_VALID_UNTIL}")
     if keyring_dir is not None:
         # mmdebstrap --keyring FILE replaces only apt's Trusted file and keeps the host's
         # trusted.gpg.d; a directory holding just the keyring makes it the only one, as
@@ -178,12 +188,14 @@ def run(ctx: Context) -> None:
         stagecache.use(ctx.runner, ctx.stack, ctx.workdir, ctx.root, origin.stage)
         if ctx.settings.foreign:
             provide_interpreter(ctx)
-        return
-    if origin.bootstrapper == "mmdebstrap":
+    elif origin.bootstrapper == "mmdebstrap":
         _mmdebstrap(ctx)
     else:
         _debootstrap(ctx)
-    if ctx.image is not None:
+    if not ctx.settings.bootstrap.check_valid_until:
+        write_file(ctx.root, NO_VALID_UNTIL_CONF, f"// vmdebootstrap --no-check-valid-until, until the scrub\n"
+                                                  f"{NO_VALID_UNTIL};\n")
+    if ctx.image is not None and not origin.cached:
         image.write_fstab(ctx, ctx.image)
 
 
@@ -226,6 +238,9 @@ def _debootstrap(ctx: Context) -> None:
     if "--no-check-gpg" in argv:
         log.warning("archive signatures are NOT being checked (--no-check-gpg): the image is only as "
                     "trustworthy as the network path to %s", settings.mirrors.build)
+    if settings.bootstrap.script is not None:
+        log.info("debootstrap has no script for %s: it uses %s's, as its own symlinks do for new releases",
+                 settings.release, settings.bootstrap.script.name)
     ctx.root.mkdir(mode=0o755, exist_ok=True)  # a disk image's root is mounted there already
     target = ctx.root  # where the failing debootstrap kept its log
     try:
@@ -294,6 +309,9 @@ def _explain(exc: CommandFailed, settings: Settings, details: list[str] | None =
         # The Release file came, its signature did not: an unsigned archive, not a missing one.
         return (f"the Release file of '{suite}' from {mirror} is not signed (no InRelease, no Release.gpg): "
                 "refusing an unverifiable archive (--no-check-gpg builds from it anyway, insecurely)")
+    if "is expired" in text:
+        return (f"the Release file of '{suite}' from {mirror} has expired (its Valid-Until date has passed): the "
+                "mirror is not up to date (for a snapshot or frozen mirror, --no-check-valid-until builds anyway)")
     if "Failed getting release file" in text or "does not have a Release file" in text:
         return (f"could not fetch the Release file of '{suite}' from {mirror}: the mirror is "
                 f"unreachable or does not carry that release (old releases live on archive mirrors)")

@@ -25,6 +25,7 @@ from pathlib import Path
 from .. import outputs
 from ..chroot import exists_in, has_unit, target_path, use_host_dns, write_file
 from ..context import Context
+from .bootstrap import NO_VALID_UNTIL_CONF
 
 log = logging.getLogger("vmdebootstrap")
 
@@ -116,6 +117,7 @@ def scrub(ctx: Context) -> None:
     root = ctx.root
     if ctx.interpreter_copy is not None and ctx.interpreter_copy.exists():
         ctx.interpreter_copy.unlink()
+    target_path(root, NO_VALID_UNTIL_CONF).unlink(missing_ok=True)
     resolved = has_unit(root, "systemd-resolved.service")
     resolv = root / "etc/resolv.conf"
     if resolv.is_symlink() or resolv.exists():

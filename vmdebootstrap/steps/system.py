@@ -44,8 +44,15 @@ def ifupdown_files(enable_dhcp: bool) -> dict[str, str]:
     }
 
 
+# The archive keyring as the image has it: trixie's debian-archive-keyring ships .pgp (with
+# .gpg a symlink to it); bookworm's ships .gpg.
+ARCHIVE_KEYRINGS = ("/usr/share/keyrings/debian-archive-keyring.pgp", "/usr/share/keyrings/debian-archive-keyring.gpg")
+ONE_LINE_SOURCES = "/etc/apt/sources.list"
+DEB822_SOURCES = "/etc/apt/sources.list.d/debian.sources"
+
+
 def apt_sources(mirror: str, release: Release, components: tuple[str, ...]) -> str:
-    """The booted image's sources: the release, its updates and security."""
+    """The booted image's one-line sources.list: the release, its updates and security."""
     comps = " ".join(components)
     lines = [f"deb {mirror} {release} {comps}"]
     if release.updates_suite:
@@ -55,6 +62,32 @@ def apt_sources(mirror: str, release: Release, components: tuple[str, ...]) -> s
     return "\n".join(lines) + "\n"
 
 
+def deb822_sources(mirror: str, release: Release, components: tuple[str, ...], keyring: str) -> str:
+    """The booted image's debian.sources (sources.list(5), as apt's own example has it)."""
+    suites = [release.name, *([f"{release}-updates"] if release.updates_suite else [])]
+    stanzas = [(mirror, suites)] + ([(SECURITY_MIRROR, [release.security])] if release.security else [])
+    signed = f"Signed-By: {keyring}\n" if keyring else ""
+    return "\n".join(f"Types: deb\nURIs: {uris}\nSuites: {' '.join(names)}\nComponents: {' '.join(components)}\n"
+                     f"{signed}" for uris, names in stanzas)
+
+
+def configure_apt(ctx: Context) -> None:
+    """The image's apt sources name --apt-mirror, in the format of its release; no other is left."""
+    settings, root = ctx.settings, ctx.root
+    mirror, release, components = settings.mirrors.image, settings.release, settings.mirrors.components
+    if release.sources_format == "deb822":
+        keyring = next((path for path in ARCHIVE_KEYRINGS if target_path(root, path).exists()), "")
+        if not keyring:
+            log.warning("the image has no Debian archive keyring: its debian.sources names none (Signed-By)")
+        written = write_file(root, DEB822_SOURCES, deb822_sources(mirror, release, components, keyring))
+        target_path(root, ONE_LINE_SOURCES).unlink(missing_ok=True)
+    else:
+        written = write_file(root, ONE_LINE_SOURCES, apt_sources(mirror, release, components))
+    for extra in target_path(root, "/etc/apt/sources.list.d").glob("*"):
+        if extra.suffix in (".list", ".sources") and extra != written:
+            extra.unlink()
+
+
 def run(ctx: Context) -> None:
     settings, root = ctx.settings, ctx.root
     write_file(root, "/etc/hostname", settings.hostname + "\n")
@@ -62,11 +95,7 @@ def run(ctx: Context) -> None:
     _networking(ctx)
     _serial_console(ctx)
     if settings.configure_apt:
-        write_file(root, "/etc/apt/sources.list",
-                   apt_sources(settings.mirrors.image, settings.release, settings.mirrors.components))
-        for extra in target_path(root, "/etc/apt/sources.list.d").glob("*"):
-            if extra.suffix in (".list", ".sources"):
-                extra.unlink()
+        configure_apt(ctx)
 
 
 def _networking(ctx: Context) -> None:

@@ -1,0 +1,38 @@
+"""Boot tier: the ISOs of the other releases (bookworm, forky, i386 bookworm) log in."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ..conftest import PASSWORD
+from .test_boot_iso import boot, no_qemu_left
+
+pytestmark = pytest.mark.boot
+
+
+def logs_in(built: dict[str, object], arch: str, firmware: str, workdir: Path) -> str:
+    iso = built["iso"]
+    assert isinstance(iso, Path)
+    result = boot(iso, arch, firmware, workdir)
+    console = result.console_log.read_text(errors="replace")
+    assert result.passed, f"{result.verdict}\n{console[-3000:]}"
+    assert "(sudo)" in result.id_output, result.id_output
+    assert "boot=live" in result.cmdline and result.root_fstype == "overlay"
+    assert PASSWORD not in console
+    assert no_qemu_left(iso)
+    return f"login after {result.seconds_to_login:.0f} s; {result.verdict}"
+
+
+@pytest.mark.parametrize("firmware", ["bios", "uefi"])
+def test_bookworm_iso_boots(bookworm_iso: dict[str, object], firmware: str, tmp_path: Path) -> None:
+    print(f"bookworm {firmware}: {logs_in(bookworm_iso, 'amd64', firmware, tmp_path)}")
+
+
+def test_forky_iso_boots(forky_iso: dict[str, object], tmp_path: Path) -> None:
+    print(f"forky bios: {logs_in(forky_iso, 'amd64', 'bios', tmp_path)}")
+
+
+def test_i386_bookworm_iso_boots_with_bios(i386_iso: dict[str, object], tmp_path: Path) -> None:
+    print(f"i386 bios: {logs_in(i386_iso, 'i386', 'bios', tmp_path)}")

@@ -1,0 +1,89 @@
+"""A Debian 13 host: the tool installed there the README's way, its unit tier and `make live`.
+
+The host is a trixie root built by vmdebootstrap itself (a tarball) with the packages the
+tool says it needs (`--print-host-packages`) and what the README's commands need to run
+(make, and ca-certificates for pip).  It is entered in a mount namespace of its own
+(`unshare --mount`, /dev, /proc and /sys mounted in it, chroot): everything mounted there
+goes with that namespace.  In it, a copy of this checkout runs `make unit` and `make live`
+(which installs the host packages, the tool and the binfmt handlers, builds the trixie
+live ISO and boot-tests it with BIOS and UEFI firmware).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from ..conftest import REPO, our_mounts, vmdebootstrap, workdir_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.trixie_host]
+
+# The README's commands need make; pip fetches over https.
+README_NEEDS = ("make", "ca-certificates")
+COPIED = (".ci", "Makefile", "README.md", "pyproject.toml", "benchmarks", "doc", "docs", "examples", "tests",
+          "vmdebootstrap")
+
+
+def host_packages() -> list[str]:
+    """What the tool says a trixie ISO build with its boot test needs, and the development list."""
+    asked = vmdebootstrap("--print-host-packages", "--iso", "x.iso", "--boot-test", "--user", "u/p",
+                          "--distribution", "trixie")
+    assert asked.returncode == 0, asked.stderr
+    dev = subprocess.run([shutil.which("python3") or "python3", "-m", "vmdebootstrap.hostdeps", "--dev"],
+                         cwd=REPO, capture_output=True, text=True, check=True).stdout
+    return sorted({*asked.stdout.split(), *dev.split(), *README_NEEDS})
+
+
+@pytest.fixture(scope="session")
+def trixie_host(mirror: str, outdir: Path) -> Path:
+    tarball = outdir / "trixie-host.tar"
+    log = outdir / "trixie-host.log"
+    built = vmdebootstrap("--distribution", "trixie", "--tarball", str(tarball), "--no-kernel", "--mirror", mirror,
+                          "--package", ",".join(host_packages()), "--lock-root-password", "--hostname", "trixie-host",
+                          "--workdir", str(workdir_for(outdir, "trixie-host")), "--log", str(log), timeout=2400)
+    assert built.returncode == 0, built.stderr[-3000:]
+    root = outdir / "trixie-host"
+    root.mkdir()
+    subprocess.run(["tar", "--extract", "--numeric-owner", "--xattrs", "--xattrs-include=*", "--acls",
+                    f"--file={tarball}", f"--directory={root}"], check=True)
+    tarball.unlink()
+    (root / "etc/resolv.conf").unlink(missing_ok=True)
+    shutil.copyfile("/etc/resolv.conf", root / "etc/resolv.conf")
+    source = root / "src"
+    source.mkdir()
+    for name in COPIED:
+        copy = shutil.copytree if (REPO / name).is_dir() else shutil.copy2
+        copy(REPO / name, source / name)  # type: ignore[operator]
+    return root
+
+
+def inside(root: Path, command: str, timeout: int = 3600) -> subprocess.CompletedProcess[str]:
+    """``command`` run by sh in /src of ``root``, in a mount namespace of its own."""
+    script = (f"mount --rbind /dev {root}/dev && mount --make-rslave {root}/dev && "
+              f"mount -t proc proc {root}/proc && mount -t sysfs sysfs {root}/sys && "
+              f"exec chroot {root} sh -c 'cd /src && {command}'")
+    return subprocess.run(["unshare", "--mount", "--propagation", "private", "--fork", "sh", "-ec", script],
+                          capture_output=True, text=True, timeout=timeout, check=False,
+                          env={"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                               "LANG": "C.UTF-8", "HOME": "/root", "TERM": "dumb"})
+
+
+def test_on_a_trixie_host_the_unit_tier_and_make_live_pass(trixie_host: Path) -> None:
+    release = (trixie_host / "etc/debian_version").read_text().strip()
+    assert release.startswith("13."), release
+    unit = inside(trixie_host, "make unit")
+    assert unit.returncode == 0, unit.stdout[-3000:] + unit.stderr[-3000:]
+    assert " passed" in unit.stdout
+    live = inside(trixie_host, "make live")
+    output = live.stdout + live.stderr
+    assert live.returncode == 0, output[-5000:]
+    assert "boot test amd64 bios: PASS" in output and "boot test amd64 uefi: PASS" in output
+    iso = trixie_host / "src/output/debian-live-trixie-amd64.iso"
+    assert iso.stat().st_size > 100 * 2**20
+    print(f"trixie host ({release}): " + "; ".join(line for line in output.splitlines() if "boot test amd64" in line))
+    assert our_mounts() == []
+    leftover = subprocess.run(["pgrep", "-f", str(trixie_host)], capture_output=True, text=True, check=False)
+    assert leftover.stdout == ""
