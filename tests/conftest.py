@@ -165,8 +165,8 @@ def release_iso(mirror: str, outdir: Path, name: str, *args: str) -> dict[str, o
 
 @pytest.fixture(scope="session")
 def bookworm_iso(mirror: str, outdir: Path) -> dict[str, object]:
-    """The previous release's live ISO (BIOS and UEFI)."""
-    return release_iso(mirror, outdir, "bookworm", "--distribution", "bookworm")
+    """The previous release's live ISO (BIOS and UEFI), with the unsigned GRUB of --no-secure-boot."""
+    return release_iso(mirror, outdir, "bookworm", "--distribution", "bookworm", "--no-secure-boot")
 
 
 @pytest.fixture(scope="session")

@@ -21,16 +21,30 @@ class Efi:
     grub_modules_package: str  # the modules alone, downloaded (not installed) for a live ISO
     removable_name: str  # EFI/BOOT/<this>: what firmware with empty variables starts
     grub_name: str  # EFI/debian/<this>: Debian's own path
+    suffix: str = ""  # x64, aa64: in the names of shim, MokManager and the signed GRUB images
+    signed: bool = False  # Debian signs shim (with Microsoft's signature), GRUB and the kernel for it
+
+    @property
+    def signed_packages(self) -> tuple[str, ...]:
+        """shim signed by Microsoft, MokManager and fallback, GRUB signed by Debian."""
+        arch = self.grub_package.removeprefix("grub-efi-")
+        return "shim-signed", f"shim-helpers-{arch}-signed", f"{self.grub_package}-signed"
+
+    @property
+    def signed_grub_dir(self) -> str:
+        return f"/usr/lib/grub/{self.grub_platform}-signed"
 
 
 @dataclasses.dataclass(frozen=True)
 class Firmware:
     """One firmware a boot test can start this architecture's guests with."""
 
-    name: str  # bios, uefi
+    name: str  # bios, uefi, uefi-secure
     code: Path
     variables: Path | None  # the template copied for each boot; None: SeaBIOS keeps none
     package: str
+    secure: bool = False  # Secure Boot on, with Microsoft's keys enrolled: it refuses unsigned loaders
+    smm: bool = False  # its code needs QEMU's System Management Mode and a secure flash
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,24 +86,32 @@ _SEABIOS = Firmware("bios", Path("/usr/share/seabios/bios-256k.bin"), None, "sea
 _OVMF = Firmware("uefi", Path("/usr/share/OVMF/OVMF_CODE_4M.fd"), Path("/usr/share/OVMF/OVMF_VARS_4M.fd"), "ovmf")
 _AAVMF = Firmware("uefi", Path("/usr/share/AAVMF/AAVMF_CODE.fd"), Path("/usr/share/AAVMF/AAVMF_VARS.fd"),
                   "qemu-efi-aarch64")
+# Secure Boot enforced, Microsoft's keys enrolled (ovmf's and qemu-efi-aarch64's README.Debian):
+# OVMF's secboot code needs SMM; AAVMF enforces through its enrolled variables alone.
+_OVMF_SECURE = Firmware("uefi-secure", Path("/usr/share/OVMF/OVMF_CODE_4M.secboot.fd"),
+                        Path("/usr/share/OVMF/OVMF_VARS_4M.ms.fd"), "ovmf", secure=True, smm=True)
+_AAVMF_SECURE = Firmware("uefi-secure", Path("/usr/share/AAVMF/AAVMF_CODE.ms.fd"),
+                         Path("/usr/share/AAVMF/AAVMF_VARS.ms.fd"), "qemu-efi-aarch64", secure=True)
 
 ARCHITECTURES: dict[str, Architecture] = {a.name: a for a in (
     Architecture(
         "amd64", "amd64", ("x86_64",), "x86_64", serial_console="ttyS0", pc_bios=True,
-        efi=Efi("x86_64-efi", "grub-efi-amd64", "grub-efi-amd64-bin", "BOOTX64.EFI", "grubx64.efi"),
+        efi=Efi("x86_64-efi", "grub-efi-amd64", "grub-efi-amd64-bin", "BOOTX64.EFI", "grubx64.efi", "x64",
+                signed=True),
         efi_companion="i386",  # --uefi-ia32
-        emulator=Emulator("qemu-system-x86_64", "qemu-system-x86", "q35", (_SEABIOS, _OVMF)),
+        emulator=Emulator("qemu-system-x86_64", "qemu-system-x86", "q35", (_SEABIOS, _OVMF, _OVMF_SECURE)),
     ),
     # i386 kernels: 486 up to wheezy, 586 for jessie (#786767): see releases.py.
     Architecture(
         "i386", "686-pae", ("i686", "i386"), "i386", native_on=("amd64",), pc_bios=True,
-        efi=Efi("i386-efi", "grub-efi-ia32", "grub-efi-ia32-bin", "BOOTIA32.EFI", "grubia32.efi"),
+        efi=Efi("i386-efi", "grub-efi-ia32", "grub-efi-ia32-bin", "BOOTIA32.EFI", "grubia32.efi", "ia32"),
         emulator=Emulator("qemu-system-i386", "qemu-system-x86", "q35", (_SEABIOS,)),
     ),
     Architecture(
         "arm64", "arm64", ("aarch64",), "aarch64", serial_console="ttyAMA0",  # QEMU virt's PL011
-        efi=Efi("arm64-efi", "grub-efi-arm64", "grub-efi-arm64-bin", "BOOTAA64.EFI", "grubaa64.efi"),
-        emulator=Emulator("qemu-system-aarch64", "qemu-system-arm", "virt", (_AAVMF,)),
+        efi=Efi("arm64-efi", "grub-efi-arm64", "grub-efi-arm64-bin", "BOOTAA64.EFI", "grubaa64.efi", "aa64",
+                signed=True),
+        emulator=Emulator("qemu-system-aarch64", "qemu-system-arm", "virt", (_AAVMF, _AAVMF_SECURE)),
     ),
     # The multiplatform kernel (#776975).
     Architecture("armhf", "armmp", ("armv7l",), "arm", native_on=("arm64",), serial_console="ttyAMA0"),

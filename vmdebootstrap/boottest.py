@@ -80,6 +80,8 @@ class BootResult:
     root_fstype: str = ""
     system_state: str = ""  # systemctl is-system-running: running, degraded, ...
     powered_off: bool = False  # the guest shut itself down after the checks
+    secure_boot: bool | None = None  # the guest's SecureBoot variable (None: no UEFI variables)
+    lockdown: str = ""  # the guest kernel's lockdown
 
 
 # -- KVM, firmware, the QEMU command line ----------------------------------------
@@ -154,8 +156,10 @@ def qemu_command(target: BootTarget, workdir: Path, memory_mb: int = 2048, kvm: 
     if not target.image.is_file():
         raise BootTestError(f"no image to boot: {target.image}")
     code, template = firmware_files(target.arch, target.firmware)
+    firmware = target.arch.firmware(target.firmware)
+    smm = firmware is not None and firmware.smm
     pc = target.arch.pc_bios
-    argv = [qemu or emulator.binary, "-machine", emulator.machine]
+    argv = [qemu or emulator.binary, "-machine", emulator.machine + (",smm=on" if smm else "")]
     argv += ["-accel", "kvm", "-cpu", "host"] if kvm else ["-accel", "tcg", "-cpu", "max"]
     argv += ["-m", str(memory_mb), "-smp", "2", "-no-reboot"]
     # The serial port is our stdin/stdout; signal=off so that no byte we type (^C) stops QEMU.
@@ -169,6 +173,8 @@ def qemu_command(target: BootTarget, workdir: Path, memory_mb: int = 2048, kvm: 
         shutil.copyfile(template, variables)
         argv += ["-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={_file(code)}",
                  "-drive", f"if=pflash,format=raw,unit=1,file={_file(variables)}"]
+    if smm:  # only SMM code may write the flash that holds the Secure Boot variables
+        argv += ["-global", "driver=cfi.pflash01,property=secure,value=on"]
     if target.kind == "iso" and pc:
         argv += ["-cdrom", os.fspath(target.image.absolute())]
     elif target.kind == "iso":
@@ -231,6 +237,9 @@ FAILURES = (
     ("emergency", re.compile(r"You are in (?:emergency|rescue) mode|Give root password for maintenance"
                              r"|Cannot open access to console, the root account is locked")),
     ("grub-rescue", re.compile(r"(?m)^grub rescue> ")),
+    # Secure Boot: the firmware refuses a loader its keys do not sign; shim refuses GRUB.
+    ("secure-boot", re.compile(r"BdsDxe: failed to load Boot\d+ [^\n]*: Access Denied"
+                               r"|Verification failed: \(0x1A\) Security Violation")),
     ("nothing-to-boot", re.compile(r"No bootable device|No bootable option or device was found"
                                    r'|starting Boot\d+ "EFI Internal Shell"|(?m:^Shell> )')),
 )
@@ -242,12 +251,16 @@ _UNIT = re.compile(r"^[\w@.:\\-]+\.(?:service|socket|mount|automount|swap|target
 
 # The checks run after logging in, in order: (name, command).  The name tags the
 # markers around the command's output in the transcript.
+# The UEFI variable SecureBoot (4 bytes of attributes, then 1 when on) and the kernel's
+# lockdown, which Debian's kernel turns to integrity under Secure Boot: both readable by users.
+SECURE_BOOT_VARIABLE = "/sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c"
 CHECKS = (
     ("state", "systemctl is-system-running --wait"),
     ("failed", "systemctl --failed --plain --no-legend --no-pager --full"),
     ("id", "id"),
     ("cmdline", "cat /proc/cmdline"),
     ("rootfs", "findmnt -n -o FSTYPE /"),
+    ("secureboot", f"od -An -tx1 {SECURE_BOOT_VARIABLE}; cat /sys/kernel/security/lockdown"),
 )
 MARKER_PREFIX = "VMDB"
 _OUTPUT = re.compile(rf"(?ms)^(?P<tag>{MARKER_PREFIX}-[0-9a-f]+)-(?P<name>[a-z]+)-begin\n(?P<output>.*?)"
@@ -307,6 +320,10 @@ def _failure_verdict(kind: str, match: re.Match[str], console: str) -> str:
         failed = [line for line in before if "FAILED]" in line]
         reason = failed[-1].split("FAILED]", 1)[1].strip() if failed else ""
         return "systemd emergency mode" + (f" after: {reason}" if reason else "")
+    if kind == "secure-boot":
+        line = console[console.rfind("\n", 0, match.start()) + 1:].split("\n", 1)[0].strip()
+        who = "shim refused GRUB" if "Verification failed" in match[0] else "the firmware refused the loader"
+        return f"Secure Boot: {who} ({line})"
     if kind == "grub-rescue":
         reason = _last_line(before, skip=("grub rescue>",))
         return "GRUB rescue shell" + (f": {reason}" if reason else "")
@@ -338,15 +355,18 @@ class Reading:
     id_output: str = ""
     cmdline: str = ""
     root_fstype: str = ""
+    secure_boot: bool | None = None  # the SecureBoot variable (None: no UEFI variables)
+    lockdown: str = ""  # the kernel's lockdown: none, integrity, confidentiality
 
 
 def read_console(console: str, finished: bool, *, login_seconds: float | None = None,
-                 timeout: float | None = None) -> Reading:
+                 timeout: float | None = None, secure: bool = False) -> Reading:
     """The verdict and the collected facts from a transcript (raw or clean).
 
     ``finished``: QEMU exited by itself (else it was stopped: a timeout, unless the
     transcript shows a failure).  ``login_seconds`` and ``timeout`` only add figures
-    to the verdict.
+    to the verdict.  ``secure``: the firmware enforced Secure Boot, and the guest must
+    say it was on.
     """
     text = strip_ansi(console)
     login = LOGIN_PROMPT.search(text)
@@ -370,6 +390,37 @@ def read_console(console: str, finished: bool, *, login_seconds: float | None = 
     if LOGIN_INCORRECT.search(after) and not outputs:
         return Reading(f"{lead}; login incorrect", False, True)
     reading = Reading(lead, True, True)
+    _read_facts(reading, outputs)
+    parts = [lead]
+    if reading.system_state == "running":
+        parts.append("system running")
+    elif reading.system_state == "degraded":
+        parts.append("system degraded; failed units: " + (", ".join(reading.failed_units) or "none listed"))
+    elif reading.system_state:
+        parts.append(f"system state: {reading.system_state}")
+        reading.passed = False
+    if secure and "secureboot" in outputs:
+        if reading.secure_boot and reading.lockdown in ("integrity", "confidentiality"):
+            parts.append(f"Secure Boot on (lockdown: {reading.lockdown})")
+        else:
+            state = {True: "on", False: "off", None: "missing"}[reading.secure_boot]
+            parts.append(f"Secure Boot was NOT on in the guest (SecureBoot variable: {state}, "
+                         f"lockdown: {reading.lockdown or 'unknown'})")
+            reading.passed = False
+    # The Secure Boot check decides only under firmware that enforces it.
+    missing = [(name, command) for name, command in CHECKS
+               if name not in outputs and (secure or name != "secureboot")]
+    if missing:
+        name, command = missing[0]
+        started = re.search(rf"(?m)^{MARKER_PREFIX}-[0-9a-f]+-{name}-begin$", after)
+        parts.append(stopped(f"`{command}`" if started or outputs else "a shell prompt after logging in"))
+        reading.passed = False
+    reading.verdict = "; ".join(parts)
+    return reading
+
+
+def _read_facts(reading: Reading, outputs: dict[str, tuple[str, int]]) -> None:
+    """What the checks printed, into ``reading``."""
     if "state" in outputs:
         states = [line for line in _lines(outputs["state"][0]) if line in _STATES]
         reading.system_state = states[0] if states else "unknown"
@@ -381,22 +432,12 @@ def read_console(console: str, finished: bool, *, login_seconds: float | None = 
         reading.cmdline = " ".join(_lines(outputs["cmdline"][0]))
     if "rootfs" in outputs:
         reading.root_fstype = " ".join(_lines(outputs["rootfs"][0]))
-    parts = [lead]
-    if reading.system_state == "running":
-        parts.append("system running")
-    elif reading.system_state == "degraded":
-        parts.append("system degraded; failed units: " + (", ".join(reading.failed_units) or "none listed"))
-    elif reading.system_state:
-        parts.append(f"system state: {reading.system_state}")
-        reading.passed = False
-    missing = [(name, command) for name, command in CHECKS if name not in outputs]
-    if missing:
-        name, command = missing[0]
-        started = re.search(rf"(?m)^{MARKER_PREFIX}-[0-9a-f]+-{name}-begin$", after)
-        parts.append(stopped(f"`{command}`" if started or outputs else "a shell prompt after logging in"))
-        reading.passed = False
-    reading.verdict = "; ".join(parts)
-    return reading
+    if "secureboot" in outputs:
+        lines = _lines(outputs["secureboot"][0])
+        variable = next((line.split() for line in lines if re.fullmatch(r"(?:[0-9a-f]{2} ?)+", line)), [])
+        reading.secure_boot = variable[-1] == "01" if len(variable) == 5 else None
+        chosen = next((re.search(r"\[(\w+)\]", line) for line in lines if "[" in line), None)
+        reading.lockdown = chosen[1] if chosen else ""
 
 
 def classify(console: str, finished: bool, *, login_seconds: float | None = None,
@@ -550,7 +591,9 @@ def boot_test(  # noqa: PLR0917 -- the positional signature callers use
             _stop(child, console)
             log.debug("boot test: QEMU (pid %d) ended: exit status %s, signal %s", child.pid, child.exitstatus,
                       child.signalstatus)
-    reading = read_console(console.text[:before_stop], finished, login_seconds=login_seconds, timeout=timeout)
+    firmware = target.arch.firmware(target.firmware)
+    reading = read_console(console.text[:before_stop], finished, login_seconds=login_seconds, timeout=timeout,
+                           secure=firmware is not None and firmware.secure)
     verdict = reading.verdict
     if reading.passed and not powered_off:
         verdict += f"; did not power off within {POWEROFF_TIMEOUT:g} s"
@@ -563,7 +606,7 @@ def boot_test(  # noqa: PLR0917 -- the positional signature callers use
         firmware=target.firmware, passed=reading.passed, seconds_to_login=login_seconds, verdict=verdict,
         failed_units=reading.failed_units, console_log=console_log, id_output=reading.id_output,
         cmdline=reading.cmdline, root_fstype=reading.root_fstype, system_state=reading.system_state,
-        powered_off=powered_off,
+        powered_off=powered_off, secure_boot=reading.secure_boot, lockdown=reading.lockdown,
     )
 
 

@@ -102,6 +102,10 @@ OPTIONS: tuple[Option, ...] = (
            "LABEL"),
     Option("kernel-append", "str", "", "extra kernel parameters for the ISO's menu entries", _G_OUT,
            "PARAMS"),
+    Option("secure-boot", "bool", True,
+           "boot with Secure Boot on: the ISO and UEFI disk images start Microsoft-signed shim, Debian-signed "
+           "GRUB and kernel, where the release has them for the architecture (bookworm and later, amd64 and "
+           "arm64); --no-secure-boot uses GRUB made by grub-mkimage, unsigned (docs/secureboot.md)", _G_OUT),
     Option("boot-test", "bool", False,
            "boot the ISO or disk image in QEMU (BIOS and UEFI on amd64, UEFI on arm64) and log in as the "
            "first --user over the serial console",
@@ -109,8 +113,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("boot-test-only", "str", "",
            "only boot-test the existing ISO or disk image FILE (with --arch and --user) and exit",
            _G_OUT, "FILE", parse=_V.existing_file),
-    Option("boot-firmware", "list", [], "firmware to boot-test with: bios, uefi (default: all the "
-           "architecture has)", _G_OUT, "FIRMWARE"),
+    Option("boot-firmware", "list", [], "firmware to boot-test with: bios, uefi, uefi-secure (Secure Boot "
+           "enforced, Microsoft's keys enrolled) (default: bios where the architecture has it, and uefi-secure for "
+           "an image with the signed chain, else uefi)", _G_OUT, "FIRMWARE"),
     Option("boot-timeout", "str", "900", "seconds a boot test may take to reach the login prompt", _G_OUT,
            "SECONDS", parse=_V.seconds),
     Option("squash-compression", "str", "",

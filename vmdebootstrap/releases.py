@@ -40,6 +40,9 @@ class Release:
     sources_format: str = "deb822"  # the image's apt sources: deb822 debian.sources, or one-line sources.list
     updates_suite: bool = True  # has <name>-updates
     security_suite: str = "{name}-security"  # on security.debian.org; "" when it has none there
+    # Its archive has the signed boot chain (shim-signed, grub-efi-*-signed, signed kernels) and
+    # the chain is proven here; before bookworm the shims are old enough for firmware to revoke.
+    secure_boot: bool = True
     kernel_flavours: Mapping[str, str] = dataclasses.field(default_factory=dict)  # per-arch overrides
     # Its archive's architectures (the Release file's); None: not checked (before bullseye).
     architectures: tuple[str, ...] | None = ("amd64", "arm64", "armhf", "i386", "loong64", "ppc64el", "riscv64",
@@ -74,7 +77,7 @@ _BOOKWORM = Release("bookworm", merged_usr="hook", sources_format="one-line", no
                     architectures=("amd64", "arm64", "armel", "armhf", "i386", "mips64el", "mipsel", "ppc64el",
                                    "s390x"))
 _BULLSEYE = dataclasses.replace(_BOOKWORM, name="bullseye", resolved_split=False, merged_usr="",
-                                squashfs_compression="xz")
+                                squashfs_compression="xz", secure_boot=False)
 _BUSTER = dataclasses.replace(_BULLSEYE, name="buster", initramfs_zstd=False, password_hash="sha512",
                               updates_suite=False, architectures=None,
                               security_suite="")  # <name>/updates then; now on archive mirrors only

@@ -95,6 +95,8 @@ class Settings:
     lock_root: bool
     force_password_change: bool
     squash_compression: Compression
+    secure_boot: bool  # the ISO and UEFI images boot through shim and signed GRUB
+    secure_boot_note: str  # why not, when --secure-boot asked for it but the release or architecture has no chain
     iso_label: str
     kernel_append: str
     boot_test: BootTest | None
@@ -299,17 +301,31 @@ def _login_user(users: tuple[User, ...]) -> User:
     raise UsageError("--boot-test needs a --user NAME/PASSWORD (with a plaintext password) to log in as")
 
 
-def _boot_test(v: Parsed, arch: Architecture, request: disk.Request | None) -> BootTest:
-    """What --boot-test or --boot-test-only boots, with which firmwares, as whom."""
+def _boot_test(v: Parsed, arch: Architecture, request: disk.Request | None, secure_boot: bool) -> BootTest:
+    """What --boot-test or --boot-test-only boots, with which firmwares, as whom: by default BIOS
+    where there is one, and UEFI with Secure Boot enforced for the signed chain."""
     available = arch.firmware_names
     if request is not None:  # a disk image boots with the firmware its bootloader is for
-        available = tuple(f for f in available if f == ("uefi" if request.esp_size else "bios"))
+        available = tuple(f for f in available if f.startswith("uefi") == bool(request.esp_size))
     asked = v.get("boot-firmware", tuple)
     for firmware in asked:
         if firmware not in available:
             raise UsageError(f"--boot-firmware {firmware}: {arch.name} boots with {' or '.join(available)}")
-    return BootTest(asked or available, v.number("boot-timeout"), _login_user(v.get("user", tuple)),
+    uefi = "uefi-secure" if secure_boot and "uefi-secure" in available else "uefi"
+    default = tuple(f for f in available if f in ("bios", uefi))
+    return BootTest(asked or default, v.number("boot-timeout"), _login_user(v.get("user", tuple)),
                     v.optional("boot-test-only", Path))
+
+
+def _secure_boot(v: Parsed, release: Release, arch: Architecture) -> tuple[bool, str]:
+    """(whether the images boot through the signed chain, why not when it was asked for)."""
+    if not v.flag("secure-boot"):
+        return False, ""
+    if arch.efi is None or not arch.efi.signed:
+        return False, f"Debian signs no boot chain for {arch.name}"
+    if not release.secure_boot:
+        return False, f"the signed boot chain is not used before bookworm ({release} has old shims)"
+    return True, ""
 
 
 def _check_release_has(v: Parsed, release: Release, arch: Architecture) -> None:
@@ -353,7 +369,8 @@ def validate(raw: Mapping[str, object], ask: releases.MirrorAnswer | None = None
         v = Parsed(raw)
         arch = v.get("arch", Architecture)
         release = releases.resolve(str(raw["distribution"]), v.text("distribution-like"))
-        return _settings(v, release, arch, outputs={}, request=None, boot_test=_boot_test(v, arch, None))
+        return _settings(v, release, arch, outputs={}, request=None,
+                         boot_test=_boot_test(v, arch, None, _secure_boot(v, release, arch)[0]))
     release = _check_as_the_old_tool(raw, ask)
     _check_uefi_as_the_old_tool(raw, release)
     v = Parsed(raw)
@@ -367,13 +384,14 @@ def validate(raw: Mapping[str, object], ask: releases.MirrorAnswer | None = None
         hook = find_hook(v.text("customize"))
         if not os.access(hook, os.X_OK) or not hook.is_file():
             raise UsageError(f"--customize {v.text('customize')}: not an executable file")
-    boot_test = _boot_test(v, arch, request) if v.flag("boot-test") else None
+    boot_test = _boot_test(v, arch, request, _secure_boot(v, release, arch)[0]) if v.flag("boot-test") else None
     return _settings(v, release, arch, outputs=outputs, request=request, boot_test=boot_test)
 
 
 def _settings(v: Parsed, release: Release, arch: Architecture, *, outputs: dict[str, Path],
               request: disk.Request | None, boot_test: BootTest | None) -> Settings:
     foreign = v.optional("foreign", Path) is not None or not architectures.runs_natively(arch)
+    secure_boot, secure_boot_note = _secure_boot(v, release, arch)
     extra = tuple(f"--{token}" for value in v.get("debootstrapopts", tuple) for token in str(value).split())
     build_mirror = v.text("mirror")
     return Settings(
@@ -397,6 +415,7 @@ def _settings(v: Parsed, release: Release, arch: Architecture, *, outputs: dict[
         lock_root=v.flag("lock-root-password"), force_password_change=v.flag("force-password-change"),
         squash_compression=v.optional("squash-compression", Compression)
         or values.release_compression(release.squashfs_compression),
+        secure_boot=secure_boot, secure_boot_note=secure_boot_note,
         iso_label=v.text("iso-label"), kernel_append=v.text("kernel-append"), boot_test=boot_test,
         logging=Logging(v.optional("log", Path), v.text("log-level"), v.number("log-mode"), v.flag("verbose")),
         workdir=v.optional("workdir", Path), cache_dir=v.optional("cache-dir", Path),

@@ -34,7 +34,7 @@ def boot(image: Path, arch: str, firmware: str, workdir: Path, timeout: int = 90
                               grub_entry_keys=SERIAL_ENTRY_KEYS)
 
 
-@pytest.mark.parametrize("firmware", ["bios", "uefi"])
+@pytest.mark.parametrize("firmware", ["bios", "uefi-secure"])
 def test_amd64_live_iso_boots_and_logs_in(live: dict[str, object], firmware: str, tmp_path: Path) -> None:
     iso = live["iso"]
     assert isinstance(iso, Path)
@@ -46,21 +46,24 @@ def test_amd64_live_iso_boots_and_logs_in(live: dict[str, object], firmware: str
     assert "boot=live" in result.cmdline and "console=ttyS0" in result.cmdline
     assert result.root_fstype == "overlay"
     assert result.system_state in ("running", "degraded"), result.verdict
+    if firmware == "uefi-secure":  # shim, signed GRUB and kernel: the guest says Secure Boot was on
+        assert result.secure_boot and result.lockdown == "integrity", result.verdict
     assert PASSWORD not in console
     assert no_qemu_left(iso)
     print(f"amd64 {firmware}: login after {result.seconds_to_login:.0f} s; {result.verdict}")
 
 
 @pytest.mark.slow
-def test_arm64_live_iso_boots_with_uefi(arm64: Path, tmp_path: Path) -> None:
+def test_arm64_live_iso_boots_with_secure_boot(arm64: Path, tmp_path: Path) -> None:
     iso = arm64.parent / "arm64.iso"
-    result = boot(iso, "arm64", "uefi", tmp_path, timeout=1800)
+    result = boot(iso, "arm64", "uefi-secure", tmp_path, timeout=1800)
     console = result.console_log.read_text(errors="replace")
     assert result.passed, f"{result.verdict}\n{console[-3000:]}"
     assert "boot=live" in result.cmdline and "console=ttyAMA0" in result.cmdline
     assert result.root_fstype == "overlay"
+    assert result.secure_boot and result.lockdown == "integrity", result.verdict
     assert no_qemu_left(iso)
-    print(f"arm64 uefi: login after {result.seconds_to_login:.0f} s; {result.verdict}")
+    print(f"arm64 uefi-secure: login after {result.seconds_to_login:.0f} s; {result.verdict}")
 
 
 def test_warm_rebuild_from_the_stage_cache_boots(live_warm: dict[str, object], tmp_path: Path) -> None:

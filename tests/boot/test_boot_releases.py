@@ -20,6 +20,8 @@ def logs_in(built: dict[str, object], arch: str, firmware: str, workdir: Path) -
     assert result.passed, f"{result.verdict}\n{console[-3000:]}"
     assert "(sudo)" in result.id_output, result.id_output
     assert "boot=live" in result.cmdline and result.root_fstype == "overlay"
+    if firmware == "uefi-secure":
+        assert result.secure_boot and result.lockdown == "integrity", result.verdict
     assert PASSWORD not in console
     assert no_qemu_left(iso)
     return f"login after {result.seconds_to_login:.0f} s; {result.verdict}"
@@ -27,11 +29,13 @@ def logs_in(built: dict[str, object], arch: str, firmware: str, workdir: Path) -
 
 @pytest.mark.parametrize("firmware", ["bios", "uefi"])
 def test_bookworm_iso_boots(bookworm_iso: dict[str, object], firmware: str, tmp_path: Path) -> None:
+    """Built with --no-secure-boot: GRUB made by grub-mkimage, booted by plain UEFI."""
     print(f"bookworm {firmware}: {logs_in(bookworm_iso, 'amd64', firmware, tmp_path)}")
 
 
-def test_forky_iso_boots(forky_iso: dict[str, object], tmp_path: Path) -> None:
-    print(f"forky bios: {logs_in(forky_iso, 'amd64', 'bios', tmp_path)}")
+def test_forky_iso_boots_with_secure_boot(forky_iso: dict[str, object], tmp_path: Path) -> None:
+    """Testing's signed chain under enforcing firmware: tomorrow's Secure Boot breakage shows here."""
+    print(f"forky uefi-secure: {logs_in(forky_iso, 'amd64', 'uefi-secure', tmp_path)}")
 
 
 def test_i386_bookworm_iso_boots_with_bios(i386_iso: dict[str, object], tmp_path: Path) -> None:

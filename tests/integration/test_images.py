@@ -143,8 +143,16 @@ def test_uefi_image_layout(uefi_image: dict[str, object], uefi_raw: Path, tmp_pa
     listing = subprocess.run(["mdir", "-/", "-b", "-i", f"{uefi_raw}@@{parts[0]['start']}", "::/"],
                              capture_output=True, text=True, check=True, env=env).stdout
     for path in ("EFI/BOOT/BOOTX64.EFI", "EFI/BOOT/BOOTIA32.EFI", "EFI/debian/grubx64.efi",
-                 "EFI/debian/grubia32.efi"):
+                 "EFI/debian/grubia32.efi",
+                 # Secure Boot: shim at both paths, signed GRUB and MokManager beside it, no fallback
+                 # at the removable path (it would write the NVRAM at the first boot).
+                 "EFI/debian/shimx64.efi", "EFI/debian/mmx64.efi", "EFI/debian/fbx64.efi", "EFI/debian/grub.cfg",
+                 "EFI/BOOT/grubx64.efi", "EFI/BOOT/mmx64.efi"):
         assert f"::/{path}" in listing, listing
+    assert "::/EFI/BOOT/fbx64.efi" not in listing
+    stub = subprocess.run(["mtype", "-i", f"{uefi_raw}@@{parts[0]['start']}", "::/EFI/debian/grub.cfg"],
+                          capture_output=True, text=True, check=True, env=env).stdout
+    assert stub == f"search.fs_uuid {root['UUID']} root\nset prefix=($root)'/boot/grub'\nconfigfile $prefix/grub.cfg\n"
     with mounted(uefi_raw, parts[1], tmp_path / "root") as mnt:
         fstab = (mnt / "etc/fstab").read_text()
         assert re.search(rf"^UUID={root['UUID']}\s+/\s+btrfs\s+defaults\s+0\s+0$", fstab, re.M), fstab

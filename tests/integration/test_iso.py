@@ -27,7 +27,8 @@ def iso(live: dict[str, object]) -> Path:
 def extracted(iso: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     target = tmp_path_factory.mktemp("iso")
     for inside in ("/boot/grub/grub.cfg", "/isolinux/isolinux.cfg", "/live/vmlinuz", "/live/initrd.img",
-                   "/live/filesystem.squashfs", "/EFI/boot/bootx64.efi", "/boot/grub/efi.img"):
+                   "/live/filesystem.squashfs", "/EFI/boot/bootx64.efi", "/EFI/boot/grubx64.efi",
+                   "/boot/grub/efi.img"):
         out = target / inside.lstrip("/")
         out.parent.mkdir(parents=True, exist_ok=True)
         subprocess.run(["xorriso", "-osirrox", "on", "-indev", str(iso), "-extract", inside, str(out)],
@@ -75,6 +76,27 @@ def test_efi_image_holds_grub(extracted: Path) -> None:
     listing = subprocess.run(["mdir", "-i", str(extracted / "boot/grub/efi.img"), "::/EFI/BOOT"],
                              capture_output=True, text=True, check=True).stdout
     assert "BOOTX64" in listing.upper()
+
+
+def test_secure_boot_chain_shim_then_the_cd_grub(extracted: Path) -> None:
+    """shim signed by Microsoft as the removable-media loader, the GRUB image Debian signs for
+    CDs beside it, MokManager, and on efi.img the early config that leads to the ISO's menu."""
+    shim = (extracted / "EFI/boot/bootx64.efi").read_bytes()
+    grub = (extracted / "EFI/boot/grubx64.efi").read_bytes()
+    assert b"Microsoft Corporation UEFI CA 2011" in shim and b"Microsoft UEFI CA 2023" in shim
+    assert b"Debian Secure Boot Signer" in grub and b"Microsoft" not in grub
+    image = str(extracted / "boot/grub/efi.img")
+    listing = subprocess.run(["mdir", "-/", "-b", "-i", image, "::/"], capture_output=True, text=True,
+                             check=True).stdout.upper()
+    for name in ("::/EFI/BOOT/BOOTX64.EFI", "::/EFI/BOOT/GRUBX64.EFI", "::/EFI/BOOT/MMX64.EFI",
+                 "::/BOOT/GRUB/GRUB.CFG"):
+        assert name in listing, listing
+    early = subprocess.run(["mtype", "-i", image, "::/boot/grub/grub.cfg"], capture_output=True, text=True,
+                           check=True).stdout
+    assert early.startswith("search --no-floppy --set=root --file /.disk/vmdebootstrap-")
+    # Under Secure Boot GRUB loads no module from the medium: the menu asks for built-in ones only.
+    menu = (extracted / "boot/grub/grub.cfg").read_text()
+    assert [line.split()[1] for line in menu.splitlines() if line.startswith("insmod")] == ["all_video"]
 
 
 def test_live_boot_is_in_the_initrd(extracted: Path) -> None:

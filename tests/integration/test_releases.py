@@ -24,11 +24,17 @@ def extract(squashfs: Path, target: Path, *paths: str) -> Path:
     return target
 
 
+def efi_files(iso: Path) -> str:
+    return subprocess.run(["xorriso", "-indev", str(iso), "-find", "/EFI", "-type", "f"], capture_output=True,
+                          text=True, check=True).stdout
+
+
 def test_bookworm_iso_keeps_the_one_line_sources(bookworm_iso: dict[str, object], tmp_path: Path) -> None:
     iso, squash, mirror = bookworm_iso["iso"], bookworm_iso["dir"], bookworm_iso["mirror"]
     assert isinstance(iso, Path) and isinstance(squash, Path) and isinstance(mirror, str)
     report = el_torito(iso)
     assert "BIOS" in report and "UEFI" in report
+    assert "/EFI/boot/bootx64.efi" in efi_files(iso) and "grubx64.efi" not in efi_files(iso)  # --no-secure-boot
     root = extract(squash / "filesystem.squashfs", tmp_path / "root", "etc")
     assert re.match(r"^12\.\d+$", (root / "etc/debian_version").read_text().strip())
     assert (root / "etc/apt/sources.list").read_text().splitlines()[0] == f"deb {https_variant(mirror)} bookworm main"
@@ -44,6 +50,8 @@ def test_forky_by_codename_with_debootstraps_newest_script(forky_iso: dict[str, 
         assert re.search(r"\+ debootstrap .* forky \S+ \S+ /usr/share/debootstrap/scripts/trixie\n", text)
     root = extract(squash / "filesystem.squashfs", tmp_path / "root", "etc", "usr/lib/os-release")
     assert (root / "etc/debian_version").read_text().strip() == "forky/sid"
+    assert {"/EFI/boot/bootx64.efi", "/EFI/boot/grubx64.efi", "/EFI/boot/mmx64.efi"} <= set(
+        efi_files(forky_iso["iso"]).split())  # type: ignore[arg-type]
     sources = (root / "etc/apt/sources.list.d/debian.sources").read_text()
     assert "Suites: forky forky-updates\n" in sources and "Suites: forky-security\n" in sources
     # --no-check-valid-until served the build only.
@@ -66,7 +74,5 @@ def test_i386_bookworm_iso_has_bios_and_32_bit_uefi(i386_iso: dict[str, object],
     assert isinstance(iso, Path) and isinstance(squash, Path)
     report = el_torito(iso)
     assert "BIOS" in report and "UEFI" in report
-    listing = subprocess.run(["xorriso", "-indev", str(iso), "-find", "/EFI", "-type", "f"], capture_output=True,
-                             text=True, check=True).stdout
-    assert "bootia32.efi" in listing
+    assert "bootia32.efi" in efi_files(iso)
     assert any(p.name.endswith("-686-pae") for p in squash.glob("vmlinuz-*"))

@@ -17,11 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from vmdebootstrap import architectures, cli, sandbox, settings
+from vmdebootstrap import architectures, boottest, cli, sandbox, settings
 from vmdebootstrap import main as main_module
 from vmdebootstrap.context import Context
 from vmdebootstrap.publish import Outputs
 
+from . import qemu
 from .fakes import FakeRunner
 
 SUITES = ("stable", "oldstable", "testing", "unstable", "sid", "wheezy", "jessie", "stretch", "buster",
@@ -120,3 +121,17 @@ def make_context(tmp_path: Path, make_settings: MakeSettings) -> Iterator[MakeCo
 
     yield make
     stack.close()
+
+
+@pytest.fixture
+def firmware(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
+    """Firmware files in tmp_path instead of /usr/share (the unit tier has no QEMU packages)."""
+    return qemu.install_firmware(tmp_path, monkeypatch)
+
+
+@pytest.fixture
+def fake(tmp_path: Path, firmware: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> qemu.Fake:
+    """A fake QEMU (tests/unit/qemu.py) with short waits."""
+    monkeypatch.setattr(boottest, "STOP_GRACE", 1.0)
+    monkeypatch.setattr(boottest, "FIRMWARE_POLL", 0.1)
+    return qemu.Fake(tmp_path)

@@ -10,22 +10,17 @@ real ones (panic, initramfs, emergency, hang).
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from vmdebootstrap import architectures, boottest, hostdeps
-from vmdebootstrap.architectures import Architecture
-from vmdebootstrap.boottest import BootTarget, BootTestError, classify, qemu_command, read_console
+from vmdebootstrap.boottest import BootTestError, classify, qemu_command, read_console
 
 from .conftest import MakeSettings
+from .qemu import DATA, Fake, arch, make_image, option_values, target
 
-DATA = Path(__file__).parent / "data" / "consoles"
-FAKE_QEMU = DATA / "fake_qemu.py"
 MISSING_KVM_FLAGS = "processor\t: 0\nflags\t\t: fpu vme de pse tsc msr pae mce cx8 apic sse sse2 hypervisor lahf_lm\n"
 INTEL = MISSING_KVM_FLAGS.replace("hypervisor", "vmx hypervisor")
 AMD = MISSING_KVM_FLAGS.replace("hypervisor", "svm hypervisor")
@@ -33,44 +28,6 @@ AMD = MISSING_KVM_FLAGS.replace("hypervisor", "svm hypervisor")
 
 def console(name: str) -> str:
     return (DATA / name).read_text()
-
-
-@pytest.fixture
-def firmware(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
-    """Firmware files in tmp_path instead of /usr/share (the unit tier has no QEMU packages)."""
-    files = {}
-    for name in ("bios-256k.bin", "OVMF_CODE_4M.fd", "OVMF_VARS_4M.fd", "AAVMF_CODE.fd", "AAVMF_VARS.fd"):
-        files[name] = tmp_path / "firmware" / name
-        files[name].parent.mkdir(exist_ok=True)
-        files[name].write_bytes(name.encode())
-    known = dict(architectures.ARCHITECTURES)
-    for name in ("amd64", "i386", "arm64"):
-        emulator = known[name].emulator
-        assert emulator is not None
-        moved = tuple(dataclasses.replace(f, code=files[f.code.name],
-                                          variables=files[f.variables.name] if f.variables else None)
-                      for f in emulator.firmwares)
-        known[name] = dataclasses.replace(known[name], emulator=dataclasses.replace(emulator, firmwares=moved))
-    monkeypatch.setattr(architectures, "ARCHITECTURES", known)
-    return files
-
-
-def arch(name: str) -> Architecture:
-    """The record of ``name`` as the boot test sees it now (a bare one for unknown names)."""
-    return architectures.ARCHITECTURES.get(name) or Architecture(name, name)
-
-
-def target(image: Path, kind: str, arch_name: str, firmware: str) -> BootTarget:
-    return BootTarget(image, kind, arch(arch_name), firmware)  # type: ignore[arg-type]
-
-
-def option_values(argv: list[str], option: str) -> list[str]:
-    return [argv[i + 1] for i, arg in enumerate(argv[:-1]) if arg == option]
-
-
-def make_image(path: Path, qcow2: bool = False) -> Path:
-    path.write_bytes((b"QFI\xfb" if qcow2 else b"\0" * 4) + b"\0" * 508)
-    return path
 
 
 # -- qemu_command --------------------------------------------------------------------
@@ -366,44 +323,6 @@ def test_grub_rescue() -> None:
 
 
 # -- boot_test against a fake QEMU ---------------------------------------------------
-
-
-class Fake:
-    """Scenario files for fake_qemu.py, and what it saw."""
-
-    def __init__(self, tmp_path: Path) -> None:
-        self.dir = tmp_path
-        self.work = tmp_path / "work"
-        self.record = tmp_path / "typed"
-        self.pidfile = tmp_path / "qemu.pid"
-        self.qemu = tmp_path / "qemu-system-fake"
-        # A wrapper so the fake runs with this interpreter whatever the scripts' permissions.
-        self.qemu.write_text(f'#!/bin/sh\nexec {sys.executable} {FAKE_QEMU} "$@"\n')
-        self.qemu.chmod(0o755)
-
-    def run(self, timeout: int = 30, grub_entry_keys: str = "", **scenario: object) -> boottest.BootResult:
-        scenario.setdefault("boot", str(DATA / "running.txt"))
-        image = self.dir / "scenario.json"
-        image.write_text(json.dumps({"record": str(self.record), "pidfile": str(self.pidfile), **scenario}))
-        return boottest.boot_test(target(image, "iso", "amd64", "bios"), "user", "live", self.work,
-                                  timeout=timeout, grub_entry_keys=grub_entry_keys, kvm=False, qemu=str(self.qemu))
-
-    @property
-    def typed(self) -> str:
-        return self.record.read_bytes().decode() if self.record.exists() else ""  # keeps the \r
-
-    def assert_gone(self) -> None:
-        pid = int(self.pidfile.read_text())
-        with pytest.raises(ProcessLookupError):
-            os.kill(pid, 0)  # not even a zombie: boot_test reaped it
-        assert not Path(f"/proc/{pid}").exists()
-
-
-@pytest.fixture
-def fake(tmp_path: Path, firmware: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> Fake:
-    monkeypatch.setattr(boottest, "STOP_GRACE", 1.0)
-    monkeypatch.setattr(boottest, "FIRMWARE_POLL", 0.1)
-    return Fake(tmp_path)
 
 
 def test_boot_test_success(fake: Fake) -> None:

@@ -182,7 +182,7 @@ def test_early_grub_config_finds_the_boot_filesystem() -> None:
     request = values(bootsize=64 * MiB)
     made = disk.Image(request, disk.plan(request), Path("x"), Path("x"), {}, {"root": "R", "boot": "B"},
                       contextlib.ExitStack())
-    assert grub._early_config(made) == "search.fs_uuid B root\nset prefix=($root)'/grub'\n"
+    assert grub.early_config(made) == "search.fs_uuid B root\nset prefix=($root)'/grub'\n"
 
 
 @pytest.mark.parametrize(("args", "message"), [

@@ -96,8 +96,11 @@ def test_image_bootloader_packages(vmd: Vmd, out: Path) -> None:
         assert status == 0, err
         return selected_packages(stdout)
 
-    assert image("--use-uefi", "--grub") == ["acpid", "linux-image-amd64", "zstd", "grub-efi-amd64",
-                                            "systemd-resolved"]
+    assert image("--use-uefi", "--grub", "--no-secure-boot") == ["acpid", "linux-image-amd64", "zstd",
+                                                                "grub-efi-amd64", "systemd-resolved"]
+    # Secure Boot by default: shim signed by Microsoft, MokManager, GRUB signed by Debian.
+    assert image("--use-uefi", "--grub") == ["acpid", "linux-image-amd64", "zstd", "grub-efi-amd64", "shim-signed",
+                                            "shim-helpers-amd64-signed", "grub-efi-amd64-signed", "systemd-resolved"]
     assert "grub-efi-ia32-bin" in image("--use-uefi", "--grub", "--uefi-ia32")
     assert "grub-efi-ia32" in image("--arch", "i386", "--use-uefi", "--grub")
     assert "grub-pc" in image("--grub")

@@ -26,9 +26,11 @@ def test_every_architecture_record_is_consistent(arch: str) -> None:
         assert record.efi.grub_name.startswith("grub") and record.efi.grub_name.endswith(".efi")
         assert record.efi.grub_modules_package == record.efi.grub_package + "-bin"
     if record.emulator is not None:
-        assert record.firmware_names and set(record.firmware_names) <= {"bios", "uefi"}
+        assert record.firmware_names and set(record.firmware_names) <= {"bios", "uefi", "uefi-secure"}
         assert ("bios" in record.firmware_names) == record.pc_bios
         assert ("uefi" in record.firmware_names) <= (record.efi is not None)
+        # Secure Boot is tested where Debian signs the chain.
+        assert ("uefi-secure" in record.firmware_names) == bool(record.efi and record.efi.signed)
     for host in record.native_on:
         assert host in ARCHITECTURES
 

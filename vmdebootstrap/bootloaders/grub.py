@@ -103,7 +103,7 @@ def _copy_modules(ctx: Context, platform: str) -> None:
             shutil.copy2(path, target / path.name)
 
 
-def _early_config(made: Image) -> str:
+def early_config(made: Image) -> str:
     holder = made.layout.boot_holder
     prefix = "/grub" if holder.role == "boot" else "/boot/grub"
     return f"search.fs_uuid {made.uuids[holder.role]} root\nset prefix=($root)'{prefix}'\n"
@@ -112,7 +112,7 @@ def _early_config(made: Image) -> str:
 def make_core_image(ctx: Context, made: Image, platform: str, output: str, extra: list[str]) -> Path:
     """grub-mkimage in the image: the core image for ``platform`` at ``output`` (a path inside)."""
     _copy_modules(ctx, platform)
-    write_file(ctx.root, f"/boot/grub/{platform}/load.cfg", _early_config(made))
+    write_file(ctx.root, f"/boot/grub/{platform}/load.cfg", early_config(made))
     fs_modules = sorted({FS_MODULES[made.layout.boot_holder.fstype]})
     modules = [*extra, "part_msdos", "part_gpt", *fs_modules, "search_fs_uuid"]
     ctx.runner.run(["grub-mkimage", "--format", platform, "--directory", f"/usr/lib/grub/{platform}",

@@ -1,24 +1,36 @@
 """GRUB for UEFI on a disk image (--bootloader grub-efi, the old --use-uefi --grub).
 
-The core image goes onto the ESP both at the Debian path and at the removable-media
-path (EFI/BOOT/BOOTX64.EFI, so firmware with empty variables finds it).  The files are
-put below /boot/efi and the FAT partition is made from them at the end
+The loaders go onto the ESP both at the Debian path and at the removable-media path
+(EFI/BOOT/BOOTX64.EFI, so firmware with empty variables finds it).  The files are put
+below /boot/efi and the FAT partition is made from them at the end
 (outputs/image.copy_fat_partitions), so the ESP is never mounted and no firmware
 variable (NVRAM) of the build host is ever touched (grub-install without --no-nvram
 would write them).
+
+With Secure Boot (settings.secure_boot) the ESP is what ``grub-install
+--uefi-secure-boot --no-nvram --force-extra-removable`` makes from the image's signed
+packages: EFI/debian holds shim (signed by Microsoft), GRUB signed by Debian, MokManager,
+fallback and a grub.cfg that finds /boot by its UUID; EFI/BOOT holds shim as BOOTX64.EFI
+with GRUB and MokManager beside it, but not fallback, which would write a boot entry
+into the machine's NVRAM at the first boot.  Without it, GRUB's core image made by
+grub-mkimage stands at both paths.
 """
 
 from __future__ import annotations
 
+import logging
 import shutil
 from collections.abc import Mapping
 
-from ..architectures import ARCHITECTURES, Architecture
+from ..architectures import ARCHITECTURES, Architecture, Efi
 from ..chroot import target_path
 from ..context import Context
 from ..disk import Image
+from ..errors import BuildError
 from ..settings import Settings
 from . import grub
+
+log = logging.getLogger("vmdebootstrap")
 
 
 def _arches(settings: Settings) -> list[Architecture]:
@@ -31,8 +43,9 @@ def _arches(settings: Settings) -> list[Architecture]:
 def packages(settings: Settings) -> list[str]:
     own, *companion = _arches(settings)
     assert own.efi is not None and all(arch.efi for arch in companion)
+    signed = list(own.efi.signed_packages) if settings.secure_boot else []
     # The other word size: its modules only (the image boots with its own GRUB).
-    return [own.efi.grub_package, *(arch.efi.grub_modules_package for arch in companion if arch.efi)]
+    return [own.efi.grub_package, *signed, *(arch.efi.grub_modules_package for arch in companion if arch.efi)]
 
 
 def host_tools(_settings: Settings | None) -> Mapping[str, str]:
@@ -41,12 +54,52 @@ def host_tools(_settings: Settings | None) -> Mapping[str, str]:
 
 def install(ctx: Context, made: Image) -> None:
     grub.prepare(ctx, made)
-    fill_esp(ctx, made, _arches(ctx.settings))
+    own, *companion = _arches(ctx.settings)
+    if ctx.settings.secure_boot:
+        fill_esp_signed(ctx, made, own)
+    else:
+        if ctx.settings.secure_boot_note:
+            log.info("the image boots with unsigned GRUB: %s", ctx.settings.secure_boot_note)
+        companion.insert(0, own)
+    fill_esp(ctx, made, companion)
+
+
+def signed_files(efi: Efi) -> dict[str, str]:
+    """The files of EFI/debian: name on the ESP -> where the signed packages put it in the image."""
+    shim = "/usr/lib/shim"
+    return {
+        f"shim{efi.suffix}.efi": f"{shim}/shim{efi.suffix}.efi.signed",  # signed by Microsoft
+        efi.grub_name: f"{efi.signed_grub_dir}/{efi.grub_name}.signed",  # signed by Debian
+        f"mm{efi.suffix}.efi": f"{shim}/mm{efi.suffix}.efi.signed",  # MokManager
+        f"fb{efi.suffix}.efi": f"{shim}/fb{efi.suffix}.efi.signed",  # fallback
+        f"BOOT{efi.suffix.upper()}.CSV": f"{shim}/BOOT{efi.suffix.upper()}.CSV",  # what fallback reads
+    }
+
+
+def fill_esp_signed(ctx: Context, made: Image, arch: Architecture) -> None:
+    """shim, signed GRUB, MokManager and fallback at the Debian path; shim, GRUB and MokManager
+    at the removable path; the image's own files, as grub-install --uefi-secure-boot copies them."""
+    efi = arch.efi
+    assert efi is not None
+    esp = target_path(ctx.root, "/boot/efi")
+    debian, removable = esp / "EFI/debian", esp / "EFI/BOOT"
+    for directory in (debian, removable):
+        directory.mkdir(parents=True, exist_ok=True)
+    for name, path in signed_files(efi).items():
+        source = target_path(ctx.root, path)
+        if source.is_file():
+            shutil.copyfile(source, debian / name)
+        elif not name.endswith(".CSV"):  # the CSV comes with shim-unsigned, which nothing requires
+            raise BuildError(f"the image has no {path} (from {', '.join(efi.signed_packages)})")
+    (debian / "grub.cfg").write_text(grub.early_config(made) + "configfile $prefix/grub.cfg\n")
+    for name, target in ((f"shim{efi.suffix}.efi", efi.removable_name), (efi.grub_name, efi.grub_name),
+                         (f"mm{efi.suffix}.efi", f"mm{efi.suffix}.efi")):
+        shutil.copyfile(debian / name, removable / target)
+    _keep_removable_path_current(ctx)
 
 
 def fill_esp(ctx: Context, made: Image, arches: list[Architecture]) -> None:
-    """GRUB at the Debian path and the removable-media path of the ESP (written into the
-    FAT partition at the end: image.copy_fat_partitions)."""
+    """GRUB's core image at the Debian path and the removable-media path of the ESP."""
     esp = target_path(ctx.root, "/boot/efi")
     for arch in arches:
         assert arch.efi is not None
@@ -55,7 +108,12 @@ def fill_esp(ctx: Context, made: Image, arches: list[Architecture]) -> None:
         for target in (esp / "EFI/debian" / arch.efi.grub_name, esp / "EFI/BOOT" / arch.efi.removable_name):
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(binary, target)
-    # Later upgrades of grub-efi in the booted system keep the removable path current.
+    if arches:
+        _keep_removable_path_current(ctx)
+
+
+def _keep_removable_path_current(ctx: Context) -> None:
+    """Later upgrades of grub-efi in the booted system keep the removable path current."""
     ctx.runner.run(["debconf-set-selections"], chroot=ctx.root,
                    input="grub-efi-amd64 grub2/force_efi_extra_removable boolean true\n"
                          "grub-efi-arm64 grub2/force_efi_extra_removable boolean true\n")

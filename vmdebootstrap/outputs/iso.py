@@ -17,8 +17,10 @@ ISO with the ESP appended as a GPT partition.
 
 GRUB's EFI modules come from the image's own release (``apt-get download`` inside
 the target by the finish step, unpacked into the work directory, never installed in
-the image); ``grub-mkimage`` and ISOLINUX come from the host.  Secure Boot (shim) is
-not done.
+the image); ``grub-mkimage`` and ISOLINUX come from the host.  With Secure Boot (the
+default where the release has the signed chain for the architecture) EFI/BOOT holds
+shim, signed by Microsoft, and the GRUB image Debian signs for CDs instead, from the
+release's shim-signed, shim-helpers-*-signed and grub-efi-*-signed (docs/secureboot.md).
 """
 
 from __future__ import annotations
@@ -68,8 +70,9 @@ def packages(_settings: Settings) -> list[str]:
 
 
 def downloads(settings: Settings) -> list[str]:
-    assert settings.arch.efi is not None  # validation refuses --iso for other architectures
-    return [settings.arch.efi.grub_modules_package]
+    efi = settings.arch.efi
+    assert efi is not None  # validation refuses --iso for other architectures
+    return [efi.grub_modules_package, *(efi.signed_packages if settings.secure_boot else ())]
 
 
 def host_tools(settings: Settings | None) -> Mapping[str, str]:
@@ -141,30 +144,68 @@ def label(ctx: Context) -> str:
     return chosen or f"DEBIAN_LIVE_{ctx.settings.release}_{ctx.settings.arch.name}".upper()[:32]
 
 
-def make_efi_image(ctx: Context, tree: Path, marker: str) -> None:
+def early_config(marker: str) -> str:
+    """Find the ISO (or the stick it was copied to) by a file unique to this build, and its menu."""
+    return f"search --no-floppy --set=root --file {marker}\nset prefix=($root)/boot/grub\nconfigfile $prefix/grub.cfg\n"
+
+
+def unsigned_loaders(ctx: Context, marker: str) -> dict[str, Path]:
+    """GRUB made by grub-mkimage from the release's modules, with the early config built in."""
     efi = ctx.settings.arch.efi
     assert efi is not None
-    platform, filename = efi.grub_platform, efi.removable_name
-    modules = ctx.downloads / "usr/lib/grub" / platform
+    modules = ctx.downloads / "usr/lib/grub" / efi.grub_platform
     if not modules.is_dir():
-        raise BuildError(f"GRUB's {platform} modules were not found in {efi.grub_modules_package}")
+        raise BuildError(f"GRUB's {efi.grub_platform} modules were not found in {efi.grub_modules_package}")
     early = ctx.workdir / "grub-early.cfg"
-    # Find the ISO (or the stick it was copied to) by a file unique to this build.
-    early.write_text(f"search --no-floppy --set=root --file {marker}\n"
-                     "set prefix=($root)/boot/grub\nconfigfile $prefix/grub.cfg\n")
-    binary = ctx.workdir / filename
+    early.write_text(early_config(marker))
+    binary = ctx.workdir / efi.removable_name
     available = [m for m in GRUB_MODULES if (modules / f"{m}.mod").exists()]
-    ctx.runner.run(["grub-mkimage", "-O", platform, "-d", os.fspath(modules), "-p", "/boot/grub",
+    ctx.runner.run(["grub-mkimage", "-O", efi.grub_platform, "-d", os.fspath(modules), "-p", "/boot/grub",
                     "-c", os.fspath(early), "-o", os.fspath(binary), *available])
+    return {efi.removable_name: binary}
+
+
+def signed_loaders(ctx: Context) -> dict[str, Path]:
+    """shim (Microsoft's signature) as the removable-media loader, beside it the GRUB image Debian
+    signs for CDs, which shim starts by its name, and MokManager.  The GRUB image reads
+    (its device)/boot/grub/grub.cfg: the ISO's menu from a CD, the early config on efi.img
+    from a stick (Debian's grub2 debian/build-efi-images, docs/secureboot.md)."""
+    efi = ctx.settings.arch.efi
+    assert efi is not None
+    files = {
+        efi.removable_name: ctx.downloads / f"usr/lib/shim/shim{efi.suffix}.efi.signed",
+        f"grub{efi.suffix}.efi": ctx.downloads / f"{efi.signed_grub_dir.lstrip('/')}/gcd{efi.suffix}.efi.signed",
+        f"mm{efi.suffix}.efi": ctx.downloads / f"usr/lib/shim/mm{efi.suffix}.efi.signed",
+    }
+    for name, path in files.items():
+        if not path.is_file():
+            raise BuildError(f"{path.name} for EFI/BOOT/{name} was not found in {', '.join(efi.signed_packages)}")
+    return files
+
+
+def make_efi_image(ctx: Context, tree: Path, marker: str) -> None:
+    """EFI/BOOT's loaders in the ISO tree and in efi.img, the FAT image El Torito and the hybrid
+    GPT point at; with the signed chain, efi.img also holds the early config."""
+    settings = ctx.settings
+    loaders = signed_loaders(ctx) if settings.secure_boot else unsigned_loaders(ctx, marker)
+    if settings.secure_boot_note:
+        log.info("the ISO boots with unsigned GRUB: %s", settings.secure_boot_note)
     efi_boot = tree / "EFI/boot"
     efi_boot.mkdir(parents=True)
-    shutil.copy2(binary, efi_boot / filename.lower())
+    for name, path in loaders.items():
+        shutil.copyfile(path, efi_boot / name.lower())
     image = tree / "boot/grub/efi.img"
-    kib = (binary.stat().st_size // 1024) + 1024
+    kib = sum(path.stat().st_size for path in loaders.values()) // 1024 + 1024
     kib += (-kib) % 1024  # whole MiB
     ctx.runner.run(["mkfs.fat", "-C", "-n", "ESP", os.fspath(image), str(kib)])
     ctx.runner.run(["mmd", "-i", os.fspath(image), "::/EFI", "::/EFI/BOOT"])
-    ctx.runner.run(["mcopy", "-i", os.fspath(image), os.fspath(binary), f"::/EFI/BOOT/{filename}"])
+    for name, path in loaders.items():
+        ctx.runner.run(["mcopy", "-i", os.fspath(image), os.fspath(path), f"::/EFI/BOOT/{name}"])
+    if settings.secure_boot:
+        early = ctx.workdir / "efi-grub.cfg"
+        early.write_text(early_config(marker))
+        ctx.runner.run(["mmd", "-i", os.fspath(image), "::/boot", "::/boot/grub"])
+        ctx.runner.run(["mcopy", "-i", os.fspath(image), os.fspath(early), "::/boot/grub/grub.cfg"])
 
 
 def make_isolinux(ctx: Context, tree: Path) -> None:

@@ -7,7 +7,7 @@ file) is a JSON scenario:
   then          "login": answer the login and the checks; "hang": print all of boot, then hang;
                 "exit": print all of boot, then exit with status 1 (QEMU failing to start)
   menu          print a GRUB menu first and read keys until a carriage return
-  user, password, state, failed, id, cmdline, rootfs   what the guest answers
+  user, password, state, failed, id, cmdline, rootfs, secureboot   what the guest answers
   password_change   ask for a new password after logging in (and wait forever)
   poweroff      "sudo" (prompt for the password, then power off) or "hang"
   noise         print a kernel message in the middle of the state output
@@ -106,6 +106,10 @@ class Guest:
             return str(scenario.get("cmdline", "BOOT_IMAGE=/live/vmlinuz boot=live components console=ttyS0")) + "\n"
         if command.startswith("findmnt"):
             return str(scenario.get("rootfs", "overlay")) + "\n"
+        if command.startswith("od -An -tx1 /sys/firmware/efi/efivars/SecureBoot-"):
+            return str(scenario.get("secureboot", "od: /sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-"
+                                                  "00e098032b8c: No such file or directory\n[none] integrity "
+                                                  "confidentiality\n"))
         return f"-bash: {command.split(maxsplit=1)[0]}: command not found\n"
 
     def shell(self) -> None:
