@@ -233,14 +233,32 @@ def _children(pid: int) -> list[int]:
         return []
 
 
-def build_namespaces(outer: int) -> tuple[str, str]:
-    """(pid, mnt) namespaces of the build: outer python -> unshare -> the build (PID 1 there)."""
+def build_namespaces(outer: int, pins: list[int]) -> tuple[str, str]:
+    """(pid, mnt) namespaces of the build: outer python -> unshare -> the build (PID 1 there).
+
+    Each is pinned by an open descriptor (appended to ``pins``) until the cell has been looked
+    at: the kernel reuses a freed namespace's inode number, and another build running beside
+    the campaign (make check runs sessions side by side) once got the number of a killed
+    build's namespace and was reported as its leak."""
     for unshare in _children(outer):
         for inner in _children(unshare):
             pid_ns, mnt_ns = _link(inner, "ns/pid"), _link(inner, "ns/mnt")
-            if pid_ns and pid_ns != _link(os.getpid(), "ns/pid"):
-                return pid_ns, mnt_ns
+            if not pid_ns or pid_ns == _link(os.getpid(), "ns/pid"):
+                continue
+            try:
+                opened = [os.open(f"/proc/{inner}/ns/{kind}", os.O_RDONLY) for kind in ("pid", "mnt")]
+            except OSError:
+                return "", ""  # gone already: the caller tries again
+            pins += opened
+            if (_link(inner, "ns/pid"), _link(inner, "ns/mnt")) != (pid_ns, mnt_ns):
+                return "", ""
+            return pid_ns, mnt_ns
     return "", ""
+
+
+def unpin(pins: list[int]) -> None:
+    while pins:
+        os.close(pins.pop())
 
 
 def _comm(pid: int) -> str:
@@ -335,13 +353,14 @@ def run_cell(cell: Cell, before: HostSnapshot) -> Outcome:
     proc = subprocess.Popen(cell.argv(), cwd=REPO, env=cell.env(), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
     pid_ns = mnt_ns = ""
+    pins: list[int] = []
     in_chroot_at_step: list[str] = []
     try:
         if case.fault != "fail":
             deadline = time.monotonic() + REACH_LIMIT
             while proc.poll() is None and time.monotonic() < deadline:
                 if not pid_ns:
-                    pid_ns, mnt_ns = build_namespaces(proc.pid)
+                    pid_ns, mnt_ns = build_namespaces(proc.pid, pins)
                 if pid_ns and cell.reached(pid_ns):
                     break
                 time.sleep(0.02)
@@ -356,7 +375,7 @@ def run_cell(cell: Cell, before: HostSnapshot) -> Outcome:
                     os.kill(proc.pid, SIGNALS[case.fault])
         else:
             while proc.poll() is None and not pid_ns:
-                pid_ns, mnt_ns = build_namespaces(proc.pid)
+                pid_ns, mnt_ns = build_namespaces(proc.pid, pins)
                 time.sleep(0.02)
         _, stderr = proc.communicate(timeout=EXIT_LIMIT)
     except subprocess.TimeoutExpired:
@@ -382,7 +401,7 @@ def run_cell(cell: Cell, before: HostSnapshot) -> Outcome:
         outcome.problems.append(f"no 'interrupted' message: {stderr.strip()[-300:]}")
 
     outcome.procs += [f"still inside the image at the start of {case.step}: {p}" for p in in_chroot_at_step]
-    _look(cell, outcome, pid_ns, mnt_ns)
+    _look(cell, outcome, pid_ns, mnt_ns, pins)
     if case.fault == "SIGKILL":
         _next_build_removes_stale(cell, outcome)
     outcome.outputs += [str(p) for p in sorted(cell.out.rglob("*"))]
@@ -406,13 +425,14 @@ def _wait_for_namespaces_to_empty(pid_ns: str, mnt_ns: str) -> None:
         time.sleep(0.1)
 
 
-def _look(cell: Cell, outcome: Outcome, pid_ns: str, mnt_ns: str) -> None:
+def _look(cell: Cell, outcome: Outcome, pid_ns: str, mnt_ns: str, pins: list[int]) -> None:
     outcome.mounts += mounts_below(cell.dir)
     outcome.mounts += [f"mount namespace of the build still held by {_describe(pid)}"
                        for pid in procs_in_namespace("mnt", mnt_ns)]
+    outcome.procs += [f"in the build's PID namespace: {_describe(pid)}" for pid in procs_in_namespace("pid", pid_ns)]
+    unpin(pins)  # before the loop devices: a pinned mount namespace would keep its loops busy
     outcome.loops += loops_of(cell.dir)
     outcome.procs += procs_in(cell.dir)
-    outcome.procs += [f"in the build's PID namespace: {_describe(pid)}" for pid in procs_in_namespace("pid", pid_ns)]
 
 
 def _next_build_removes_stale(cell: Cell, outcome: Outcome) -> None:
