@@ -208,12 +208,24 @@ def test_squashfs_argv(tmp_path: Path) -> None:
 def test_tar_argv(tmp_path: Path) -> None:
     argv = tarball.tar_argv(tmp_path / "root", tmp_path / "x.tar.gz")
     assert argv[0] == "tar" and argv[-1] == "."
-    assert "--create" in argv and "--auto-compress" in argv and "--numeric-owner" in argv
+    assert "--create" in argv and "--numeric-owner" in argv
+    # gzip would store the time it ran at; -n leaves it out
+    assert "--use-compress-program=gzip -n" in argv and "--auto-compress" not in argv
+    assert "--sort=name" not in argv  # no epoch: nothing clamped
     assert f"--file={tmp_path / 'x.tar.gz'}" in argv
     assert f"--directory={tmp_path / 'root'}" in argv
     assert "--one-file-system" in argv and "--xattrs" in argv and "--acls" in argv
     assert [a for a in argv if a.startswith("--exclude=")] == [
         "--exclude=./proc/*", "--exclude=./sys/*", "--exclude=./dev/*", "--exclude=./run/*"]
+
+
+def test_tar_argv_with_an_epoch_is_reproducible(tmp_path: Path) -> None:
+    argv = tarball.tar_argv(tmp_path / "root", tmp_path / "x.tar.xz", 1700000000)
+    assert "--auto-compress" in argv
+    for wanted in ("--sort=name", "--mtime=@1700000000", "--clamp-mtime"):
+        assert wanted in argv
+    pax = next(a for a in argv if a.startswith("--pax-option="))
+    assert "delete=atime" in pax and "delete=ctime" in pax and "%p" not in pax
 
 
 def test_tarball_make_stages_next_to_the_output(make_context: MakeContext, out: Path) -> None:
@@ -481,7 +493,7 @@ def test_hook_env_image_is_the_file_being_written(make_context: MakeContext, out
     request = ctx.settings.disk
     assert request is not None
     ctx.image = disk.Image(request, disk.plan(request), out / ".vmdebootstrap-partial-disk.img", out / "disk.img",
-                           {}, {}, contextlib.ExitStack())
+                           {}, {}, "0x1", contextlib.ExitStack())
     assert customize.hook_env(ctx)["IMAGE"] == str(out / ".vmdebootstrap-partial-disk.img")
     ctx, _ = make_context("--tarball", "root.tar")
     assert customize.hook_env(ctx)["IMAGE"] == ""
@@ -671,3 +683,24 @@ def test_apt_lists_go_unless_kept(make_context: MakeContext, argv: list[str], ke
     (lists / "deb.debian.org_debian_dists_bookworm_InRelease").write_text("x")
     finish.scrub(ctx)
     assert (lists / "deb.debian.org_debian_dists_bookworm_InRelease").exists() == kept
+
+
+def test_output_downloads_come_from_the_build_mirror(make_context: MakeContext) -> None:
+    seen: dict[str, str] = {}
+
+    def respond(argv: list[str]) -> Result | None:
+        if argv[2:4] == ["sh", "-c"]:
+            seen["sources"] = (ctx.root / finish.DOWNLOAD_DIR / "build.list").read_text()
+        return None
+
+    ctx, runner = make_context("--mirror", "http://deb.debian.org/debian", "--apt-mirror",
+                               "https://deb.debian.org/debian", "--configure-apt", "--distribution", "trixie",
+                               runner=FakeRunner(respond))
+    (ctx.root / "etc").mkdir()
+    finish.download(ctx, ["grub-efi-amd64-bin"])
+    # the image's sources name https, and the image may have no ca-certificates (yet)
+    assert seen["sources"] == "deb http://deb.debian.org/debian trixie main\n"
+    [call] = [c for c in runner.calls if c[2:4] == ["sh", "-c"]]
+    assert "-o Dir::Etc::SourceList=/tmp/vmdebootstrap-downloads/build.list" in call[-1]
+    assert call[-1].endswith("download grub-efi-amd64-bin")
+    assert not (ctx.root / finish.DOWNLOAD_DIR).exists()

@@ -46,12 +46,20 @@ def host_tools(settings: Settings | None) -> Mapping[str, str]:
     return tools
 
 
-def tar_argv(root: Path, output: Path) -> list[str]:
+def tar_argv(root: Path, output: Path, epoch: int | None = None) -> list[str]:
+    """tar of the tree; with ``epoch`` the same tree makes the same bytes (reproducible-builds.org's
+    archive recipe): names sorted, times clamped, no atime or ctime, no process id in header names."""
     excludes = [f"--exclude=./{pattern}" for pattern in EXCLUDED]
+    same = [] if epoch is None else [
+        "--sort=name", f"--mtime=@{epoch}", "--clamp-mtime",
+        "--pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime",
+    ]
+    # gzip stores the time it compressed at unless told not to (-n); xz, zstd and bzip2 store none.
+    compress = ["--use-compress-program=gzip -n"] if output.name.endswith((".gz", ".tgz")) else ["--auto-compress"]
     return [
-        "tar", "--create", "--auto-compress", f"--file={os.fspath(output)}",
+        "tar", "--create", *compress, f"--file={os.fspath(output)}",
         f"--directory={os.fspath(root)}",
-        "--one-file-system", "--numeric-owner", "--xattrs", "--xattrs-include=*", "--acls",
+        "--one-file-system", "--numeric-owner", "--xattrs", "--xattrs-include=*", "--acls", *same,
         *excludes, ".",
     ]  # fmt: skip
 
@@ -59,7 +67,7 @@ def tar_argv(root: Path, output: Path) -> list[str]:
 def run(ctx: Context) -> None:
     final = ctx.settings.outputs[NAME]
     ctx.outputs.directory(final.parent)
-    ctx.runner.run(tar_argv(ctx.root, ctx.outputs.partial(final)))
+    ctx.runner.run(tar_argv(ctx.root, ctx.outputs.partial(final), ctx.epoch))
     if ctx.settings.pkglist:
         manifest = ctx.runner.run(["dpkg-query", "--show"], chroot=ctx.root, capture=True).output
         ctx.outputs.partial(final.with_name(final.name + ".packages")).write_text(manifest)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
 import shutil
 from pathlib import Path
 
@@ -100,14 +101,24 @@ def run(ctx: Context) -> None:
 def download(ctx: Context, names: list[str]) -> None:
     """The packages ``names`` from the target's own archive, unpacked into ctx.downloads:
     what the outputs take from the release they boot, never from the host."""
+    settings = ctx.settings
     directory = ctx.root / DOWNLOAD_DIR
     directory.mkdir(parents=True, exist_ok=True)
     os.chmod(directory, 0o777)  # apt-get download drops to the _apt user
     use_host_dns(ctx)
+    # From the build mirror, whose package lists the packages step fetched: the system
+    # step has pointed the image's sources at --apt-mirror, which may be https in an
+    # image without ca-certificates, or a host only the booted system reaches.
+    sources = directory / "build.list"
+    components = " ".join(settings.mirrors.components)
+    sources.write_text(f"deb {settings.mirrors.build} {settings.release.name} {components}\n")
+    apt = ["apt-get", "-o", f"Dir::Etc::SourceList=/{DOWNLOAD_DIR}/build.list",
+           "-o", f"Dir::Etc::SourceParts=/{DOWNLOAD_DIR}/no-parts"]
     # With --no-check-gpg the lists came from an archive apt could not verify (packages step).
-    unchecked = "" if ctx.settings.bootstrap.check_gpg else "--allow-unauthenticated "
-    ctx.runner.run(["sh", "-c", f"cd /{DOWNLOAD_DIR} && apt-get download {unchecked}{' '.join(names)}"],
-                   chroot=ctx.root)
+    if not settings.bootstrap.check_gpg:
+        apt.append("--allow-unauthenticated")
+    command = shlex.join([*apt, "download", *names])
+    ctx.runner.run(["sh", "-c", f"cd /{DOWNLOAD_DIR} && {command}"], chroot=ctx.root)
     for deb in sorted(directory.glob("*.deb")):
         ctx.runner.run(["dpkg-deb", "-x", os.fspath(deb), os.fspath(ctx.downloads)])
     shutil.rmtree(directory)
