@@ -7,6 +7,7 @@ logged like every other.
 
 from __future__ import annotations
 
+import email.utils
 import logging
 import tempfile
 from pathlib import Path
@@ -42,3 +43,9 @@ def codename(runner: CommandRunner, mirror: str, suite: str) -> str | None:
         return None
     found = Release(text).get("Codename")
     return str(found).lower() if found else None
+
+
+def release_date(text: bytes) -> int | None:
+    """The Date: of a Release file, in seconds since the epoch (None if it has none)."""
+    found = Release(text).get("Date")
+    return int(email.utils.parsedate_to_datetime(str(found)).timestamp()) if found else None

@@ -34,6 +34,7 @@ class Context:
     origin: Origin | None = None
     image: Image | None = None  # the disk image being written (--image)
     interpreter_copy: Path | None = None  # qemu-user copied into the target for a foreign build
+    epoch: int | None = None  # SOURCE_DATE_EPOCH: timestamps are clamped to it (docs/reproducible.md)
     live_files: dict[str, Path] = dataclasses.field(default_factory=dict)  # /live's files, for the ISO
 
     @property

@@ -21,7 +21,6 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from .errors import UsageError
-from .loop import LoopDevice
 
 MiB = 1024 * 1024
 SECTOR = 512
@@ -177,15 +176,13 @@ def fstab(layout: Layout, uuids: Mapping[str, str]) -> str:
 
 @dataclasses.dataclass
 class Image:
-    """The disk image being written: its layout, loop devices and filesystem UUIDs."""
+    """The disk image being written: its layout and the identifiers chosen for it."""
 
     request: Request
     layout: Layout
     raw: Path  # the raw image being written (a partial name beside the output)
     final: Path  # where the image is published
-    devices: dict[str, LoopDevice]  # by partition role
-    uuids: dict[str, str]  # filesystem UUIDs by partition role
-    stack: contextlib.ExitStack  # mounts and loop devices, closed when the image is finished or on failure
-
-    def device(self, role: str) -> str:
-        return self.devices[role].path
+    uuids: dict[str, str]  # filesystem UUIDs (FAT: volume ids) by partition role
+    part_uuids: dict[str, str]  # partition GUIDs by role (GPT); msdos: <disk id>-<number>
+    disk_id: str  # the GPT disk GUID, or the MBR disk identifier (0x........)
+    stack: contextlib.ExitStack  # what finishing the image mounts or attaches, closed with it or on failure

@@ -88,7 +88,8 @@ OPTIONS: tuple[Option, ...] = (
            "print the Debian packages this host needs for the configured build and exit", _G_FRAME,
            cli_only=True),
     # -- output ---------------------------------------------------------
-    Option("image", "str", "", "build a bootable disk image FILE (raw, sparse; qcow2 with --convert-qcow2)",
+    Option("image", "str", "",
+           "build a bootable disk image FILE (raw; qcow2 if FILE ends in .qcow2 or with --convert-qcow2)",
            _G_OUT, "FILE", parse=_V.path, output="file"),
     Option("size", "size", 1_000_000_000, "size of the disk image (k/m/g decimal, ki/mi/gi binary)",
            _G_OUT, "SIZE"),
@@ -128,6 +129,14 @@ OPTIONS: tuple[Option, ...] = (
     Option("sparse", "bool", False,
            "keep the disk image sparse: discard its free space instead of zero-filling it", _G_OUT),
     Option("owner", "str", "", "change the owner of the outputs to USER", _G_OUT, "USER", parse=_V.host_user),
+    Option("source-date-epoch", "str", "",
+           "the build's time: timestamps in the outputs are clamped to it, and every program that honours "
+           "SOURCE_DATE_EPOCH gets it (default: that variable, else the Date of the release's InRelease on "
+           "the build mirror)", _G_OUT, "SECONDS", parse=_V.epoch),
+    Option("seed", "str", "",
+           "seed of the identifiers that would otherwise be random: filesystem UUIDs, partition GUIDs, volume "
+           "ids (default: derived from the output's name, the release, the architecture and the disk layout, so "
+           "that the same settings make the same image)", _G_OUT, "SEED"),
     Option("pkglist", "bool", False,
            "write FILE.packages (package and version per line) next to an --image, --tarball or --iso FILE "
            "(a --squash directory always gets filesystem.packages)", _G_OUT),

@@ -88,8 +88,11 @@ class CommandRunner(Protocol):
     ``chroot``: run inside that root.  ``input``: text on stdin (passwords travel so, never
     logged).  ``env``: added to the fixed environment.  ``check``: raise CommandFailed on
     a non-zero status.  ``capture``: keep the output in the Result.  ``quiet``: do not
-    copy the output into the log (long listings).
+    copy the output into the log (long listings).  ``environment``: what every command
+    gets in its environment from now on (the build's SOURCE_DATE_EPOCH).
     """
+
+    environment: dict[str, str]
 
     def run(self, argv: Sequence[str], *, chroot: Path | None = ..., input: str | None = ...,
             env: Mapping[str, str] | None = ..., check: bool = ..., capture: bool = ..., cwd: str | None = ...,
@@ -101,6 +104,7 @@ class Runner:
 
     def __init__(self, on_line: LineSink | None = None) -> None:
         self.on_line = on_line
+        self.environment: dict[str, str] = {}
 
     def _read(self, proc: subprocess.Popen[str], tail: collections.deque[str], kept: list[str] | None,
               quiet: bool) -> None:
@@ -137,7 +141,7 @@ class Runner:
                 stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
-                env=command_env(env),
+                env=command_env({**self.environment, **(env or {})}),
                 cwd=cwd,
                 # Its own session: a terminal's Ctrl-C reaches only us, and we stop the
                 # whole command (with its children) through its process group.

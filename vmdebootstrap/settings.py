@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TypeVar
 
-from . import architectures, bootloaders, disk, releases, values
+from . import architectures, bootloaders, disk, identity, releases, values
 from .architectures import Architecture
 from .errors import UsageError
 from .options import BY_NAME, OPTIONS, parsed
@@ -105,6 +105,8 @@ class Settings:
     cache_dir: Path | None
     stage_cache: bool
     owner: str
+    seed: str  # of the identifiers (identity.py): --seed, else derived from what makes the outputs these
+    source_date_epoch: int | None  # --source-date-epoch or SOURCE_DATE_EPOCH; None: the InRelease's Date
     pkglist: bool
     dry_run: bool
 
@@ -280,7 +282,9 @@ def _disk_request(v: Parsed, arch: Architecture) -> disk.Request:
         boot_size=v.number("bootsize"), boot_fs=boot_fs, offset=v.number("bootoffset"), flag=v.text("bootflag"),
         swap=v.number("swap"), esp_size=v.number("esp-size") if entry.esp else 0, bootloader=bootloader,
         bios_grub=entry.bios_grub and arch.pc_bios, legacy_boot=entry.legacy_boot, uefi_ia32=v.flag("uefi-ia32"),
-        mbr=v.flag("mbr"), sparse=v.flag("sparse"), qcow2=v.flag("convert-qcow2"),
+        mbr=v.flag("mbr"), sparse=v.flag("sparse"),
+        # The old tool wrote raw bytes into a FILE.qcow2 without --convert-qcow2; the name says qcow2.
+        qcow2=v.flag("convert-qcow2") or v.get("image", Path).suffix == ".qcow2",
     )
     disk.plan(request)  # raises when the partitions do not fit
     return request
@@ -291,6 +295,17 @@ def _script(scripts: Path, release: Release) -> Path | None:
     if (scripts / release.name).is_file():
         return None
     return releases.debootstrap_script(scripts, release)
+
+
+def _epoch(v: Parsed) -> int | None:
+    """--source-date-epoch, else the SOURCE_DATE_EPOCH of the environment (reproducible-builds.org)."""
+    given = v.optional("source-date-epoch", int)
+    if given is not None:
+        return given
+    variable = os.environ.get("SOURCE_DATE_EPOCH", "")
+    if variable and not variable.isdigit():
+        raise UsageError(f"SOURCE_DATE_EPOCH={variable}: not a number of seconds since 1970-01-01 UTC")
+    return int(variable) if variable else None
 
 
 def _login_user(users: tuple[User, ...]) -> User:
@@ -420,5 +435,8 @@ def _settings(v: Parsed, release: Release, arch: Architecture, *, outputs: dict[
         logging=Logging(v.optional("log", Path), v.text("log-level"), v.number("log-mode"), v.flag("verbose")),
         workdir=v.optional("workdir", Path), cache_dir=v.optional("cache-dir", Path),
         stage_cache=v.flag("stage-cache"), owner=v.text("owner"), pkglist=v.flag("pkglist"),
+        source_date_epoch=_epoch(v),
+        seed=v.text("seed") or identity.derived_seed(*sorted(path.name for path in outputs.values()), release,
+                                                     arch.name, request),
         dry_run=v.flag("dry-run"),
     )

@@ -5,7 +5,9 @@ release, the architecture, the mirror and what it serves today, the components, 
 variant, the package list, Recommends, the keyring, the bootstrapper and this tool's
 version.  ``key`` hashes all of them (the mirror's state by its signed InRelease file,
 so a point release or a security upload invalidates the entry by itself).  A build
-whose key is in the cache skips debootstrap and apt entirely.
+whose key is in the cache skips debootstrap and apt entirely.  A disk image's fstab is
+part of the key (it is in the tree before the kernel's initramfs is made); its
+identifiers come from the seed, so the same image's rebuild finds its entry.
 
 No copying either way:
 
@@ -18,8 +20,7 @@ No copying either way:
 Entries are read under a shared lock and deleted only under an exclusive one: a build
 that uses an entry keeps it alive.  The least recently used entries beyond
 ``KEEP_ENTRIES`` are deleted at the end of a build that saved one.  Partial entries of
-killed builds (``.new-*``) are removed by the next build.  Disk images do not use the
-cache: their root is a filesystem of its own, which an overlay cannot be.
+killed builds (``.new-*``) are removed by the next build.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import __version__, archive, mounts
+from . import __version__, mounts
 from .errors import BuildError
 from .run import CommandRunner
 from .settings import Settings
@@ -62,7 +63,7 @@ class Entry:
 
 
 def stages_dir(settings: Settings) -> Path | None:
-    if settings.cache_dir is None or not settings.stage_cache or settings.disk is not None:
+    if settings.cache_dir is None or not settings.stage_cache:
         return None
     path = settings.cache_dir / "stages"
     path.mkdir(parents=True, exist_ok=True)
@@ -77,12 +78,6 @@ def _file_hash(path: Path) -> str:
     return digest.hexdigest()
 
 
-def mirror_state(runner: CommandRunner, mirror: str, suite: str, directory: Path) -> str | None:
-    """The hash of the suite's InRelease (or Release) on the mirror: what it serves today."""
-    release = archive.release_file(runner, mirror, suite, directory)
-    return hashlib.sha256(release).hexdigest() if release is not None else None
-
-
 def tool_version() -> str:
     """The version and a hash of the code itself: a changed step invalidates what it made."""
     digest = hashlib.sha256()
@@ -91,8 +86,10 @@ def tool_version() -> str:
     return f"{__version__}+{digest.hexdigest()[:12]}"
 
 
-def inputs(settings: Settings, packages: Sequence[str], bootstrapper: str, release_hash: str) -> dict[str, object]:
-    """Everything that shapes the tree after the packages step."""
+def inputs(settings: Settings, packages: Sequence[str], bootstrapper: str, release_hash: str,
+           image: str = "") -> dict[str, object]:
+    """Everything that shapes the tree after the packages step (``image``: a disk image's
+    fstab, written before the kernel's initramfs is made)."""
     bootstrap = settings.bootstrap
     return {
         "tool": tool_version(),
@@ -110,6 +107,7 @@ def inputs(settings: Settings, packages: Sequence[str], bootstrapper: str, relea
         "recommends": settings.recommends,
         "packages": list(packages),
         "custom-packages": [_file_hash(deb) for deb in settings.custom_packages],
+        "image": image,
     }
 
 
@@ -117,18 +115,19 @@ def key_of(values: dict[str, object]) -> str:
     return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:32]
 
 
-def lookup(settings: Settings, runner: CommandRunner, stack: contextlib.ExitStack, workdir: Path, *,
-           packages: Sequence[str], bootstrapper: str) -> tuple[Entry | None, bool]:
-    """(this build's entry, or None when the cache is off or unusable; whether it is cached)."""
+def lookup(settings: Settings, stack: contextlib.ExitStack, *, release_file: bytes | None,
+           packages: Sequence[str], bootstrapper: str, image: str = "") -> tuple[Entry | None, bool]:
+    """(this build's entry, or None when the cache is off or unusable; whether it is cached).
+
+    ``release_file``: the mirror's InRelease for the release, what it serves today."""
     directory = stages_dir(settings)
     if directory is None:
         return None, False
     remove_partial(directory)
-    release = mirror_state(runner, settings.mirrors.build, settings.release.name, workdir)
-    if release is None:
+    if release_file is None:
         log.info("stage cache not used: the mirror's Release file for %s could not be read", settings.release)
         return None, False
-    values = inputs(settings, packages, bootstrapper, release)
+    values = inputs(settings, packages, bootstrapper, hashlib.sha256(release_file).hexdigest(), image)
     key = key_of(values)
     entry = Entry(key, directory / key, values)
     if not (entry.directory / INFO).is_file():

@@ -159,6 +159,14 @@ def seconds(raw: Any) -> int:
     return int(str(raw))
 
 
+def epoch(raw: Any) -> int | None:
+    if not raw:
+        return None
+    if not str(raw).isdigit():
+        raise Invalid("a number of seconds since 1970-01-01 UTC")
+    return int(str(raw))
+
+
 def log_level(raw: Any) -> str:
     if str(raw).lower() not in LOG_LEVELS:
         raise Invalid(f"use one of {', '.join(LOG_LEVELS)}")

@@ -23,6 +23,7 @@ class FakeRunner:
         self.inputs: list[str | None] = []
         self.responder = responder
         self.on_line: LineSink | None = None
+        self.environment: dict[str, str] = {}
 
     def run(
         self,

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import re
 import struct
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -118,10 +120,13 @@ def test_fstab_names_every_partition_by_uuid() -> None:
 
 
 def test_mkfs_commands() -> None:
-    assert image.mkfs_argv("ext4", "root", "/dev/loop3", "bookworm") == ["mkfs.ext4", "-q", "-F", "-L", "root",
-                                                                          "/dev/loop3"]
-    assert "^metadata_csum" in image.mkfs_argv("ext4", "root", "/dev/loop3", metadata_csum=False)  # #827130
-    assert image.mkfs_argv("swap", "swap", "/dev/loop4") == ["mkswap", "-L", "swap", "/dev/loop4"]
+    # ext*: made straight into the partition's range of the image file, from the tree.
+    root = disk.Partition(2, "root", 257 * MiB, 1025 * MiB, "ext4")
+    argv = image.mkfs_ext_argv(root, Path("/o/x.img"), Path("/w/root"), "R-UUID")
+    assert argv == ["mkfs.ext4", "-q", "-F", "-L", "root", "-U", "R-UUID",
+                    "-E", f"offset={257 * MiB},hash_seed=R-UUID,nodiscard", "-d", "/w/root",
+                    "/o/x.img", f"{768 * 1024}k"]
+    assert "^metadata_csum" in image.mkfs_ext_argv(root, Path("/x"), Path("/r"), "U", metadata_csum=False)  # #827130
     esp = disk.Partition(1, "esp", MiB, 257 * MiB, "vfat")
     assert image.mkfs_fat_argv(esp, Path("/w/esp.fat"), "AB12-CD34") == [
         "mkfs.fat", "-C", "-F", "32", "-n", "ESP", "-i", "AB12CD34", "/w/esp.fat", str(256 * 1024)]
@@ -139,19 +144,19 @@ def test_copy_into_skips_zero_blocks(tmp_path: Path) -> None:
     assert target.stat().st_blocks * 512 < 3 * MiB  # the zero MiBs between were not written
 
 
-def test_zero_fill_stops_at_enospc(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    writes: list[int] = []
-    real_write = image.os.write
-
-    def write(fd: int, data: bytes) -> int:
-        if len(writes) == 3:
-            raise OSError(28, "No space left on device")
-        writes.append(len(data))
-        return real_write(fd, data[:16])
-
-    monkeypatch.setattr(image.os, "write", write)
-    image.zero_fill(tmp_path)
-    assert len(writes) == 3 and list(tmp_path.iterdir()) == []
+def test_identifiers_come_from_the_seed() -> None:
+    layout = disk.plan(values(part_type="gpt", use_uefi=True, grub=True, swap=300 * MiB))
+    uuids, parts, disk_id = image.identifiers("seed-1", layout, "a.img")
+    assert image.identifiers("seed-1", layout, "a.img") == (uuids, parts, disk_id)  # the same, every time
+    assert set(uuids) == {"esp", "root", "swap"} and re.fullmatch(r"[0-9A-F]{4}-[0-9A-F]{4}", uuids["esp"])
+    assert set(parts) == {"esp", "root", "swap"} and len({disk_id, *parts.values(), *uuids.values()}) == 7
+    # Another image name with the same seed: another root filesystem, the rest alike.
+    other, _, _ = image.identifiers("seed-1", layout, "b.img")
+    assert other["root"] != uuids["root"] and other["swap"] == uuids["swap"]
+    assert image.identifiers("seed-2", layout, "a.img")[2] != disk_id
+    msdos = disk.plan(values(swap=300 * MiB))
+    _, mbr_parts, mbr_id = image.identifiers("seed-1", msdos, "a.img")
+    assert re.fullmatch(r"0x[0-9a-f]{8}", mbr_id) and mbr_parts["root"] == f"{mbr_id[2:]}-01"
 
 
 def test_loop_configure_structure() -> None:
@@ -170,8 +175,8 @@ def test_extlinux_conf(tmp_path: Path, make_context: MakeContext) -> None:
     (ctx.root / "boot").mkdir(parents=True)
     (ctx.root / "boot/vmlinuz-6.1.0-9-amd64").write_text("")
     request = values()
-    made = disk.Image(request, disk.plan(request), tmp_path / "x.img", tmp_path / "x.img", {}, {"root": "RU"},
-                      contextlib.ExitStack())
+    made = disk.Image(request, disk.plan(request), tmp_path / "x.img", tmp_path / "x.img", {"root": "RU"}, {},
+                      "0x1", contextlib.ExitStack())
     conf = extlinux.extlinux_conf(ctx, made)
     assert "  kernel /boot/vmlinuz-6.1.0-9-amd64\n" in conf
     assert "append initrd=/boot/initrd.img-6.1.0-9-amd64 root=UUID=RU ro console=tty0 console=ttyS0,115200n8" in conf
@@ -180,7 +185,7 @@ def test_extlinux_conf(tmp_path: Path, make_context: MakeContext) -> None:
 
 def test_early_grub_config_finds_the_boot_filesystem() -> None:
     request = values(bootsize=64 * MiB)
-    made = disk.Image(request, disk.plan(request), Path("x"), Path("x"), {}, {"root": "R", "boot": "B"},
+    made = disk.Image(request, disk.plan(request), Path("x"), Path("x"), {"root": "R", "boot": "B"}, {}, "0x1",
                       contextlib.ExitStack())
     assert grub.early_config(made) == "search.fs_uuid B root\nset prefix=($root)'/grub'\n"
 
@@ -211,3 +216,39 @@ def test_image_accepted_combinations(vmd: Vmd, out: Path) -> None:
                  ["--boot-test", "--user", "u/p", "--serial-console", "--grub"], ["--esp-size", "5mib"]):
         status, _, err = vmd("--image", str(out / "x.img"), "--distribution", "bookworm", *args, "--dry-run")
         assert status == 0, (args, err)
+
+
+def run_stand_in(tmp_path: Path, script: str, *args: str) -> str:
+    path = tmp_path / "stand-in"
+    path.write_text(script)
+    return subprocess.run(["sh", str(path), *args], capture_output=True, text=True, check=True).stdout.strip()
+
+
+def test_grub_stand_ins_answer_for_the_finished_image(tmp_path: Path) -> None:
+    request = values(bootsize=64 * MiB)
+    layout = disk.plan(request)
+    uuids, parts, disk_id = image.identifiers("seed", layout, "x.img")
+    made = disk.Image(request, layout, Path("x"), Path("x"), uuids, parts, disk_id, contextlib.ExitStack())
+    probe = grub.probe_script(made)
+    # as grub-mkconfig and 10_linux ask: by path first, then by the device it answered
+    assert run_stand_in(tmp_path, probe, "--target=device", "/") == "/dev/vmdebootstrap-root"
+    assert run_stand_in(tmp_path, probe, "--target=device", "/boot") == "/dev/vmdebootstrap-boot"
+    assert run_stand_in(tmp_path, probe, "--device", "/dev/vmdebootstrap-root", "--target=fs_uuid") == uuids["root"]
+    assert run_stand_in(tmp_path, probe, "--target=fs", "/boot/grub") == "ext2"
+    assert run_stand_in(tmp_path, probe, "--target=partmap", "--device", "/dev/vmdebootstrap-boot") == "msdos"
+    # a separate /boot: the kernel lies at the top of its filesystem
+    relpath = grub.mkrelpath_script(made)
+    assert run_stand_in(tmp_path, relpath, "/boot/vmlinuz-6.12.1-amd64") == "/vmlinuz-6.12.1-amd64"
+    assert run_stand_in(tmp_path, relpath, "/boot") == "/"
+    assert run_stand_in(tmp_path, relpath, "/usr/share/grub") == "/usr/share/grub"
+    one = values()
+    single = disk.Image(one, disk.plan(one), Path("x"), Path("x"), {"root": "R"}, {"root": "P"}, "0x1",
+                        contextlib.ExitStack())
+    assert run_stand_in(tmp_path, grub.mkrelpath_script(single), "/boot/vmlinuz-6.12.1-amd64") == \
+        "/boot/vmlinuz-6.12.1-amd64"
+
+
+def test_a_qcow2_name_makes_a_qcow2_image() -> None:
+    assert values(image="vm.qcow2").qcow2
+    assert values(image="vm.img", **{"convert_qcow2": True}).qcow2
+    assert not values(image="vm.img").qcow2

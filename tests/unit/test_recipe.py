@@ -17,6 +17,8 @@ from .conftest import MakeSettings
 from .fakes import FakeRunner
 
 DEBIAN_VERSION_LISTING = "squashfs-root\nsquashfs-root/etc\nsquashfs-root/etc/debian_version\n"
+RELEASE = "Origin: Debian\nCodename: bookworm\nDate: Sat, 08 Nov 2025 10:00:00 UTC\n"
+RELEASE_EPOCH = 1762596000
 
 
 class Responder:
@@ -29,7 +31,9 @@ class Responder:
         command = argv[2:] if argv[0] == "chroot" else argv
         if self.fail and command[0] == self.fail:
             return Result(1, f"{self.fail}: simulated failure\n")
-        if command[0] in ("debootstrap", "mmdebstrap"):
+        if command[0].endswith("apt-helper") and "download-file" in command:
+            Path(command[-1]).write_text(RELEASE)  # the suite's InRelease: its Date is the build's epoch
+        elif command[0] in ("debootstrap", "mmdebstrap"):
             root = Path(command[-2])
             (root / "boot").mkdir(parents=True)
             (root / "boot/vmlinuz-6.1.0-1-amd64").write_text("kernel")
@@ -100,7 +104,10 @@ def test_tarball_build(make_settings: MakeSettings, workdir: Path, out: Path) ->
     assert os.listdir(out) == ["root.tar"]
     assert os.listdir(workdir) == []  # the work directory is gone
     programs = [c[2] if c[0] == "chroot" else c[0] for c in runner.calls]
-    assert programs[0] == "debootstrap"
+    assert programs[0] == "/usr/lib/apt/apt-helper"  # the InRelease, for the stage key and the epoch
+    assert programs[1] == "debootstrap"
+    assert runner.environment["SOURCE_DATE_EPOCH"] == str(RELEASE_EPOCH)
+    assert f"--mtime=@{RELEASE_EPOCH}" in runner.commands("tar")[0]
     assert programs.index("debootstrap") < programs.index("apt-get") < programs.index("systemctl") \
         < programs.index("passwd") < programs.index("tar")
     assert programs[-1] == "tar"

@@ -104,7 +104,7 @@ def test_the_esp_is_what_grub_install_uefi_secure_boot_makes(make_context: MakeC
     ctx, _ = make_context("--image", str(out / "x.img"), "--use-uefi", "--grub")
     request = ctx.settings.disk
     assert request is not None
-    made = disk.Image(request, disk.plan(request), out / "x.img", out / "x.img", {}, {"root": "ROOT-UUID"},
+    made = disk.Image(request, disk.plan(request), out / "x.img", out / "x.img", {"root": "ROOT-UUID"}, {}, "0x1",
                       contextlib.ExitStack())
     efi = arch("amd64").efi
     assert efi is not None

@@ -4,6 +4,7 @@ eviction and the removal of killed builds' partial entries."""
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import io
 import json
 import os
@@ -11,17 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from vmdebootstrap import recipe, stagecache, ui
+from vmdebootstrap import archive, recipe, stagecache, ui
 from vmdebootstrap.steps import packages
 
 from .conftest import MakeSettings
 from .fakes import FakeRunner
-from .test_recipe import Responder
+from .test_recipe import RELEASE, Responder
 
 
 @pytest.fixture(autouse=True)
-def mirror_today(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(stagecache, "mirror_state", lambda runner, mirror, suite, directory: f"release-of-{suite}")
+def no_device_nodes(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(os, "geteuid", lambda: 1000)  # no device nodes in the fake /dev
 
 
@@ -79,7 +79,8 @@ def test_cold_build_saves_the_stage_and_warm_build_mounts_it(make_settings: Make
     stage = entries[0]
     assert (stage / "root/boot/vmlinuz-6.1.0-1-amd64").read_text() == "kernel"
     info = json.loads((stage / "info.json").read_text())
-    assert info["inputs"]["suite"] == "bookworm" and info["inputs"]["release"] == "release-of-bookworm"
+    assert info["inputs"]["suite"] == "bookworm"
+    assert info["inputs"]["release"] == hashlib.sha256(RELEASE.encode()).hexdigest()
     # the rest of the cold build ran on an overlay above the saved tree
     [mount] = overlay_mounts(cold)
     assert f"lowerdir={stage}/root," in mount[mount.index("-o") + 1]
@@ -104,7 +105,7 @@ def test_no_stage_cache_builds_afresh_and_saves_nothing(make_settings: MakeSetti
 
 def test_unreadable_mirror_release_disables_the_cache(make_settings: MakeSettings, tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(stagecache, "mirror_state", lambda runner, mirror, suite, directory: None)
+    monkeypatch.setattr(archive, "release_file", lambda runner, mirror, suite, directory: None)
     runner = build(make_settings, tmp_path)
     assert overlay_mounts(runner) == []
     assert list((tmp_path / "cache/stages").iterdir()) == []

@@ -7,15 +7,18 @@ system do not update extlinux.conf.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
 from collections.abc import Mapping
 from pathlib import Path
 
+from .. import mounts
 from ..chroot import target_path
 from ..context import Context
 from ..disk import Image
 from ..errors import BuildError
+from ..loop import LoopDevice
 from ..settings import Settings
 from .grub import kernel_console_args
 
@@ -34,7 +37,10 @@ def host_tools(settings: Settings | None) -> Mapping[str, str]:
 
 
 def install(ctx: Context, made: Image) -> None:
-    install_extlinux(ctx, made)
+    """extlinux.conf in the tree; extlinux itself goes into the finished filesystem (finish)."""
+    directory = target_path(ctx.root, "/boot") / "extlinux"
+    directory.mkdir(exist_ok=True)
+    (directory / "extlinux.conf").write_text(extlinux_conf(ctx, made))
 
 
 def extlinux_conf(ctx: Context, made: Image) -> str:
@@ -55,19 +61,28 @@ def extlinux_conf(ctx: Context, made: Image) -> str:
     return "\n".join(lines) + "\n"
 
 
-def install_extlinux(ctx: Context, made: Image) -> None:
-    directory = target_path(ctx.root, "/boot") / "extlinux"
-    directory.mkdir(exist_ok=True)
-    (directory / "extlinux.conf").write_text(extlinux_conf(ctx, made))
-    ctx.runner.run(["extlinux", "--install", os.fspath(directory)])
+def finish(ctx: Context, made: Image) -> None:
+    """extlinux --install into the filesystem that holds /boot, mounted from its byte range of
+    the image for this alone (extlinux has no way to work on an unmounted filesystem), and the
+    MBR.  The mount makes the filesystem's times those of this moment: not reproducible."""
     holder = made.layout.boot_holder
+    device = LoopDevice(made.raw, holder.start, holder.size)
+    made.stack.callback(device.detach)
+    point = ctx.workdir / "extlinux-boot"
+    point.mkdir()
+    with contextlib.ExitStack() as stack:
+        mounts.mount(ctx.runner, stack, device.path, point)
+        directory = point / ("extlinux" if holder.role == "boot" else "boot/extlinux")
+        ctx.runner.run(["extlinux", "--install", os.fspath(directory)])
+    point.rmdir()
     # extlinux reads the partition's offset from the kernel, which knows none for a loop
     # device over a byte range: write the "hidden sectors" of the boot sector ourselves.
-    with open(made.devices[holder.role].path, "r+b") as device:
-        sector = bytearray(os.pread(device.fileno(), SECTOR, 0))
+    with open(device.path, "r+b") as stream:
+        sector = bytearray(os.pread(stream.fileno(), SECTOR, 0))
         struct.pack_into("<I", sector, 0x1C, holder.start // SECTOR)
-        os.pwrite(device.fileno(), bytes(sector), 0)
-        os.fsync(device.fileno())
+        os.pwrite(stream.fileno(), bytes(sector), 0)
+        os.fsync(stream.fileno())
+    device.detach()
     if made.request.mbr:
         ctx.runner.run(["install-mbr", os.fspath(made.raw)])
     else:

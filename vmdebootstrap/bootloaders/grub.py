@@ -1,25 +1,27 @@
 """What GRUB needs on a disk image, for BIOS (grub_pc.py) and UEFI (grub_efi.py) alike.
 
 GRUB comes from the image itself (grub-pc or grub-efi-*, installed by the packages
-step), and its tools run inside the image.  grub-install is not used: it needs the
-partitions as the kernel's partition devices (and the ESP mounted as vfat), which a
-build host's kernel may lack.  Instead the steps grub-install performs are done
-explicitly, and each is visible here:
+step), and its tools run inside the tree the image's filesystems are made from.
+grub-install is not used: it needs the partitions as the kernel's devices (and the ESP
+mounted as vfat), and the tree is no device at all.  Instead the steps grub-install
+performs are done explicitly, and each is visible here:
 
-* the modules are copied to /boot/grub/<platform> and ``update-grub`` writes
-  grub.cfg.  It sees the root as the loop device of its partition, so the chroot's
-  private /dev gets that node and /dev/disk/by-uuid/<uuid>: grub.cfg then says
-  ``root=UUID=...``, never a build-time loop device (elbe#431, grml-debootstrap#87);
-* ``grub-mkimage`` makes the core image with a small embedded configuration that
-  finds the /boot filesystem by UUID; the BIOS and UEFI modules place it.
+* ``update-grub`` writes grub.cfg.  It asks grub-probe about the devices of / and
+  /boot, and grub-mkrelpath where a path lies on its filesystem; for this one run both
+  are stand-ins that answer what the finished image will say (the filesystems' UUIDs
+  and types, the partition table, the partitions, /boot as a filesystem of its own), so
+  grub.cfg names the root by its UUID, never a build-time device (elbe#431,
+  grml-debootstrap#87), and finds the kernel on a separate /boot;
+* the modules are copied to /boot/grub/<platform>, and ``grub-mkimage`` makes the core
+  image with a small embedded configuration that finds the /boot filesystem by UUID;
+  the BIOS and UEFI modules place it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import os
 import shutil
-import stat
 from pathlib import Path
 
 from ..chroot import target_path, write_file
@@ -29,13 +31,14 @@ from ..errors import BuildError
 
 log = logging.getLogger("vmdebootstrap")
 
-BUILD_ONLY_DEFAULTS = "/etc/default/grub.d/zz-vmdebootstrap-build.cfg"
+GRUB_PROBE = "/usr/sbin/grub-probe"
+GRUB_MKRELPATH = "/usr/bin/grub-mkrelpath"
+PROBE_DEVICES = {"root": "/dev/vmdebootstrap-root", "boot": "/dev/vmdebootstrap-boot"}
 FS_MODULES = {"ext2": "ext2", "ext3": "ext2", "ext4": "ext2", "btrfs": "btrfs", "xfs": "xfs", "vfat": "fat"}
 
 
 def prepare(ctx: Context, made: Image) -> None:
-    """The devices in the chroot, GRUB's defaults and grub.cfg: what both platforms share."""
-    expose_devices(ctx, made)
+    """GRUB's defaults and grub.cfg: what both platforms share."""
     write_grub_defaults(ctx)
     update_grub(ctx, made)
 
@@ -44,18 +47,66 @@ def kernel_console_args(ctx: Context) -> str:
     return f"console=tty0 console={ctx.settings.arch.serial_console},115200n8"
 
 
-def expose_devices(ctx: Context, made: Image) -> None:
-    """The partitions' loop devices and their by-uuid links in the chroot's own /dev (a tmpfs)."""
-    dev = ctx.root / "dev"
-    by_uuid = dev / "disk/by-uuid"
-    by_uuid.mkdir(parents=True, exist_ok=True)
-    for role, device in made.devices.items():
-        node = dev / os.path.basename(device.path)
-        if not node.exists():
-            os.mknod(node, 0o600 | stat.S_IFBLK, os.stat(device.path).st_rdev)
-        link = by_uuid / made.uuids[role]
-        if not link.is_symlink():
-            link.symlink_to(f"../../{node.name}")
+def probe_answers(made: Image) -> dict[str, dict[str, str]]:
+    """What grub-probe would say of the finished image's root (and /boot) filesystems, by device."""
+    answers = {}
+    for role, device in PROBE_DEVICES.items():
+        part = made.layout.by_role(role)
+        if part is None:
+            continue
+        table = made.layout.label
+        place = f"hd0,{table}{part.number}"
+        answers[device] = {
+            "device": device, "fs_uuid": made.uuids[role], "fs": FS_MODULES[part.fstype],
+            "fs_label": role, "partuuid": made.part_uuids[role], "partmap": table, "abstraction": "",
+            "cryptodisk_uuid": "", "drive": f"({place})", "compatibility_hint": place,
+            "hints_string": f"--hint-bios={place} --hint-efi={place} --hint-baremetal=ahci0,{table}{part.number}",
+        }
+    return answers
+
+
+def probe_script(made: Image) -> str:
+    """A grub-probe for update-grub in the tree: answers from probe_answers, for paths and devices."""
+    boot = PROBE_DEVICES["boot"] if made.layout.by_role("boot") else PROBE_DEVICES["root"]
+    cases = [f"    '{device}:{target}') echo '{answer}' ;;"
+             for device, table in probe_answers(made).items() for target, answer in table.items()]
+    return "\n".join([
+        "#!/bin/sh",
+        "# vmdebootstrap: what grub-probe would say of the finished image (only while update-grub runs)",
+        "target= device= arg= given=",
+        "while [ $# -gt 0 ]; do",
+        '    case "$1" in',
+        '    --target=*) target="${1#--target=}" ;;',
+        '    -t|--target) shift; target="$1" ;;',
+        "    -d|--device) given=1 ;;",
+        "    -*) ;;",
+        '    *) arg="$1" ;;',
+        "    esac",
+        "    shift",
+        "done",
+        'if [ -n "$given" ]; then device="$arg"',
+        f'else case "$arg" in /boot|/boot/*) device={boot} ;; *) device={PROBE_DEVICES["root"]} ;; esac; fi',
+        'case "$device:$target" in',
+        *cases,
+        '    *) echo "grub-probe (vmdebootstrap): no answer for $target of $device" >&2; exit 1 ;;',
+        "esac",
+        "",
+    ])
+
+
+def mkrelpath_script(made: Image) -> str:
+    """A grub-mkrelpath for update-grub in the tree: a path relative to the filesystem it will be on."""
+    boot = ['    /boot) echo / ;;', '    /boot/*) echo "${path#/boot}" ;;'] if made.layout.by_role("boot") else []
+    return "\n".join([
+        "#!/bin/sh",
+        "# vmdebootstrap: where a path will lie on the finished image's filesystems (only while update-grub runs)",
+        'for path; do :; done',
+        'case "$path" in',
+        *boot,
+        '    *) echo "$path" ;;',
+        "esac",
+        "",
+    ])
 
 
 def write_grub_defaults(ctx: Context) -> None:
@@ -75,17 +126,26 @@ def write_grub_defaults(ctx: Context) -> None:
 
 
 def update_grub(ctx: Context, made: Image) -> None:
-    # 10_linux writes no entry at all for a root on /dev/loop[0-9] ("we can't cope with
-    # devices loop-mounted from files"): name the root by its UUID link for this one run.
-    override = write_file(ctx.root, BUILD_ONLY_DEFAULTS, f"GRUB_DEVICE=/dev/disk/by-uuid/{made.uuids['root']}\n")
-    try:
+    stand_ins = {GRUB_PROBE: probe_script(made), GRUB_MKRELPATH: mkrelpath_script(made)}
+    dev = ctx.root / "dev"  # the chroot's own tmpfs: 10_linux names the root by UUID if its link exists
+    (dev / "disk/by-uuid").mkdir(parents=True, exist_ok=True)
+    for role, device in PROBE_DEVICES.items():
+        if role in made.uuids:
+            (dev / device.removeprefix("/dev/")).touch()
+            (dev / "disk/by-uuid" / made.uuids[role]).symlink_to(device)
+    with contextlib.ExitStack() as undo:
+        for path, script in stand_ins.items():
+            real = target_path(ctx.root, path)
+            aside = real.with_name(real.name + ".vmdebootstrap-real")
+            real.rename(aside)
+            undo.callback(aside.rename, real)
+            undo.callback(target_path(ctx.root, path).unlink, missing_ok=True)
+            write_file(ctx.root, path, script, 0o755)
         ctx.runner.run(["update-grub"], chroot=ctx.root)
-    finally:
-        override.unlink()
     config = target_path(ctx.root, "/boot/grub/grub.cfg")
     text = config.read_text() if config.exists() else ""
-    if "/dev/loop" in text:
-        raise BuildError("update-grub wrote a build-time loop device into /boot/grub/grub.cfg")
+    if "/dev/vmdebootstrap-" in text or "/dev/loop" in text:
+        raise BuildError("update-grub wrote a build-time device into /boot/grub/grub.cfg")
     if "menuentry " not in text:
         raise BuildError("update-grub wrote no menu entry into /boot/grub/grub.cfg (is there a kernel?)")
 

@@ -117,3 +117,7 @@ def _keep_removable_path_current(ctx: Context) -> None:
     ctx.runner.run(["debconf-set-selections"], chroot=ctx.root,
                    input="grub-efi-amd64 grub2/force_efi_extra_removable boolean true\n"
                          "grub-efi-arm64 grub2/force_efi_extra_removable boolean true\n")
+
+
+def finish(_ctx: Context, _image: Image) -> None:
+    return None  # everything is in the tree and the gap already

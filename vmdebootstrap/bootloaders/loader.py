@@ -24,7 +24,10 @@ class Bootloader(Protocol):
         ``None``: everything any build with it may need (the installer's list, hostdeps.py)."""
 
     def install(self, ctx: Context, image: Image) -> None:
-        """Make the image boot (the bootloader step)."""
+        """Make the image boot: in the tree, and in the image file's gap (the bootloader step)."""
+
+    def finish(self, ctx: Context, image: Image) -> None:
+        """What must be done in the finished filesystems (the image step, after they are written)."""
 
 
 def load(name: str) -> Bootloader:

@@ -20,3 +20,7 @@ def host_tools(_settings: Settings | None) -> Mapping[str, str]:
 
 def install(_ctx: Context, _image: Image) -> None:
     return None
+
+
+def finish(_ctx: Context, _image: Image) -> None:
+    return None  # everything is in the tree and the gap already

@@ -1,41 +1,42 @@
-"""Output "image": a disk image -- the file, its partitions and filesystems, its bootloader.
+"""Output "image": a disk image -- the file, its partitions, and filesystems made from the tree.
 
-Reads: settings.disk (disk.Request).  Writes: the image under its partial name.
-Undoes: every mount and loop device, on the build's cleanup stack.
+Reads: settings.disk (disk.Request), the finished tree.  Writes: the image under its
+partial name.  Undoes: what finishing it mounts or attaches (extlinux, xfs), on the
+build's cleanup stack.
+
+The root tree is built beside the image, in the work directory, as for every other
+output: mmdebstrap, the package cache and the stage cache serve disk images too.
 
 ``partition`` (step "partition", before the bootstrap): a sparse raw file under its
-partial name, the partition table (parted, on the file), one autoclear loop device
-per partition (loop.py), the filesystems, and the root (and a separate /boot)
-mounted at the build's root directory.  The ESP is filled later without mounting it
-(bootloaders/grub_efi.py), so the host kernel needs no vfat driver either.
+partial name and the partition table (parted), with the disk's and partitions'
+identifiers set from the seed (sfdisk), and the filesystem UUIDs chosen (identity.py).
+The hook (--customize) gets this file, to write a board's bootloader into the gap.
 
 ``write_fstab`` (by the bootstrap step, before the kernel is installed, so that the
 initramfs is built once, with the final fstab).
 
-``install_bootloader`` (step "bootloader"): the chosen bootloader's module.
+``install_bootloader`` (step "bootloader"): the chosen bootloader's module, in the tree.
 
-``run`` (step "image", last): the package list, zero-filling or trimming the free
-space, unmounting and detaching, and ``--convert-qcow2`` after that (#831029: never
-from a mounted image).
+``run`` (step "image", last): the package list; each partition's filesystem made from
+its part of the tree (mkfs.ext4 -d, mkfs.btrfs --rootdir, mkfs.fat and mcopy, mkswap)
+and written into its byte range; the bootloader's last words (extlinux installs into
+the finished filesystem); the file allocated in full unless --sparse; --convert-qcow2.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import logging
 import os
-import secrets
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
-from .. import bootloaders, disk, mounts
+from .. import bootloaders, disk, identity, mounts
 from ..bootloaders import loader
 from ..chroot import write_file
 from ..context import Context
 from ..disk import Image
-from ..errors import BuildError
 from ..loop import LoopDevice
 from ..settings import Settings
 
@@ -43,17 +44,12 @@ log = logging.getLogger("vmdebootstrap")
 
 NAME = "image"
 STEP = "image"
-TOOLS = {"parted": "parted", "blkid": "util-linux", "mkswap": "util-linux", "fstrim": "util-linux",
-         "mkfs.ext4": "e2fsprogs", "mkfs.fat": "dosfstools", "mcopy": "mtools", "mmd": "mtools"}  # fmt: skip
+TOOLS = {"parted": "parted", "sfdisk": "fdisk", "mkswap": "util-linux", "mkfs.ext4": "e2fsprogs",
+         "mkfs.fat": "dosfstools", "mcopy": "mtools", "mmd": "mtools"}  # fmt: skip
 ROOT_FS_TOOLS = {"btrfs": {"mkfs.btrfs": "btrfs-progs"}, "xfs": {"mkfs.xfs": "xfsprogs"}}
 QCOW2_TOOLS = {"qemu-img": "qemu-utils"}
-
-MKFS = {
-    "ext2": ["mkfs.ext2", "-q", "-F"], "ext3": ["mkfs.ext3", "-q", "-F"], "ext4": ["mkfs.ext4", "-q", "-F"],
-    "btrfs": ["mkfs.btrfs", "-q", "-f"], "xfs": ["mkfs.xfs", "-q", "-f"], "swap": ["mkswap"],
-}  # fmt: skip
 LABELS = {"root": "root", "boot": "boot", "swap": "swap", "esp": "ESP"}
-ZERO_CHUNK = 4 * disk.MiB
+SCRATCH = "filesystems"  # the work directory's room for filesystems made apart (btrfs, xfs, swap, FAT)
 
 
 def wanted(settings: Settings) -> bool:
@@ -86,132 +82,6 @@ def host_tools(settings: Settings | None) -> Mapping[str, str]:
     return tools
 
 
-def mkfs_argv(fstype: str, role: str, device: str, metadata_csum: bool = True) -> list[str]:
-    argv = [*MKFS[fstype], "-L", LABELS[role]]
-    if fstype.startswith("ext") and not metadata_csum:
-        argv += ["-O", "^metadata_csum"]  # the release's e2fsck cannot read it (#827130)
-    return [*argv, device]
-
-
-def partition(ctx: Context) -> None:
-    """The image file, its partitions and filesystems, mounted at the build's root."""
-    request = ctx.settings.disk
-    assert request is not None
-    layout = disk.plan(request)
-    final = ctx.settings.outputs[NAME]
-    ctx.outputs.directory(final.parent)
-    if request.qcow2:  # the raw file is converted at the end, then removed
-        raw = ctx.outputs.scratch(final.with_name(f".vmdebootstrap-partial-{final.name}.raw"))
-    else:
-        raw = ctx.outputs.partial(final)
-    with open(raw, "wb") as stream:
-        stream.truncate(layout.image_size)  # sparse: only what is written takes space
-    script = disk.parted_script(layout, request.flag, legacy_boot=request.legacy_boot)
-    ctx.runner.run(["parted", "--script", "--align", "none", os.fspath(raw), *script])
-    ctx.runner.run(["parted", "--script", os.fspath(raw), "unit", "MiB", "print"])
-
-    stack = ctx.stack.enter_context(contextlib.ExitStack())
-    devices: dict[str, LoopDevice] = {}
-    uuids: dict[str, str] = {}
-    for part in layout.partitions:
-        if part.role == "bios_grub":
-            continue
-        if part.fstype == "vfat":  # made at the end (copy_fat_partitions); its volume id now
-            uuids[part.role] = f"{secrets.token_hex(2)}-{secrets.token_hex(2)}".upper()
-            continue
-        device = LoopDevice(raw, part.start, part.size)
-        stack.callback(device.detach)
-        devices[part.role] = device
-        ctx.runner.run(mkfs_argv(part.fstype, part.role, device.path, ctx.settings.release.ext4_metadata_csum))
-        uuids[part.role] = filesystem_uuid(ctx, device.path)
-    ctx.image = Image(request, layout, raw, final, devices, uuids, stack)
-    mount_filesystems(ctx, ctx.image)
-
-
-def install_bootloader(ctx: Context) -> None:
-    """Step "bootloader": the chosen bootloader's module makes the image boot."""
-    assert ctx.image is not None
-    loader.load(ctx.image.request.bootloader).install(ctx, ctx.image)
-
-
-def filesystem_uuid(ctx: Context, device: str) -> str:
-    result = ctx.runner.run(["blkid", "-c", "/dev/null", "-o", "value", "-s", "UUID", device], capture=True)
-    uuid = result.output.strip()
-    if not uuid:
-        raise BuildError(f"blkid found no filesystem UUID on {device}")
-    return uuid
-
-
-def mount_filesystems(ctx: Context, made: Image) -> None:
-    ctx.root.mkdir(mode=0o755)
-    mounts.mount(ctx.runner, made.stack, made.device("root"), ctx.root, chroot_root=ctx.root)
-    if "boot" in made.devices:
-        (ctx.root / "boot").mkdir(mode=0o755)
-        mounts.mount(ctx.runner, made.stack, made.device("boot"), ctx.root / "boot", chroot_root=ctx.root)
-    # FAT partitions are not mounted (the host kernel may have no vfat driver): their
-    # mount points stay directories of the root, copied into them at the end.
-    for part in made.layout.partitions:
-        if part.fstype == "vfat":
-            (ctx.root / part.mountpoint.lstrip("/")).mkdir(mode=0o755, parents=True, exist_ok=True)
-    for leftover in ("lost+found",):  # mkfs.ext*'s; the installed system's e2fsck makes its own
-        path = ctx.root / leftover
-        if path.is_dir() and not any(path.iterdir()):
-            path.rmdir()
-
-
-def write_fstab(ctx: Context, made: Image) -> None:
-    write_file(ctx.root, "/etc/fstab", disk.fstab(made.layout, made.uuids))
-    # initramfs-tools' resume hook would otherwise look at the *host's* swap (/proc/swaps).
-    resume = f"RESUME=UUID={made.uuids['swap']}\n" if "swap" in made.uuids else "RESUME=none\n"
-    write_file(ctx.root, "/etc/initramfs-tools/conf.d/resume", resume)
-
-
-def run(ctx: Context) -> None:
-    made = ctx.image
-    assert made is not None
-    if ctx.settings.pkglist:
-        manifest = ctx.runner.run(["dpkg-query", "--show"], chroot=ctx.root, capture=True).output
-        ctx.outputs.partial(made.final.with_name(made.final.name + ".packages")).write_text(manifest)
-    copy_fat_partitions(ctx, made)
-    mounted = [ctx.root / "boot", ctx.root] if "boot" in made.devices else [ctx.root]
-    if made.request.sparse:
-        for point in mounted:  # freed blocks become holes in the file
-            ctx.runner.run(["fstrim", os.fspath(point)], check=False)
-    else:
-        for point in mounted:
-            zero_fill(point)
-    made.stack.close()  # unmount, then detach every loop device and wait until it is free
-    if made.request.qcow2:
-        qcow2 = ctx.outputs.partial(made.final)
-        ctx.runner.run(["qemu-img", "convert", "-O", "qcow2", os.fspath(made.raw), os.fspath(qcow2)])
-        made.raw.unlink()  # no IMAGE.raw is left behind
-
-
-def copy_fat_partitions(ctx: Context, made: Image) -> None:
-    """FAT partitions (the ESP, a vfat /boot) are made last, from what the build put below
-    their mount points: a FAT image file filled by mtools and copied into the disk image.
-    Nothing is mounted, so the host kernel needs no vfat driver.  The mount point in the
-    root filesystem is left empty, as under any mount."""
-    for part in made.layout.partitions:
-        if part.fstype != "vfat":
-            continue
-        directory = ctx.root / part.mountpoint.lstrip("/")
-        fat = ctx.workdir / f"{part.role}.fat"
-        ctx.runner.run(mkfs_fat_argv(part, fat, made.uuids[part.role]))
-        entries = sorted(directory.iterdir())
-        files = [os.fspath(e) for e in entries if not e.is_symlink()]  # FAT has no symlinks
-        if files:
-            ctx.runner.run(["mcopy", "-s", "-p", "-Q", "-i", os.fspath(fat), *files, "::/"],
-                           env={"MTOOLS_SKIP_CHECK": "1"})
-        copy_into(fat, made.raw, part.start)
-        fat.unlink()
-        for entry in entries:
-            if entry.is_dir() and not entry.is_symlink():
-                shutil.rmtree(entry)
-            else:
-                entry.unlink()
-
-
 def mkfs_fat_argv(part: disk.Partition, fat: Path, uuid: str) -> list[str]:
     # FAT32 below ~64 MiB wastes clusters or is refused; mkfs.fat picks FAT16 then.
     fat32 = ["-F", "32"] if part.size >= 64 * disk.MiB else []
@@ -230,22 +100,155 @@ def copy_into(source: Path, image: Path, offset: int) -> None:
         os.fsync(writer.fileno())
 
 
-def zero_fill(directory: Path) -> None:
-    """Write zeros into the free space and remove them again (without --sparse):
-    deleted files' old contents become zeros and the image file is fully allocated."""
-    filler = directory / "vmdebootstrap-zeros"
-    chunk = bytes(ZERO_CHUNK)
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-    try:
-        while True:
-            try:
-                if os.write(fd, chunk) == 0:
-                    break
-            except OSError as exc:
-                if exc.errno != errno.ENOSPC:
-                    raise
-                break
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-        filler.unlink()
+# -- the partition step --------------------------------------------------------------------------------
+
+
+def identifiers(seed: str, layout: disk.Layout, name: str) -> tuple[dict[str, str], dict[str, str], str]:
+    """(filesystem UUIDs, partition GUIDs, disk id) from the seed; the root's UUID also from the
+    image's name, so that two images built with one --seed still differ."""
+    uuids: dict[str, str] = {}
+    for part in layout.partitions:
+        if part.role == "bios_grub":
+            continue
+        if part.fstype == "vfat":
+            volume = identity.hex_for(seed, f"volume:{part.role}", 8).upper()
+            uuids[part.role] = f"{volume[:4]}-{volume[4:]}"
+        else:
+            uuids[part.role] = identity.uuid_for(seed, f"filesystem:{part.role}:{name if part.role == 'root' else ''}")
+    if layout.label == "gpt":
+        disk_id = identity.uuid_for(seed, "gpt:disk")
+        parts = {p.role: identity.uuid_for(seed, f"gpt:{p.role}") for p in layout.partitions}
+    else:
+        disk_id = "0x" + identity.hex_for(seed, "mbr:disk", 8)
+        parts = {p.role: f"{disk_id[2:]}-{p.number:02d}" for p in layout.partitions}
+    return uuids, parts, disk_id
+
+
+def partition(ctx: Context) -> None:
+    """The image file and its partition table; the identifiers its filesystems will have."""
+    request = ctx.settings.disk
+    assert request is not None
+    layout = disk.plan(request)
+    final = ctx.settings.outputs[NAME]
+    ctx.outputs.directory(final.parent)
+    if request.qcow2:  # the raw file is converted at the end, then removed
+        raw = ctx.outputs.scratch(final.with_name(f".vmdebootstrap-partial-{final.name}.raw"))
+    else:
+        raw = ctx.outputs.partial(final)
+    with open(raw, "wb") as stream:
+        stream.truncate(layout.image_size)  # sparse: only what is written takes space
+    script = disk.parted_script(layout, request.flag, legacy_boot=request.legacy_boot)
+    ctx.runner.run(["parted", "--script", "--align", "none", os.fspath(raw), *script])
+    uuids, part_uuids, disk_id = identifiers(ctx.settings.seed, layout, final.name)
+    # parted chose random identifiers: the seed's replace them.
+    ctx.runner.run(["sfdisk", "--quiet", "--disk-id", os.fspath(raw), disk_id])
+    if layout.label == "gpt":
+        for part in layout.partitions:
+            ctx.runner.run(["sfdisk", "--quiet", "--part-uuid", os.fspath(raw), str(part.number),
+                            part_uuids[part.role]])
+    ctx.runner.run(["parted", "--script", os.fspath(raw), "unit", "MiB", "print"])
+    stack = ctx.stack.enter_context(contextlib.ExitStack())
+    ctx.image = Image(request, layout, raw, final, uuids, part_uuids, disk_id, stack)
+
+
+def write_fstab(ctx: Context, made: Image) -> None:
+    write_file(ctx.root, "/etc/fstab", disk.fstab(made.layout, made.uuids))
+    # initramfs-tools' resume hook would otherwise look at the *host's* swap (/proc/swaps).
+    resume = f"RESUME=UUID={made.uuids['swap']}\n" if "swap" in made.uuids else "RESUME=none\n"
+    write_file(ctx.root, "/etc/initramfs-tools/conf.d/resume", resume)
+
+
+def install_bootloader(ctx: Context) -> None:
+    """Step "bootloader": the chosen bootloader's module makes the tree (and the gap) boot."""
+    assert ctx.image is not None
+    loader.load(ctx.image.request.bootloader).install(ctx, ctx.image)
+
+
+# -- the image step ---------------------------------------------------------------------------------------
+
+
+def run(ctx: Context) -> None:
+    made = ctx.image
+    assert made is not None
+    if ctx.settings.pkglist:
+        manifest = ctx.runner.run(["dpkg-query", "--show"], chroot=ctx.root, capture=True).output
+        ctx.outputs.partial(made.final.with_name(made.final.name + ".packages")).write_text(manifest)
+    scratch = ctx.workdir / SCRATCH
+    scratch.mkdir()
+    # The deepest mount points first: each filesystem takes its part of the tree with it.
+    for part in sorted(made.layout.partitions, key=lambda p: -len(p.mountpoint)):
+        if part.role != "bios_grub":
+            make_filesystem(ctx, made, part, scratch)
+    loader.load(made.request.bootloader).finish(ctx, made)
+    made.stack.close()
+    if not made.request.sparse:  # allocated in full, as the old zero-filled images were
+        with open(made.raw, "r+b") as stream:
+            os.posix_fallocate(stream.fileno(), 0, made.layout.image_size)
+    if made.request.qcow2:
+        qcow2 = ctx.outputs.partial(made.final)
+        ctx.runner.run(["qemu-img", "convert", "-O", "qcow2", os.fspath(made.raw), os.fspath(qcow2)])
+        made.raw.unlink()  # no IMAGE.raw is left behind
+
+
+def make_filesystem(ctx: Context, made: Image, part: disk.Partition, scratch: Path) -> None:
+    """``part``'s filesystem with its part of the tree, written into its byte range of the image.
+    A mount point's contents move into its filesystem; the directory stays, empty, in the one
+    above it (as under any mount)."""
+    source = ctx.root / part.mountpoint.lstrip("/") if part.mountpoint else None
+    uuid = made.uuids[part.role]
+    if part.fstype.startswith("ext"):
+        assert source is not None
+        ctx.runner.run(mkfs_ext_argv(part, made.raw, source, uuid, ctx.settings.release.ext4_metadata_csum))
+    else:
+        alone = scratch / f"{part.role}.fs"
+        with open(alone, "wb") as stream:
+            stream.truncate(part.size)
+        if part.fstype == "vfat":
+            assert source is not None
+            fill_fat(ctx, part, alone, source, uuid)
+        elif part.fstype == "swap":
+            ctx.runner.run(["mkswap", "-L", LABELS[part.role], "-U", uuid, os.fspath(alone)])
+        elif part.fstype == "btrfs":
+            assert source is not None
+            ctx.runner.run(["mkfs.btrfs", "-q", "-f", "-L", LABELS[part.role], "-U", uuid, "--rootdir",
+                            os.fspath(source), os.fspath(alone)])
+        else:
+            assert source is not None
+            fill_by_copy(ctx, part, alone, source, uuid)
+        copy_into(alone, made.raw, part.start)
+        alone.unlink()
+    if source is not None and part.role != "root":
+        for entry in sorted(source.iterdir()):
+            shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+
+
+def mkfs_ext_argv(part: disk.Partition, image: Path, source: Path, uuid: str, metadata_csum: bool = True) -> list[str]:
+    """mke2fs straight into the partition's range of the image file, populated from ``source``."""
+    argv = [f"mkfs.{part.fstype}", "-q", "-F", "-L", LABELS[part.role], "-U", uuid,
+            "-E", f"offset={part.start},hash_seed={uuid},nodiscard", "-d", os.fspath(source)]
+    if not metadata_csum:
+        argv += ["-O", "^metadata_csum"]  # the release's e2fsck cannot read it (#827130)
+    return [*argv, os.fspath(image), f"{part.size // 1024}k"]
+
+
+def fill_fat(ctx: Context, part: disk.Partition, fat: Path, source: Path, uuid: str) -> None:
+    """A FAT filesystem filled by mtools: nothing is mounted, so the host kernel needs no vfat driver."""
+    fat.unlink()
+    ctx.runner.run(mkfs_fat_argv(part, fat, uuid))
+    files = [os.fspath(e) for e in sorted(source.iterdir()) if not e.is_symlink()]  # FAT has no symlinks
+    if files:
+        ctx.runner.run(["mcopy", "-s", "-p", "-Q", "-i", os.fspath(fat), *files, "::/"],
+                       env={"MTOOLS_SKIP_CHECK": "1"})
+
+
+def fill_by_copy(ctx: Context, part: disk.Partition, alone: Path, source: Path, uuid: str) -> None:
+    """xfs, whose mkfs cannot take a directory: made empty, mounted and filled by cp."""
+    ctx.runner.run(["mkfs.xfs", "-q", "-f", "-L", LABELS[part.role], "-m", f"uuid={uuid}", os.fspath(alone)])
+    with contextlib.ExitStack() as stack:
+        device = LoopDevice(alone)
+        stack.callback(device.detach)
+        point = alone.with_suffix(".mnt")
+        point.mkdir()
+        stack.callback(point.rmdir)
+        mounts.mount(ctx.runner, stack, device.path, point)
+        ctx.runner.run(["cp", "-a", "--sparse=always", f"{source}/.", os.fspath(point)])

@@ -27,7 +27,7 @@ import shlex
 import shutil
 from pathlib import Path
 
-from .. import binfmt, cache, stagecache
+from .. import archive, binfmt, cache, disk, stagecache
 from ..chroot import write_file
 from ..context import Context, Origin
 from ..errors import BuildError
@@ -109,8 +109,8 @@ def choose(ctx: Context) -> tuple[str, str]:
 
 
 def _cache_beside_target(ctx: Context) -> bool:
-    """Whether the package cache can be hard-linked into the target (a disk image's root is
-    a filesystem of its own; otherwise the root is made below the work directory)."""
+    """Whether the package cache can be hard-linked into the target (the root is made below
+    the work directory)."""
     debs = cache.debs_dir(ctx.settings)
     target = ctx.root if ctx.root.exists() else ctx.root.parent
     return debs is None or os.stat(debs).st_dev == os.stat(target).st_dev
@@ -164,14 +164,35 @@ def mmdebstrap_argv(settings: Settings, root: Path, cache_dir: Path | None,
 
 
 def decide(ctx: Context) -> Origin:
-    """Which bootstrapper, and whether the tree comes from the stage cache (once per build)."""
+    """Which bootstrapper, the build's epoch, and whether the tree comes from the stage cache
+    (once per build)."""
     if ctx.origin is None:
         bootstrapper, why = choose(ctx)
         log.info("bootstrapper: %s (%s)", bootstrapper, why)
-        entry, cached = stagecache.lookup(ctx.settings, ctx.runner, ctx.stack, ctx.workdir,
-                                          packages=packages.selected(ctx.settings), bootstrapper=bootstrapper)
+        settings = ctx.settings
+        release = archive.release_file(ctx.runner, settings.mirrors.build, settings.release.name, ctx.workdir)
+        set_epoch(ctx, release)
+        fstab = disk.fstab(ctx.image.layout, ctx.image.uuids) if ctx.image is not None else ""
+        entry, cached = stagecache.lookup(settings, ctx.stack, release_file=release,
+                                          packages=packages.selected(settings), bootstrapper=bootstrapper,
+                                          image=fstab)
         ctx.origin = Origin(bootstrapper, why, entry, cached)
     return ctx.origin
+
+
+def set_epoch(ctx: Context, release: bytes | None) -> None:
+    """SOURCE_DATE_EPOCH for every command from now on: --source-date-epoch (or the variable),
+    else the Date of the release's InRelease, so that the same mirror state gives the same epoch."""
+    epoch = ctx.settings.source_date_epoch
+    if epoch is None and release is not None:
+        epoch = archive.release_date(release)
+    if epoch is None:
+        log.warning("no SOURCE_DATE_EPOCH: the mirror's Release file has no Date; the outputs carry today's")
+        return
+    ctx.epoch = epoch
+    ctx.runner.environment["SOURCE_DATE_EPOCH"] = str(epoch)
+    log.info("SOURCE_DATE_EPOCH=%d (%s)", epoch, "given" if ctx.settings.source_date_epoch is not None else
+             f"the Date of {ctx.settings.release}'s Release file")
 
 
 def note(ctx: Context) -> str:
@@ -241,7 +262,7 @@ def _debootstrap(ctx: Context) -> None:
     if settings.bootstrap.script is not None:
         log.info("debootstrap has no script for %s: it uses %s's, as its own symlinks do for new releases",
                  settings.release, settings.bootstrap.script.name)
-    ctx.root.mkdir(mode=0o755, exist_ok=True)  # a disk image's root is mounted there already
+    ctx.root.mkdir(mode=0o755, exist_ok=True)
     target = ctx.root  # where the failing debootstrap kept its log
     try:
         cache_dir = cache.debs_dir(settings)
