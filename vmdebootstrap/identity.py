@@ -31,3 +31,8 @@ def uuid_for(seed: str, what: str) -> str:
 def hex_for(seed: str, what: str, digits: int) -> str:
     """``digits`` hexadecimal digits (a FAT volume id: 8; an MBR disk identifier: 8)."""
     return _digest(seed, what).hex()[:digits]
+
+
+def bytes_for(seed: str, what: str, count: int) -> bytes:
+    """``count`` (at most 32) bytes that only ``seed`` and ``what`` decide (a password's salt)."""
+    return _digest(seed, what)[:count]

@@ -129,7 +129,7 @@ def test_mkfs_commands() -> None:
     assert "^metadata_csum" in image.mkfs_ext_argv(root, Path("/x"), Path("/r"), "U", metadata_csum=False)  # #827130
     esp = disk.Partition(1, "esp", MiB, 257 * MiB, "vfat")
     assert image.mkfs_fat_argv(esp, Path("/w/esp.fat"), "AB12-CD34") == [
-        "mkfs.fat", "-C", "-F", "32", "-n", "ESP", "-i", "AB12CD34", "/w/esp.fat", str(256 * 1024)]
+        "mkfs.fat", "-C", "--invariant", "-F", "32", "-n", "ESP", "-i", "AB12CD34", "/w/esp.fat", str(256 * 1024)]
 
 
 def test_copy_into_skips_zero_blocks(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -282,19 +283,51 @@ def assert_never_on_argv(runner: FakeRunner, *secrets: str) -> None:
                 assert secret not in arg, argv
 
 
+def verify(password: str, crypted: str) -> bool:
+    """crypt(3) by the host's libcrypt, independently of passwords.py: the hash of ``password``
+    with the settings (method, cost, salt) ``crypted`` carries equals it."""
+    lib = ctypes.CDLL("libcrypt.so.1")
+    lib.crypt.restype = ctypes.c_char_p
+    lib.crypt.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
+    return bool(lib.crypt(password.encode(), crypted.encode()) == crypted.encode())
+
+
 def test_users_plain_passwords(make_context: MakeContext) -> None:
-    ctx, runner = make_context("--root-password", SECRET_ROOT, "--user", f"bob/{SECRET_BOB}", "--user", "eve")
+    ctx, runner = make_context("--root-password", SECRET_ROOT, "--user", f"bob/{SECRET_BOB}", "--user", "eve",
+                               "--distribution", "trixie")
     users.run(ctx)
     root = str(ctx.root)
     assert runner.calls == [
-        ["chroot", root, "chpasswd"],
+        ["chroot", root, "chpasswd", "--encrypted"],
         ["chroot", root, "adduser", "--disabled-password", "--gecos", "bob", "bob"],
-        ["chroot", root, "chpasswd"],
+        ["chroot", root, "chpasswd", "--encrypted"],
         ["chroot", root, "adduser", "--disabled-password", "--gecos", "eve", "eve"],
         ["chroot", root, "passwd", "--delete", "eve"],
     ]
-    assert runner.inputs == [f"root:{SECRET_ROOT}\n", None, f"bob:{SECRET_BOB}\n", None, None]
+    root_line, _, bob_line, _, _ = runner.inputs
+    assert root_line is not None and bob_line is not None
+    root_hash = root_line.removeprefix("root:").strip()
+    bob_hash = bob_line.removeprefix("bob:").strip()
+    # yescrypt, the hash trixie's PAM writes; a salt per user; the passwords check out
+    assert root_hash.startswith("$y$j9T$") and bob_hash.startswith("$y$j9T$")
+    assert root_hash.split("$")[3] != bob_hash.split("$")[3]
+    assert verify(SECRET_ROOT, root_hash) and verify(SECRET_BOB, bob_hash)
+    assert not verify(SECRET_BOB, root_hash)
     assert_never_on_argv(runner, SECRET_ROOT, SECRET_BOB)
+    for line in (root_line, bob_line):
+        assert SECRET_ROOT not in line and SECRET_BOB not in line
+
+
+def test_password_hashes_come_from_the_seed(make_context: MakeContext) -> None:
+    def shadow_of(*argv: str) -> list[str | None]:
+        ctx, runner = make_context("--user", f"bob/{SECRET_BOB}", *argv)
+        users.run(ctx)
+        return [line for line in runner.inputs if line and line.startswith("bob:")]
+
+    first = shadow_of("--seed", "one")
+    assert first == shadow_of("--seed", "one")  # the same build: the same /etc/shadow
+    assert first != shadow_of("--seed", "two")
+    assert str(shadow_of("--seed", "one", "--distribution", "buster")[0]).startswith("bob:$6$")  # sha512
 
 
 def test_users_hashed_passwords_use_encrypted(make_context: MakeContext) -> None:

@@ -28,11 +28,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
-from .. import bootloaders, disk, identity, mounts
+from .. import bootloaders, disk, identity, mounts, reproducible
 from ..bootloaders import loader
 from ..chroot import write_file
 from ..context import Context
@@ -45,7 +44,7 @@ log = logging.getLogger("vmdebootstrap")
 NAME = "image"
 STEP = "image"
 TOOLS = {"parted": "parted", "sfdisk": "fdisk", "mkswap": "util-linux", "mkfs.ext4": "e2fsprogs",
-         "mkfs.fat": "dosfstools", "mcopy": "mtools", "mmd": "mtools"}  # fmt: skip
+         "debugfs": "e2fsprogs", "mkfs.fat": "dosfstools", "mcopy": "mtools", "mmd": "mtools"}  # fmt: skip
 ROOT_FS_TOOLS = {"btrfs": {"mkfs.btrfs": "btrfs-progs"}, "xfs": {"mkfs.xfs": "xfsprogs"}}
 QCOW2_TOOLS = {"qemu-img": "qemu-utils"}
 LABELS = {"root": "root", "boot": "boot", "swap": "swap", "esp": "ESP"}
@@ -85,8 +84,9 @@ def host_tools(settings: Settings | None) -> Mapping[str, str]:
 def mkfs_fat_argv(part: disk.Partition, fat: Path, uuid: str) -> list[str]:
     # FAT32 below ~64 MiB wastes clusters or is refused; mkfs.fat picks FAT16 then.
     fat32 = ["-F", "32"] if part.size >= 64 * disk.MiB else []
-    return ["mkfs.fat", "-C", *fat32, "-n", LABELS[part.role], "-i", uuid.replace("-", ""), os.fspath(fat),
-            str(part.size // 1024)]
+    # --invariant: no time-based or random values (the volume id is given)
+    return ["mkfs.fat", "-C", "--invariant", *fat32, "-n", LABELS[part.role], "-i", uuid.replace("-", ""),
+            os.fspath(fat), str(part.size // 1024)]
 
 
 def copy_into(source: Path, image: Path, offset: int) -> None:
@@ -174,11 +174,15 @@ def run(ctx: Context) -> None:
         manifest = ctx.runner.run(["dpkg-query", "--show"], chroot=ctx.root, capture=True).output
         ctx.outputs.partial(made.final.with_name(made.final.name + ".packages")).write_text(manifest)
     scratch = ctx.workdir / SCRATCH
-    scratch.mkdir()
-    # The deepest mount points first: each filesystem takes its part of the tree with it.
-    for part in sorted(made.layout.partitions, key=lambda p: -len(p.mountpoint)):
+    empty = scratch / "empty"  # what a mount point holds in the filesystem above it
+    empty.mkdir(parents=True, mode=0o755)
+    if ctx.epoch is not None:
+        os.utime(empty, (ctx.epoch, ctx.epoch))
+    for part in made.layout.partitions:
         if part.role != "bios_grub":
-            make_filesystem(ctx, made, part, scratch)
+            with contextlib.ExitStack() as hidden:
+                hide_other_filesystems(ctx, made, part, hidden, empty)
+                make_filesystem(ctx, made, part, scratch)
     loader.load(made.request.bootloader).finish(ctx, made)
     made.stack.close()
     if not made.request.sparse:  # allocated in full, as the old zero-filled images were
@@ -190,36 +194,50 @@ def run(ctx: Context) -> None:
         made.raw.unlink()  # no IMAGE.raw is left behind
 
 
+def hide_other_filesystems(ctx: Context, made: Image, part: disk.Partition, stack: contextlib.ExitStack,
+                           empty: Path) -> None:
+    """An empty directory mounted over every mount point below ``part``'s: the /boot of the
+    tree goes into the /boot filesystem, the root filesystem holds an empty /boot (as under
+    any mount), and the tree itself is left whole for the other outputs of the build."""
+    if not part.mountpoint:
+        return
+    inside = part.mountpoint.rstrip("/") + "/"
+    for other in made.layout.partitions:
+        if other is not part and other.mountpoint.startswith(inside):
+            target = ctx.root / other.mountpoint.lstrip("/")
+            target.mkdir(parents=True, exist_ok=True)
+            mounts.mount(ctx.runner, stack, os.fspath(empty), target, bind=True)
+
+
 def make_filesystem(ctx: Context, made: Image, part: disk.Partition, scratch: Path) -> None:
-    """``part``'s filesystem with its part of the tree, written into its byte range of the image.
-    A mount point's contents move into its filesystem; the directory stays, empty, in the one
-    above it (as under any mount)."""
+    """``part``'s filesystem with its part of the tree, written into its byte range of the image."""
     source = ctx.root / part.mountpoint.lstrip("/") if part.mountpoint else None
     uuid = made.uuids[part.role]
     if part.fstype.startswith("ext"):
         assert source is not None
-        ctx.runner.run(mkfs_ext_argv(part, made.raw, source, uuid, ctx.settings.release.ext4_metadata_csum))
+        fake_time = {"E2FSPROGS_FAKE_TIME": str(ctx.epoch)} if ctx.epoch is not None else {}
+        ctx.runner.run(mkfs_ext_argv(part, made.raw, source, uuid, ctx.settings.release.ext4_metadata_csum),
+                       env=fake_time)
+        if ctx.epoch is not None:
+            reproducible.ext_times(ctx.runner, made.raw, part.start, source, epoch=ctx.epoch, scratch=scratch)
+        return
+    alone = scratch / f"{part.role}.fs"
+    with open(alone, "wb") as stream:
+        stream.truncate(part.size)
+    if part.fstype == "vfat":
+        assert source is not None
+        fill_fat(ctx, part, alone, source, uuid)
+    elif part.fstype == "swap":
+        ctx.runner.run(["mkswap", "-L", LABELS[part.role], "-U", uuid, os.fspath(alone)])
+    elif part.fstype == "btrfs":
+        assert source is not None
+        ctx.runner.run(["mkfs.btrfs", "-q", "-f", "-L", LABELS[part.role], "-U", uuid, "--rootdir",
+                        os.fspath(source), os.fspath(alone)])
     else:
-        alone = scratch / f"{part.role}.fs"
-        with open(alone, "wb") as stream:
-            stream.truncate(part.size)
-        if part.fstype == "vfat":
-            assert source is not None
-            fill_fat(ctx, part, alone, source, uuid)
-        elif part.fstype == "swap":
-            ctx.runner.run(["mkswap", "-L", LABELS[part.role], "-U", uuid, os.fspath(alone)])
-        elif part.fstype == "btrfs":
-            assert source is not None
-            ctx.runner.run(["mkfs.btrfs", "-q", "-f", "-L", LABELS[part.role], "-U", uuid, "--rootdir",
-                            os.fspath(source), os.fspath(alone)])
-        else:
-            assert source is not None
-            fill_by_copy(ctx, part, alone, source, uuid)
-        copy_into(alone, made.raw, part.start)
-        alone.unlink()
-    if source is not None and part.role != "root":
-        for entry in sorted(source.iterdir()):
-            shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+        assert source is not None
+        fill_by_copy(ctx, part, alone, source, uuid)
+    copy_into(alone, made.raw, part.start)
+    alone.unlink()
 
 
 def mkfs_ext_argv(part: disk.Partition, image: Path, source: Path, uuid: str, metadata_csum: bool = True) -> list[str]:
@@ -237,7 +255,8 @@ def fill_fat(ctx: Context, part: disk.Partition, fat: Path, source: Path, uuid: 
     ctx.runner.run(mkfs_fat_argv(part, fat, uuid))
     files = [os.fspath(e) for e in sorted(source.iterdir()) if not e.is_symlink()]  # FAT has no symlinks
     if files:
-        ctx.runner.run(["mcopy", "-s", "-p", "-Q", "-i", os.fspath(fat), *files, "::/"],
+        # -m: the files' own (clamped) times; mtools dates what it makes by SOURCE_DATE_EPOCH
+        ctx.runner.run(["mcopy", "-s", "-p", "-m", "-Q", "-i", os.fspath(fat), *files, "::/"],
                        env={"MTOOLS_SKIP_CHECK": "1"})
 
 

@@ -28,10 +28,10 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import uuid
 from collections.abc import Mapping
 from pathlib import Path
 
+from .. import identity, reproducible
 from ..context import Context
 from ..errors import BuildError
 from ..settings import Settings
@@ -197,7 +197,8 @@ def make_efi_image(ctx: Context, tree: Path, marker: str) -> None:
     image = tree / "boot/grub/efi.img"
     kib = sum(path.stat().st_size for path in loaders.values()) // 1024 + 1024
     kib += (-kib) % 1024  # whole MiB
-    ctx.runner.run(["mkfs.fat", "-C", "-n", "ESP", os.fspath(image), str(kib)])
+    volume_id = identity.hex_for(settings.seed, "iso:efi.img", 8)
+    ctx.runner.run(["mkfs.fat", "-C", "--invariant", "-i", volume_id, "-n", "ESP", os.fspath(image), str(kib)])
     ctx.runner.run(["mmd", "-i", os.fspath(image), "::/EFI", "::/EFI/BOOT"])
     for name, path in loaders.items():
         ctx.runner.run(["mcopy", "-i", os.fspath(image), os.fspath(path), f"::/EFI/BOOT/{name}"])
@@ -250,7 +251,7 @@ def run(ctx: Context) -> None:
     ctx.outputs.directory(final.parent)
     tree = ctx.workdir / "iso"
     (tree / "boot/grub").mkdir(parents=True)
-    marker = f"/.disk/vmdebootstrap-{uuid.uuid4().hex}"
+    marker = f"/.disk/vmdebootstrap-{identity.hex_for(ctx.settings.seed, 'iso:marker', 32)}"
     (tree / ".disk").mkdir()
     (tree / marker.lstrip("/")).write_text("")
     (tree / ".disk/info").write_text(f"Debian live {ctx.settings.release} {ctx.settings.arch.name}, "
@@ -260,6 +261,12 @@ def run(ctx: Context) -> None:
     if ctx.settings.arch.pc_bios:
         make_isolinux(ctx, tree)
     grafts = {f"live/{name}": path for name, path in live_files.items()}
+    # A directory of its own: one that xorriso makes for the grafts is dated now, not by the epoch.
+    (tree / "live").mkdir()
+    if ctx.epoch is not None:  # xorriso takes the files' mtimes (SOURCE_DATE_EPOCH: all dates from them)
+        reproducible.clamp_mtimes(tree, ctx.epoch)
+        for path in grafts.values():
+            os.utime(path, (ctx.epoch, ctx.epoch))
     output = ctx.outputs.partial(final)
     ctx.runner.run(xorriso_argv(ctx, tree, output, grafts))
     verify(ctx, output)

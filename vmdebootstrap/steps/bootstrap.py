@@ -27,7 +27,7 @@ import shlex
 import shutil
 from pathlib import Path
 
-from .. import archive, binfmt, cache, disk, stagecache
+from .. import archive, binfmt, cache, disk, reproducible, stagecache
 from ..chroot import write_file
 from ..context import Context, Origin
 from ..errors import BuildError
@@ -225,6 +225,8 @@ def save_stage(ctx: Context) -> None:
     has an entry there and did not come from it)."""
     origin = decide(ctx)
     if origin.stage is not None and not origin.cached:
+        if ctx.epoch is not None:  # clamped here, the overlay never copies a file up to clamp it
+            reproducible.clamp_mtimes(ctx.root, ctx.epoch)
         stagecache.save(ctx.runner, ctx.stack, ctx.workdir, ctx.root, origin.stage)
 
 

@@ -12,7 +12,9 @@ with its API filesystems mounted.
 into every copy of the image (reliability.md §3.10): the host's resolv.conf
 (debootstrap copies it), the machine-id (systemd makes one at first boot), SSH host
 keys (regenerated at first boot by a small unit), apt lists that belong to the build
-mirror, and the qemu-user interpreter a foreign build copied in.
+mirror, and the qemu-user interpreter a foreign build copied in; then the build's own
+state (logs, caches, backups: reproducible.BUILD_STATE) and every mtime clamped to the
+build's epoch, so that the same inputs give the same tree (docs/reproducible.md).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import shlex
 import shutil
 from pathlib import Path
 
-from .. import outputs
+from .. import outputs, reproducible
 from ..chroot import exists_in, has_unit, target_path, use_host_dns, write_file
 from ..context import Context
 from .bootstrap import NO_VALID_UNTIL_CONF
@@ -168,3 +170,12 @@ def scrub(ctx: Context) -> None:
                 shutil.rmtree(entry)
             else:
                 os.unlink(entry)
+    _normalize(ctx)
+
+
+def _normalize(ctx: Context) -> None:
+    removed = reproducible.remove_build_state(ctx.root)
+    log.debug("build state removed: %s", ", ".join(removed) or "none")
+    if ctx.epoch is not None:
+        changed = reproducible.clamp_mtimes(ctx.root, ctx.epoch)
+        log.info("%d files' times clamped to SOURCE_DATE_EPOCH=%d", changed, ctx.epoch)

@@ -3,15 +3,17 @@
 Reads: settings.root_password, .lock_root, .users, .sudo, .force_password_change.
 Writes: accounts and password hashes inside the target.  Undoes: nothing.
 
-Passwords go to chpasswd *inside the target* on stdin: the target's own PAM picks the
-hash (releases.Release.password_hash), and the plaintext never appears on an argv, in
-ps or in the log (reliability.md §3.9).
+Passwords are hashed by the method the release's PAM uses (releases.Release.password_hash)
+with a salt from the build's seed (passwords.py: the same inputs give the same
+/etc/shadow), and the hash goes to chpasswd --encrypted *inside the target* on stdin:
+the plaintext never appears on an argv, in ps or in the log (reliability.md §3.9).
 """
 
 from __future__ import annotations
 
 import logging
 
+from .. import passwords
 from ..context import Context
 from ..values import User
 
@@ -20,8 +22,10 @@ log = logging.getLogger("vmdebootstrap")
 
 def set_password(ctx: Context, user: User) -> None:
     assert user.password is not None
-    argv = ["chpasswd", "--encrypted"] if user.hashed else ["chpasswd"]
-    ctx.runner.run(argv, chroot=ctx.root, input=f"{user.name}:{user.password}\n")
+    settings = ctx.settings
+    crypted = user.password if user.hashed else \
+        passwords.hashed(user.password, settings.release.password_hash, settings.seed, user.name)
+    ctx.runner.run(["chpasswd", "--encrypted"], chroot=ctx.root, input=f"{user.name}:{crypted}\n")
 
 
 def run(ctx: Context) -> None:
