@@ -18,7 +18,7 @@ from typing import Literal
 
 from . import __version__, archive, binfmt, bootcheck, cli, diskfull, hostdeps, recipe, sandbox, ui
 from .errors import BuildError, Interrupted, UsageError
-from .run import CommandFailed, Runner
+from .run import Runner, command_failure
 from .settings import Settings, validate
 from .steps import packages
 
@@ -173,10 +173,14 @@ def _report_failure(exc: BuildError | OSError, failed_step: str, settings: Setti
     full = diskfull.explain(exc, diskfull.places(settings))
     message = f"{full} ({exc})" if full else str(exc)
     log.error("%s: %s", where, message)
-    cause = exc.__cause__ if isinstance(exc.__cause__, CommandFailed) else exc
-    if isinstance(cause, CommandFailed) and cause.tail:
-        log.error("last output lines:\n  %s", "\n  ".join(cause.tail[-10:]))
-    print(f"{cli.PROG}: error: {where}: {message}\n{cli.PROG}: full log: {path}", file=sys.stderr)
+    failed = command_failure(exc)
+    lines = failed.last_lines() if failed is not None else []
+    # Printed below with the error itself, on a terminal as elsewhere; the log has them in its place.
+    if lines:
+        log.error("last output lines:\n  %s", "\n  ".join(lines), extra=ui.LOG_ONLY)
+    shown = f"\n{cli.PROG}: last output lines of the command:" + "".join(f"\n  {line}" for line in lines)
+    print(f"{cli.PROG}: error: {where}: {message}{shown if lines else ''}\n{cli.PROG}: full log: {path}",
+          file=sys.stderr)
     return 1
 
 

@@ -15,6 +15,8 @@ from typing import TextIO
 log = logging.getLogger("vmdebootstrap")
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(message)s"
+# ``log.error(..., extra=LOG_ONLY)``: into the log file only (the caller prints it itself).
+LOG_ONLY = {"console": False}
 
 
 def _clock(seconds: float) -> str:
@@ -139,6 +141,8 @@ class _ConsoleHandler(logging.Handler):
         self.display = display
 
     def emit(self, record: logging.LogRecord) -> None:
+        if not getattr(record, "console", True):
+            return
         try:
             message = self.format(record)
         except Exception:  # pragma: no cover - logging must never fail the build

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import shutil
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from vmdebootstrap import binfmt, main, recipe, sandbox, settings
+from vmdebootstrap import binfmt, main, recipe, sandbox, settings, ui
 from vmdebootstrap.architectures import Architecture
 from vmdebootstrap.errors import BuildError, Interrupted
 from vmdebootstrap.run import CommandFailed
@@ -202,6 +203,34 @@ def test_run_build_failure_exits_1(make_settings: MakeSettings, tmp_path: Path, 
     assert "vmdebootstrap: error: step 'system' failed: it broke" in err
     assert f"full log: {tmp_path / 'build.log'}" in err
     assert "last words" in (tmp_path / "build.log").read_text()
+
+
+@pytest.mark.usefixtures("process_state")
+@pytest.mark.parametrize("live", [True, False])
+def test_a_failed_command_s_last_lines_are_shown_with_the_error(make_settings: MakeSettings, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch, live: bool,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """On a terminal (the live display) as elsewhere, the error is followed by the command's last
+    lines, not by an empty "last output lines:" whose lines went to the log only (issue 18)."""
+    s = _settings(make_settings, tmp_path)
+    console = io.StringIO()
+    monkeypatch.setattr(ui, "make_display", lambda steps: ui.Display(console, steps, live=live))
+    tail = ["Reading package lists...", "\x1b[1;31mE: Unable to locate package nosuch\x1b[0m", "", "   "]
+
+    def fail(_settings: object, _runner: object, display: ui.Display) -> list[Path]:
+        with display.step("packages"):
+            raise BuildError("apt failed") from CommandFailed(["apt-get", "install", "nosuch"], 100, tail)
+
+    monkeypatch.setattr(recipe, "build", fail)
+    assert REAL_RUN_BUILD(s) == 1
+    err = capsys.readouterr().err
+    assert ("vmdebootstrap: error: step 'packages' failed: apt failed\n"
+            "vmdebootstrap: last output lines of the command:\n"
+            "  Reading package lists...\n"
+            "  E: Unable to locate package nosuch\n"
+            f"vmdebootstrap: full log: {tmp_path / 'build.log'}\n") in err
+    assert "last output lines:" not in console.getvalue()  # shown once, with the error
+    assert "last output lines:\n  Reading package lists..." in (tmp_path / "build.log").read_text()
 
 
 @pytest.mark.usefixtures("process_state")
