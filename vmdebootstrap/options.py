@@ -224,7 +224,12 @@ OPTIONS: tuple[Option, ...] = (
            _G_USERS, "USER[/PASSWORD]", secret=True, parse=_V.users),
     Option("root-password", "str", "", "root's password ('hashed:' for a crypt(3) hash)", _G_USERS, "PW",
            secret=True, parse=_V.root_password),
-    Option("lock-root-password", "bool", False, "lock root's password", _G_USERS),
+    Option("lock-root-password", "bool", False,
+           "lock root's password (the default without --root-password or --empty-root-password; saying it "
+           "silences the warning that names the new default)", _G_USERS),
+    Option("empty-root-password", "bool", False,
+           "give root an empty password, as the old vmdebootstrap did by default (insecure: whoever reaches "
+           "a console of the image is root)", _G_USERS),
     Option("force-password-change", "bool", False,
            "users given without a password get an empty one that must be changed at first login", _G_USERS),
     # -- bootloaders ------------------------------------------------------
