@@ -8,10 +8,11 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 export DEBIAN_FRONTEND := noninteractive
 
-.PHONY: install host-packages binfmt live check lint unit integration faults man clean benchmark
+.PHONY: install host-packages binfmt live check lint unit integration faults man completion clean benchmark
 
 install: host-packages binfmt $(STAMP)
 	ln -sf $(CURDIR)/$(BIN)/vmdebootstrap /usr/local/sbin/vmdebootstrap
+	install -D -m 644 doc/completion/vmdebootstrap /usr/local/share/bash-completion/completions/vmdebootstrap
 
 # Foreign --arch builds run the target's programs through qemu-user: binfmt_misc
 # must be mounted and the handlers of qemu-user-static enabled.
@@ -77,6 +78,10 @@ check: install lint unit integration
 
 man: $(STAMP)
 	$(BIN)/python -m vmdebootstrap.manpage > doc/vmdebootstrap.8
+
+completion: $(STAMP)
+	$(BIN)/python -m vmdebootstrap.completion bash > doc/completion/vmdebootstrap
+	$(BIN)/python -m vmdebootstrap.completion zsh > doc/completion/_vmdebootstrap
 
 clean:
 	rm -rf $(VENV) output .pytest_cache .mypy_cache .ruff_cache

@@ -38,7 +38,8 @@ FOREIGN_PACKAGES = ("qemu-user-static", "binfmt-support", "arch-test")
 # installed (steps/bootstrap.py), so the installer always installs it.
 FAST_PATH_PACKAGES = ("mmdebstrap",)
 # Only for the installer: what the test suite and the development tools need.
-DEVELOPMENT_PACKAGES = ("python3-venv", "python3-pip", "zstd", "xz-utils", "file", "procps", "initramfs-tools-core")
+DEVELOPMENT_PACKAGES = ("python3-venv", "python3-pip", "zstd", "xz-utils", "file", "procps", "initramfs-tools-core",
+                        "bash-completion", "zsh")  # the shell completion's tests run both shells
 
 
 def boot_test_tools(arch: Architecture) -> dict[str, str]:
