@@ -87,6 +87,9 @@ OPTIONS: tuple[Option, ...] = (
            _G_FRAME, "LEVEL", parse=_V.log_level, choices=_V.LOG_LEVELS),
     Option("log-mode", "str", "0600", "permissions of the log file (octal)", _G_FRAME, "MODE",
            parse=_V.file_mode),
+    Option("report", "str", "", "write a JSON report of the build to FILE, also when it fails: settings (no "
+           "passwords), release, steps, outputs with their sha256, boot tests (docs/report.md)", _G_FRAME, "FILE",
+           parse=_V.path),
     Option("verbose", "bool", False, "print every command and its output on the terminal too", _G_FRAME),
     Option("print-helpers-path", "bool", False,
            "print the path of the shell helper library for customisation hooks and exit", _G_FRAME,

@@ -102,6 +102,7 @@ class Settings:
     kernel_append: str
     boot_test: BootTest | None
     logging: Logging
+    report: Path | None  # --report FILE (report.py), absolute
     workdir: Path | None
     cache_dir: Path | None
     stage_cache: bool
@@ -392,6 +393,16 @@ def validate(raw: Mapping[str, object], ask: releases.MirrorAnswer | None = None
     return _settings(v, release, arch, outputs=outputs, request=request, boot_test=boot_test)
 
 
+def _report(v: Parsed) -> Path | None:
+    path = v.optional("report", Path)
+    if path is None:
+        return None
+    absolute = Path(os.path.abspath(path))
+    if absolute.is_dir() or not absolute.parent.is_dir():
+        raise UsageError(f"--report {path}: not a file in an existing directory")
+    return absolute
+
+
 def _settings(v: Parsed, release: Release, arch: Architecture, *, outputs: dict[str, Path],
               request: disk.Request | None, boot_test: BootTest | None) -> Settings:
     foreign = v.optional("foreign", Path) is not None or not architectures.runs_natively(arch)
@@ -423,6 +434,7 @@ def _settings(v: Parsed, release: Release, arch: Architecture, *, outputs: dict[
         secure_boot=secure_boot, secure_boot_note=secure_boot_note,
         iso_label=v.text("iso-label"), kernel_append=v.text("kernel-append"), boot_test=boot_test,
         logging=Logging(v.optional("log", Path), v.text("log-level"), v.number("log-mode"), v.flag("verbose")),
+        report=_report(v),
         workdir=v.optional("workdir", Path), cache_dir=v.optional("cache-dir", Path),
         stage_cache=v.flag("stage-cache"), owner=v.text("owner"), pkglist=v.flag("pkglist"),
         dry_run=v.flag("dry-run"),
