@@ -11,23 +11,21 @@ import hashlib
 import io
 import json
 import os
-import re
 from collections.abc import Iterator
 from pathlib import Path
 
-import jsonschema
 import pytest
 
 from vmdebootstrap import main, options, report, ui
 from vmdebootstrap.boottest import BootResult
 from vmdebootstrap.run import Result
 
+from ..report_schema import schema, validate
 from .conftest import MakeSettings
 from .fakes import FakeRunner
 from .test_main import REAL_RUN_BUILD
 from .test_recipe import Responder
 
-DOC = Path(__file__).resolve().parents[2] / "docs/report.md"
 SECRET = "Rep0rt-S3cret"
 INRELEASE = """\
 -----BEGIN PGP SIGNED MESSAGE-----
@@ -52,22 +50,6 @@ iQIzBAEBCgAdFiEE
 """
 DPKG_STATUS = "".join(f"Package: p{n}\nStatus: install ok installed\nVersion: 1\n\n" for n in range(7)) + \
     "Package: gone\nStatus: deinstall ok config-files\nVersion: 1\n"
-
-
-def schema() -> dict[str, object]:
-    """The JSON Schema in docs/report.md: the json block after '## Schema'."""
-    text = DOC.read_text().partition("\n## Schema")[2]
-    block = re.search(r"```json\n(.*?)\n```", text, re.DOTALL)
-    assert block, "docs/report.md has no ```json block under ## Schema"
-    loaded = json.loads(block.group(1))
-    assert isinstance(loaded, dict)
-    return loaded
-
-
-def validate(document: object) -> None:
-    jsonschema.Draft202012Validator.check_schema(schema())
-    jsonschema.validate(document, schema(), cls=jsonschema.Draft202012Validator,
-                        format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
 
 
 class Mirror(Responder):
