@@ -72,13 +72,15 @@ def purge(pulled_in: set[str]) -> None:
 
 
 def build_and_boot(tmp: Path, mirror: str, outdir: Path) -> tuple[subprocess.CompletedProcess[str], Path, Path]:
-    """A small trixie live ISO and its BIOS boot test, by /usr/sbin/vmdebootstrap."""
+    """A small trixie live ISO and its BIOS boot test, by /usr/sbin/vmdebootstrap.  Without the
+    stage cache: a saved entry could evict one the main session's warm rebuild is about to use."""
     iso, report = tmp / "live.iso", tmp / "report.json"
     done = subprocess.run(
         ["/usr/sbin/vmdebootstrap", "--no-default-configs", "--iso", str(iso), "--distribution", "trixie",
          "--mirror", mirror, "--user", f"user/{PASSWORD}", "--sudo", "--lock-root-password",
          "--package", "live-boot,live-config,live-config-systemd", "--boot-test", "--boot-firmware", "bios",
-         "--report", str(report), "--log", str(tmp / "build.log"), "--workdir", str(workdir_for(outdir, "deb"))],
+         "--no-stage-cache", "--report", str(report), "--log", str(tmp / "build.log"),
+         "--workdir", str(workdir_for(outdir, "deb"))],
         cwd=tmp, env=ENV, capture_output=True, text=True, timeout=3600, check=False)
     return done, iso, report
 
