@@ -8,10 +8,11 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 export DEBIAN_FRONTEND := noninteractive
 
-.PHONY: install host-packages binfmt live check lint unit integration faults man clean benchmark
+.PHONY: install host-packages binfmt live check lint unit integration faults man completion clean benchmark
 
 install: host-packages binfmt $(STAMP)
 	ln -sf $(CURDIR)/$(BIN)/vmdebootstrap /usr/local/sbin/vmdebootstrap
+	install -D -m 644 doc/completion/vmdebootstrap /usr/local/share/bash-completion/completions/vmdebootstrap
 
 # Foreign --arch builds run the target's programs through qemu-user: binfmt_misc
 # must be mounted and the handlers of qemu-user-static enabled.
@@ -42,32 +43,38 @@ unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit
 
 # The integration and boot tiers run together so that each image is built once and both
-# tiers read it.  Beside the main session run four more, each printed after it: the
+# tiers read it.  Beside the main session run five more, each printed after it: the
 # two arm64 builds under qemu-user emulation (the live ISO and the disk image: each
 # mostly one busy core for a quarter of an hour, with their boot tests), the fault
 # campaign (tests/faults: some fifty small builds made to fail or interrupted at every
-# step, two at a time) and the trixie host (tests/trixie_host: the tool installed on a
-# Debian 13 root, its unit tier and `make live` there).  Any session failing fails the
-# target; each prints its duration.
+# step, two at a time), the trixie host (tests/trixie_host: the tool installed on a
+# Debian 13 root, its unit tier and `make live` there) and the Debian package
+# (tests/package: built, lintian-clean, installed with apt, a live ISO built and booted
+# by /usr/sbin/vmdebootstrap, purged).  Any session failing fails the target; each
+# prints its duration.
 SLOW_LOG := .pytest-slow.log
 SLOW_IMAGE_LOG := .pytest-slow-image.log
 FAULTS_LOG := .pytest-faults.log
 TRIXIE_HOST_LOG := .pytest-trixie-host.log
+PACKAGE_LOG := .pytest-package.log
 integration: install
 	@$(BIN)/pytest -v -m "slow" tests/integration tests/boot > $(SLOW_LOG) 2>&1 & slow=$$!; \
 	$(BIN)/pytest -v -m "slow_image" tests/integration tests/boot > $(SLOW_IMAGE_LOG) 2>&1 & image=$$!; \
 	$(BIN)/pytest -v -s -m "faults" tests/faults > $(FAULTS_LOG) 2>&1 & faults=$$!; \
 	$(BIN)/pytest -v -s -m "trixie_host" tests/trixie_host > $(TRIXIE_HOST_LOG) 2>&1 & trixie=$$!; \
+	$(BIN)/pytest -v -s -m "package" tests/package > $(PACKAGE_LOG) 2>&1 & package=$$!; \
 	$(BIN)/pytest -v -m "(integration or boot) and not slow and not slow_image" tests/integration tests/boot; \
 	fast=$$?; wait $$slow; slowrc=$$?; wait $$image; imagerc=$$?; wait $$faults; faultsrc=$$?; \
-	wait $$trixie; trixierc=$$?; \
+	wait $$trixie; trixierc=$$?; wait $$package; packagerc=$$?; \
 	echo "==== session: arm64 live ISO (emulated) ===="; cat $(SLOW_LOG); \
 	echo "==== session: arm64 disk image (emulated) ===="; cat $(SLOW_IMAGE_LOG); \
 	echo "==== session: fault campaign ===="; cat $(FAULTS_LOG); \
 	echo "==== session: trixie host ===="; cat $(TRIXIE_HOST_LOG); \
+	echo "==== session: Debian package ===="; cat $(PACKAGE_LOG); \
 	echo "integration+boot: main $$fast, arm64 ISO $$slowrc, arm64 image $$imagerc, faults $$faultsrc," \
-	     "trixie host $$trixierc"; \
-	test $$fast = 0 && test $$slowrc = 0 && test $$imagerc = 0 && test $$faultsrc = 0 && test $$trixierc = 0
+	     "trixie host $$trixierc, package $$packagerc"; \
+	test $$fast = 0 && test $$slowrc = 0 && test $$imagerc = 0 && test $$faultsrc = 0 && test $$trixierc = 0 \
+	     && test $$packagerc = 0
 
 # The fault campaign alone: prints its table of step x fault -> outcome.
 faults: install
@@ -77,6 +84,10 @@ check: install lint unit integration
 
 man: $(STAMP)
 	$(BIN)/python -m vmdebootstrap.manpage > doc/vmdebootstrap.8
+
+completion: $(STAMP)
+	$(BIN)/python -m vmdebootstrap.completion bash > doc/completion/vmdebootstrap
+	$(BIN)/python -m vmdebootstrap.completion zsh > doc/completion/_vmdebootstrap
 
 clean:
 	rm -rf $(VENV) output .pytest_cache .mypy_cache .ruff_cache

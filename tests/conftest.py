@@ -22,6 +22,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 HOOKS = REPO / "tests/integration/hooks"
 PASSWORD = "Vmdb-S3cret-pw"
+ROOT_PASSWORD = "Vmdb-R00t-pw"
 
 
 def machine_mirror() -> str:
@@ -109,9 +110,9 @@ def unpack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     yield extract
 
 
-def live_build(mirror: str, outdir: Path, name: str, hostname: str, hook: Path) -> dict[str, object]:
+def live_build(mirror: str, outdir: Path, name: str, hostname: str, hook: Path, *args: str) -> dict[str, object]:
     """examples/live.conf as the README builds it, plus a squash directory, the test hook,
-    and a second user under --force-password-change."""
+    a second user under --force-password-change, and ``args``."""
     squash = outdir / name
     log = outdir / f"{name}.log"
     workdir = workdir_for(outdir, name)
@@ -121,7 +122,7 @@ def live_build(mirror: str, outdir: Path, name: str, hostname: str, hook: Path) 
         "--mirror", mirror, "--apt-mirror", https_variant(mirror),
         "--hostname", hostname,
         "--user", f"user/{PASSWORD}", "--user", "guest", "--force-password-change",
-        "--customize", str(hook),
+        "--customize", str(hook), *args,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     return {"dir": squash, "iso": outdir / f"{name}.iso", "log": log, "mirror": mirror, "result": result,
@@ -136,9 +137,10 @@ def live(mirror: str, outdir: Path) -> dict[str, object]:
 
 @pytest.fixture(scope="session")
 def live_warm(live: dict[str, object], mirror: str, outdir: Path) -> dict[str, object]:
-    """The ``live`` build again, differing only after the packages step (its hook and host
-    name): its root comes from the stage cache the first build filled (issue 8)."""
-    return live_build(mirror, outdir, "live-warm", "vmdb-warm", HOOKS / "marks-warm.sh")
+    """The ``live`` build again, differing only after the packages step (its hook, host name
+    and root's password): its root comes from the stage cache the first build filled (issue 8)."""
+    return live_build(mirror, outdir, "live-warm", "vmdb-warm", HOOKS / "marks-warm.sh",
+                      "--no-lock-root-password", "--root-password", ROOT_PASSWORD)
 
 
 LIVE_PACKAGES = "live-boot,live-config,live-config-systemd"

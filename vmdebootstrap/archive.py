@@ -35,13 +35,17 @@ def release_file(runner: CommandRunner, mirror: str, suite: str, directory: Path
     return None
 
 
-def codename(runner: CommandRunner, mirror: str, suite: str) -> str | None:
-    """The Codename the mirror's Release file gives ``suite`` (stable -> trixie); None if it gives none."""
+def release(runner: CommandRunner, mirror: str, suite: str) -> Release | None:
+    """The suite's (In)Release file as the mirror serves it now, parsed; None when none comes."""
     with tempfile.TemporaryDirectory(prefix="vmdebootstrap-release-") as directory:
         text = release_file(runner, mirror, suite, Path(directory))
-    if text is None:
-        return None
-    found = Release(text).get("Codename")
+    return Release(text) if text is not None else None
+
+
+def codename(runner: CommandRunner, mirror: str, suite: str) -> str | None:
+    """The Codename the mirror's Release file gives ``suite`` (stable -> trixie); None if it gives none."""
+    fields = release(runner, mirror, suite)
+    found = fields.get("Codename") if fields is not None else None
     return str(found).lower() if found else None
 
 

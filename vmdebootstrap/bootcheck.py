@@ -19,10 +19,12 @@ log = logging.getLogger("vmdebootstrap")
 SERIAL_ENTRY_KEYS = "\x1b[B\r"
 
 
-def run(settings: Settings, image: Path, workdir: Path, kind: Literal["iso", "disk", ""] = "") -> bool:
+def run(settings: Settings, image: Path, workdir: Path, kind: Literal["iso", "disk", ""] = "",
+        results: list[boottest.BootResult] | None = None) -> bool:
     """Boot ``image`` with every firmware; log one line per firmware; True when all passed.
 
-    ``kind`` defaults to what the file name says (--boot-test-only).
+    ``kind`` defaults to what the file name says (--boot-test-only).  Each firmware's result
+    is appended to ``results`` (the build report).
     """
     test = settings.boot_test
     assert test is not None and test.user.password is not None
@@ -36,6 +38,8 @@ def run(settings: Settings, image: Path, workdir: Path, kind: Literal["iso", "di
         result = boottest.boot_test(target, test.user.name, test.user.password, workdir / firmware,
                                     timeout=test.timeout,
                                     grub_entry_keys=SERIAL_ENTRY_KEYS if kind == "iso" else "")
+        if results is not None:
+            results.append(result)
         seconds = f"{result.seconds_to_login:.0f} s to login" if result.seconds_to_login else "no login"
         line = f"boot test {settings.arch.name} {firmware}: {'PASS' if result.passed else 'FAIL'} ({seconds}): " \
                f"{result.verdict}; console log {result.console_log}"

@@ -88,7 +88,9 @@ def remember(exc: BaseException, reader: mounts.MountinfoReader = mounts.read_mo
     if not is_disk_full(exc) or hasattr(exc, _SNAPSHOT):
         return
     snapshot = {}
-    for point in mounts.mount_points(reader):
+    # "/" too: in a plain chroot (pbuilder's, a build inside a chroot) mountinfo does not list
+    # the root, which os.path.ismount still takes for a mount point (usage() looks it up).
+    for point in dict.fromkeys(["/", *mounts.mount_points(reader)]):
         try:
             snapshot[point] = _space(point)
         except OSError:

@@ -3,7 +3,8 @@
 The build's own needs are listed here; each output kind and bootloader lists its own
 (``host_tools`` in its module) and each architecture its boot-test emulator and
 firmware (architectures.py).  The installer (``make install`` runs ``python3 -m
-vmdebootstrap.hostdeps``) and the tool's own preflight check read the same lists.
+vmdebootstrap.hostdeps``), the Debian package's dependencies (debian/rules runs it
+with ``--substvars``) and the tool's own preflight check read the same lists.
 """
 
 from __future__ import annotations
@@ -37,8 +38,12 @@ FOREIGN_PACKAGES = ("qemu-user-static", "binfmt-support", "arch-test")
 # Not required, but the fast path: --bootstrapper auto takes mmdebstrap where it is
 # installed (steps/bootstrap.py), so the installer always installs it.
 FAST_PATH_PACKAGES = ("mmdebstrap",)
+# Essential: yes in Debian: on every system, and Debian policy (3.5) wants no unversioned
+# dependency on them (lintian: depends-on-essential-package-without-using-version).
+ESSENTIAL = frozenset({"coreutils", "tar", "util-linux", "gzip"})
 # Only for the installer: what the test suite and the development tools need.
-DEVELOPMENT_PACKAGES = ("python3-venv", "python3-pip", "zstd", "xz-utils", "file", "procps", "initramfs-tools-core")
+DEVELOPMENT_PACKAGES = ("python3-venv", "python3-pip", "zstd", "xz-utils", "file", "procps", "initramfs-tools-core",
+                        "bash-completion", "zsh")  # the shell completion's tests run both shells
 
 
 def boot_test_tools(arch: Architecture) -> dict[str, str]:
@@ -84,8 +89,41 @@ def host_packages(settings: Settings | None = None) -> list[str]:
     return sorted(packages)
 
 
+def package_relations() -> dict[str, list[str]]:
+    """The Debian package's relations, by what needs them: ``Depends`` (what every build needs:
+    the preflight's BASE) and one ``Recommends-<what>`` group per feature that only some builds
+    use.  Essential packages are left out; each package appears once, in the first group that
+    needs it (the ISO's tools serve disk images too)."""
+    image_tools = {package for kind in outputs.kinds() if kind.STEP == "image"
+                   for package in kind.host_tools(None).values()}
+    groups = {
+        "Depends": set(BASE.values()),
+        "Recommends-fast": set(FAST_PATH_PACKAGES),
+        **{f"Recommends-{kind.STEP}": set(kind.host_tools(None).values()) for kind in outputs.kinds()
+           if kind.STEP != "image"},
+        "Recommends-image": image_tools,
+        "Recommends-boot-test": {p for arch in architectures.ARCHITECTURES.values() for p in boot_test_packages(arch)},
+        "Recommends-foreign": set(FOREIGN_PACKAGES),
+    }
+    seen = set(ESSENTIAL)
+    relations = {}
+    for name, packages in groups.items():
+        relations[name] = sorted(packages - seen)
+        seen |= packages
+    return {name: packages for name, packages in relations.items() if packages}
+
+
+def substvars() -> str:
+    """debian/vmdebootstrap.substvars lines: ${vmdebootstrap:Depends}, ${vmdebootstrap:Recommends-iso}, ..."""
+    return "".join(f"vmdebootstrap:{name}={', '.join(packages)}\n" for name, packages in package_relations().items())
+
+
 def main() -> None:
-    """Print every host package (for the installer); --dev adds the development ones."""
+    """Print every host package (for the installer); --dev adds the development ones;
+    --substvars prints the Debian package's relations instead."""
+    if "--substvars" in sys.argv[1:]:
+        print(substvars(), end="")
+        return
     packages = host_packages()
     if "--dev" in sys.argv[1:]:
         packages = sorted(set(packages) | set(DEVELOPMENT_PACKAGES))

@@ -12,13 +12,13 @@ import resource
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Literal
 
-from . import __version__, archive, binfmt, bootcheck, cli, diskfull, hostdeps, recipe, sandbox, ui
+from . import __version__, archive, binfmt, bootcheck, cli, diskfull, hostdeps, recipe, report, sandbox, ui
 from .errors import BuildError, Interrupted, UsageError
-from .run import CommandFailed, Runner
+from .run import Runner, command_failure
 from .settings import Settings, validate
 from .steps import packages
 
@@ -70,10 +70,10 @@ def main(argv: list[str] | None = None) -> int:
     if isinstance(prepared, int):
         return prepared
     if _boot_test_only(prepared) is not None and os.geteuid() != 0:
-        return run_boot_test_only(prepared)  # QEMU needs no root; no namespaces then
+        return run_boot_test_only(prepared, argv)  # QEMU needs no root; no namespaces then
     if not sandbox.in_namespaces():
         return sandbox.run_in_namespaces(argv)
-    return run_build(prepared)
+    return run_build(prepared, argv)
 
 
 def _install_signal_handlers() -> list[int]:
@@ -113,27 +113,47 @@ def _start_logging(settings: Settings, steps: int) -> tuple[ui.Display, str]:
     return display, path
 
 
-def run_boot_test_only(settings: Settings) -> int:
+def run_boot_test_only(settings: Settings, argv: Sequence[str] = ()) -> int:
     display, path = _start_logging(settings, 1)
+    record = report.Report(settings, argv, path)
     image = _boot_test_only(settings)
     assert image is not None
     image = image.resolve()
+    status = 1
     try:
         with display.step("boot test", lambda: f" ({image.name})"):
-            passed = bootcheck.run(settings, image, Path(path).with_suffix(".boot"))
+            passed = bootcheck.run(settings, image, Path(path).with_suffix(".boot"), results=record.boot_results)
+        status = 0 if passed else 1
+        if not passed:
+            record.fail("the boot test failed", "boot-test-failed")
     except BuildError as exc:
         print(f"{cli.PROG}: error: {exc}", file=sys.stderr)
-        return 1
+        record.fail(str(exc))
     finally:
         display.close()
-    return 0 if passed else 1
+        record.write(status, display.records)
+    return status
 
 
-def run_build(settings: Settings) -> int:
+def run_build(settings: Settings, argv: Sequence[str] = ()) -> int:
+    """The build, its boot test, and --report FILE written however they end."""
     if _boot_test_only(settings) is not None:
-        return run_boot_test_only(settings)
+        return run_boot_test_only(settings, argv)
     os.umask(0o022)  # #822180: a restrictive umask broke images
     display, path = _start_logging(settings, len(recipe.plan(settings)))
+    record = report.Report(settings, argv, path)
+    status = 1
+    try:
+        status = _build(settings, display, path, record)
+    except BaseException as exc:  # a bug: the report says so, the traceback follows
+        record.fail(f"internal error: {exc!r}")
+        raise
+    finally:
+        record.write(status, display.records)
+    return status
+
+
+def _build(settings: Settings, display: ui.Display, path: str, record: report.Report) -> int:
     runner = Runner(on_line=display.on_line)
     started = time.monotonic()
     log.info("vmdebootstrap %s: %s %s, log %s", __version__, settings.release, settings.arch.name, path)
@@ -141,8 +161,9 @@ def run_build(settings: Settings) -> int:
     received = _install_signal_handlers()
     failed_step = ""
     try:
+        record.read_release(runner)
         try:
-            outputs = recipe.build(settings, runner, display)
+            outputs = recipe.build(settings, runner, display, observe=record.observe)
         finally:
             failed_step = display.failed_step
             display.close()
@@ -153,9 +174,11 @@ def run_build(settings: Settings) -> int:
         log.error("interrupted by signal %d during step '%s'; cleaned up, nothing was published",
                   exc.signum, failed_step or "-")
         print(f"{cli.PROG}: interrupted; full log: {path}", file=sys.stderr)
+        record.fail(f"interrupted by signal {exc.signum} during step '{failed_step or '-'}'", "interrupted")
         return 128 + exc.signum
     except (BuildError, OSError) as exc:
-        return _report_failure(exc, failed_step, settings, path)
+        return _report_failure(exc, failed_step, settings, path, record)
+    record.outputs = outputs
     minutes = (time.monotonic() - started) / 60
     # Our own share (the programs we run are not counted): issue 8 keeps it under 100 MB.
     log.info("peak memory of vmdebootstrap itself: %.1f MiB",
@@ -164,35 +187,44 @@ def run_build(settings: Settings) -> int:
         log.info("wrote %s (%.1f MiB)", output, output.stat().st_size / 2**20)
     built = ", ".join(str(output) for output in settings.outputs.values())
     print(f"{cli.PROG}: built {built} in {minutes:.1f} min; log: {path}", file=sys.stderr)
-    return _boot_test_after_build(settings, display, path) if settings.boot_test is not None else 0
+    return _boot_test_after_build(settings, display, path, record) if settings.boot_test is not None else 0
 
 
-def _report_failure(exc: BuildError | OSError, failed_step: str, settings: Settings, path: str) -> int:
+def _report_failure(exc: BuildError | OSError, failed_step: str, settings: Settings, path: str,
+                    record: report.Report) -> int:
     where = f"step '{failed_step}' failed" if failed_step else "build failed"
     # A full disk is named first: the command's own words do not say which one.
     full = diskfull.explain(exc, diskfull.places(settings))
     message = f"{full} ({exc})" if full else str(exc)
     log.error("%s: %s", where, message)
-    cause = exc.__cause__ if isinstance(exc.__cause__, CommandFailed) else exc
-    if isinstance(cause, CommandFailed) and cause.tail:
-        log.error("last output lines:\n  %s", "\n  ".join(cause.tail[-10:]))
-    print(f"{cli.PROG}: error: {where}: {message}\n{cli.PROG}: full log: {path}", file=sys.stderr)
+    failed = command_failure(exc)
+    lines = failed.last_lines() if failed is not None else []
+    # Printed below with the error itself, on a terminal as elsewhere; the log has them in its place.
+    if lines:
+        log.error("last output lines:\n  %s", "\n  ".join(lines), extra=ui.LOG_ONLY)
+    shown = f"\n{cli.PROG}: last output lines of the command:" + "".join(f"\n  {line}" for line in lines)
+    print(f"{cli.PROG}: error: {where}: {message}{shown if lines else ''}\n{cli.PROG}: full log: {path}",
+          file=sys.stderr)
+    record.fail(f"{where}: {message}")
     return 1
 
 
-def _boot_test_after_build(settings: Settings, display: ui.Display, path: str) -> int:
+def _boot_test_after_build(settings: Settings, display: ui.Display, path: str, record: report.Report) -> int:
     kind: Literal["iso", "disk"] = "iso" if "iso" in settings.outputs else "disk"
     try:
         with display.step("boot test"):
             booted = settings.outputs["iso" if kind == "iso" else "image"]
-            passed = bootcheck.run(settings, booted, Path(path).with_suffix(".boot"), kind=kind)
+            passed = bootcheck.run(settings, booted, Path(path).with_suffix(".boot"), kind=kind,
+                                   results=record.boot_results)
     except (BuildError, Interrupted) as exc:
         print(f"{cli.PROG}: error: boot test: {exc}", file=sys.stderr)
+        record.fail(f"boot test: {exc}", "interrupted" if isinstance(exc, Interrupted) else "boot-test-failed")
         return 1
     finally:
         display.close()
     if not passed:
         print(f"{cli.PROG}: the image was built but its boot test FAILED (see above); log: {path}",
               file=sys.stderr)
+        record.fail("the image was built but its boot test failed", "boot-test-failed")
         return 1
     return 0

@@ -59,7 +59,10 @@ log is kept); 2 bad input or a missing host tool, reported before any side effec
 .SH FILES
 /var/cache/vmdebootstrap (the package cache), /var/log/vmdebootstrap (logs when
 .B \-\-log
-is not given).
+is not given), /usr/share/doc/vmdebootstrap/examples (example configurations and
+hooks), /usr/share/doc/vmdebootstrap/report.md.gz (the format of
+.BR \-\-report ,
+with its JSON Schema).
 .SH SEE ALSO
 debootstrap(8), mksquashfs(1), live-boot(7)
 """

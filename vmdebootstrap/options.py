@@ -11,7 +11,9 @@ Kinds, as cliapp had them:
   size  -- bytes, with k/m/g/t (decimal) and ki/mi/gi/ti (binary) suffixes
 
 Each entry also carries its parser (values.py): settings.validate turns every raw value
-into its typed value with it.  An entry with ``output`` set is an output kind: the
+into its typed value with it.  ``choices`` lists the values an option takes where the
+table and the registries know them (for shell completion, completion.py; the parser
+stays the judge of what is valid).  An entry with ``output`` set is an output kind: the
 module ``vmdebootstrap/outputs/<name>.py`` makes it (outputs/__init__.py).
 """
 
@@ -20,8 +22,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Literal
 
-from . import bootloaders, releases, values
-from .values import Parser
+from . import architectures, bootloaders, releases, values
+from .values import Bootstrapper, Parser
 
 Kind = Literal["bool", "str", "list", "size"]
 
@@ -39,6 +41,7 @@ class Option:
     cli_only: bool = False
     parse: Parser | None = None  # raw value -> typed value (None: the kind's plain value)
     output: Literal["", "file", "directory"] = ""  # an output kind, written to a file or a directory
+    choices: tuple[str, ...] = ()  # the values it takes, where they are known (shell completion)
 
     @property
     def dest(self) -> str:
@@ -46,6 +49,7 @@ class Option:
 
 
 DEFAULT_MIRROR = "http://deb.debian.org/debian/"
+PART_TYPES = ("msdos", "gpt")
 ROOT_TYPES = ("ext2", "ext3", "ext4", "btrfs", "xfs")
 BOOT_TYPES = ("ext2", "ext3", "ext4", "vfat")
 DEFAULT_SERIAL_COMMAND = "/sbin/getty -L ttyS0 115200 vt100"
@@ -61,6 +65,9 @@ _G_FRAME = "Configuration files and logging"
 
 _COMPRESSION_DEFAULT = releases.describe_default("squashfs_compression")
 _V = values
+# What --boot-firmware may name on some architecture (each record says which of them it has).
+_FIRMWARES = tuple(dict.fromkeys(f for arch in architectures.ARCHITECTURES.values() for f in arch.firmware_names))
+_RELEASES = (*releases.known(), *releases.SYMBOLIC)
 
 OPTIONS: tuple[Option, ...] = (
     # -- framework (cliapp) ---------------------------------------------
@@ -77,9 +84,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("log", "str", "", "write the full build log to FILE (default: under /var/log/vmdebootstrap)",
            _G_FRAME, "FILE", parse=_V.path),
     Option("log-level", "str", "debug", "level of detail in the log file: debug, info, warning, error, critical",
-           _G_FRAME, "LEVEL", parse=_V.log_level),
+           _G_FRAME, "LEVEL", parse=_V.log_level, choices=_V.LOG_LEVELS),
     Option("log-mode", "str", "0600", "permissions of the log file (octal)", _G_FRAME, "MODE",
            parse=_V.file_mode),
+    Option("report", "str", "", "write a JSON report of the build to FILE, also when it fails: settings (no "
+           "passwords), release, steps, outputs with their sha256, boot tests (docs/report.md)", _G_FRAME, "FILE",
+           parse=_V.path),
     Option("verbose", "bool", False, "print every command and its output on the terminal too", _G_FRAME),
     Option("print-helpers-path", "bool", False,
            "print the path of the shell helper library for customisation hooks and exit", _G_FRAME,
@@ -116,14 +126,14 @@ OPTIONS: tuple[Option, ...] = (
            _G_OUT, "FILE", parse=_V.existing_file),
     Option("boot-firmware", "list", [], "firmware to boot-test with: bios, uefi, uefi-secure (Secure Boot "
            "enforced, Microsoft's keys enrolled) (default: bios where the architecture has it, and uefi-secure for "
-           "an image with the signed chain, else uefi)", _G_OUT, "FIRMWARE"),
+           "an image with the signed chain, else uefi)", _G_OUT, "FIRMWARE", choices=_FIRMWARES),
     Option("boot-timeout", "str", "900", "seconds a boot test may take to reach the login prompt", _G_OUT,
            "SECONDS", parse=_V.seconds),
     Option("squash-compression", "str", "",
            "mksquashfs compressor, a level after a colon where it has one: "
            + ", ".join(f"{c.name}[:1-{c.max_level}]" if c.max_level else c.name for c in _V.COMPRESSORS.values())
            + f" (default: the release's: {_COMPRESSION_DEFAULT}; see docs/performance.md)",
-           _G_OUT, "COMP", parse=_V.compression),
+           _G_OUT, "COMP", parse=_V.compression, choices=tuple(_V.COMPRESSORS)),
     Option("convert-qcow2", "bool", False, "convert the disk image to qcow2 (no raw file is left behind)",
            _G_OUT),
     Option("sparse", "bool", False,
@@ -151,12 +161,12 @@ OPTIONS: tuple[Option, ...] = (
            "packages and keyring (under --cache-dir; --no-stage-cache builds it afresh)", _G_OUT),
     # -- disk layout -----------------------------------------------------
     Option("part-type", "str", "msdos", "partition table type: msdos or gpt", _G_DISK, "TYPE",
-           parse=_V.choice("msdos", "gpt")),
+           parse=_V.choice(*PART_TYPES), choices=PART_TYPES),
     Option("roottype", "str", "ext4", "filesystem of the root partition: " + ", ".join(ROOT_TYPES),
-           _G_DISK, "FSTYPE", parse=_V.choice(*ROOT_TYPES)),
+           _G_DISK, "FSTYPE", parse=_V.choice(*ROOT_TYPES), choices=ROOT_TYPES),
     Option("bootsize", "size", 0, "size of a separate /boot partition (first partition)", _G_DISK, "SIZE"),
     Option("boottype", "str", "ext2", "filesystem of the /boot partition: " + ", ".join(BOOT_TYPES), _G_DISK,
-           "FSTYPE", parse=_V.choice(*BOOT_TYPES)),
+           "FSTYPE", parse=_V.choice(*BOOT_TYPES), choices=BOOT_TYPES),
     Option("bootoffset", "size", 0, "space left before the first partition for a board's bootloader "
            "(at least 1 MiB)", _G_DISK, "SIZE"),
     Option("bootflag", "str", "", "extra parted flag to set on the first partition (e.g. lba)", _G_DISK,
@@ -172,11 +182,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("mirror", "str", DEFAULT_MIRROR, "Debian mirror used while building", _G_BOOT, "URL",
            parse=_V.mirror),
     Option("arch", "str", "", "Debian architecture of the image (default: the host's)", _G_BOOT, "ARCH",
-           parse=_V.architecture),
-    Option("distribution", "str", "stable", "Debian release (codename or suite)", _G_BOOT, "NAME"),
+           parse=_V.architecture, choices=tuple(architectures.ARCHITECTURES)),
+    Option("distribution", "str", "stable", "Debian release (codename or suite)", _G_BOOT, "NAME",
+           choices=_RELEASES),
     Option("distribution-like", "str", "",
            "build an unknown --distribution (a derivative, or a release newer than this vmdebootstrap) with "
-           "the facts of this Debian release", _G_BOOT, "NAME"),
+           "the facts of this Debian release", _G_BOOT, "NAME", choices=_RELEASES),
     Option("debootstrap-scripts", "str", "/usr/share/debootstrap/scripts",
            "where debootstrap's release scripts live (for the release check)", _G_BOOT, "DIR", parse=_V.path),
     Option("debootstrapopts", "list", [],
@@ -184,11 +195,12 @@ OPTIONS: tuple[Option, ...] = (
            "OPTS"),
     Option("bootstrapper", "str", "auto",
            "what makes the base system: mmdebstrap, debootstrap, or auto (mmdebstrap where it is installed "
-           "and can serve the build, debootstrap otherwise)", _G_BOOT, "TOOL", parse=_V.bootstrapper),
+           "and can serve the build, debootstrap otherwise)", _G_BOOT, "TOOL", parse=_V.bootstrapper,
+           choices=tuple(b.value for b in Bootstrapper)),
     Option("variant", "str", "", "debootstrap variant: minbase, buildd, ... (default: debootstrap's)",
            _G_BOOT, "VARIANT", parse=_V.variant),
     Option("components", "list", ["main"], "archive components (main, contrib, non-free, non-free-firmware)",
-           _G_BOOT, "COMP"),
+           _G_BOOT, "COMP", choices=("main", "contrib", "non-free", "non-free-firmware")),
     Option("keyring", "str", "", "keyring to check the Release file with (default: the archive keyring)",
            _G_BOOT, "FILE", parse=_V.existing_file),
     Option("check-gpg", "bool", True, "check the archive signatures (--no-check-gpg is insecure)", _G_BOOT),
@@ -233,13 +245,18 @@ OPTIONS: tuple[Option, ...] = (
            _G_USERS, "USER[/PASSWORD]", secret=True, parse=_V.users),
     Option("root-password", "str", "", "root's password ('hashed:' for a crypt(3) hash)", _G_USERS, "PW",
            secret=True, parse=_V.root_password),
-    Option("lock-root-password", "bool", False, "lock root's password", _G_USERS),
+    Option("lock-root-password", "bool", False,
+           "lock root's password (the default without --root-password or --empty-root-password; saying it "
+           "silences the warning that names the new default)", _G_USERS),
+    Option("empty-root-password", "bool", False,
+           "give root an empty password, as the old vmdebootstrap did by default (insecure: whoever reaches "
+           "a console of the image is root)", _G_USERS),
     Option("force-password-change", "bool", False,
            "users given without a password get an empty one that must be changed at first login", _G_USERS),
     # -- bootloaders ------------------------------------------------------
     Option("bootloader", "str", "",
            "bootloader of the disk image: " + ", ".join(bootloaders.NAMES) + " (default: from --grub, --use-uefi "
-           "and --extlinux, as the old options had it)", _G_LOADER, "NAME"),
+           "and --extlinux, as the old options had it)", _G_LOADER, "NAME", choices=bootloaders.NAMES),
     Option("extlinux", "bool", True, "install extlinux in the disk image unless --grub (deprecated)",
            _G_LOADER),
     Option("mbr", "bool", False, "extlinux: write the MBR with install-mbr instead of syslinux's", _G_LOADER),

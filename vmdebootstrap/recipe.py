@@ -140,22 +140,33 @@ class _Sessions:
         self.name = ""
 
 
-def build(settings: Settings, runner: CommandRunner, display: Display) -> list[Path]:
+def build(settings: Settings, runner: CommandRunner, display: Display,
+          observe: Callable[[Context], None] | None = None) -> list[Path]:
+    """Run the steps; ``observe`` sees the context at the end, whether the build failed or not,
+    before anything is undone (the build report, report.py)."""
     with contextlib.ExitStack() as stack:
         workdir = workspace.create(settings.workdir, runner, stack)
         ctx = Context(settings, runner, workdir, stack, Outputs(stack, workdir / workspace.JOURNAL))
-        sessions = _Sessions(ctx)
-        done: set[str] = set()
-        while step := _next(ctx, done):
-            display.total = len(plan(settings, cached=ctx.origin is not None and ctx.origin.cached))
-            with running(display, step.name, _begin(step, ctx), echo=step.echo):
-                sessions.enter(step)
-                step.run(ctx)
-                remaining = _remaining(ctx, done | {step.name})
-                sessions.leave(step, remaining[0] if remaining else None)
-                _after(step, ctx, remaining)
-            done.add(step.name)
+        try:
+            _run_steps(ctx, display)
+        finally:
+            if observe is not None:
+                observe(ctx)
         return ctx.outputs.written
+
+
+def _run_steps(ctx: Context, display: Display) -> None:
+    sessions = _Sessions(ctx)
+    done: set[str] = set()
+    while step := _next(ctx, done):
+        display.total = len(plan(ctx.settings, cached=ctx.origin is not None and ctx.origin.cached))
+        with running(display, step.name, _begin(step, ctx), echo=step.echo):
+            sessions.enter(step)
+            step.run(ctx)
+            remaining = _remaining(ctx, done | {step.name})
+            sessions.leave(step, remaining[0] if remaining else None)
+            _after(step, ctx, remaining)
+        done.add(step.name)
 
 
 def _remaining(ctx: Context, done: set[str]) -> list[Step]:

@@ -15,6 +15,7 @@ import collections
 import dataclasses
 import logging
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -47,6 +48,28 @@ class CommandFailed(BuildError):
         self.returncode = returncode
         self.tail = list(tail)
         super().__init__(f"command failed ({describe_status(returncode)}): {shlex.join(self.argv)}")
+
+    def last_lines(self, count: int = 10) -> list[str]:
+        """The last ``count`` lines of its output that show something on a terminal: escape
+        sequences and control characters removed (a progress bar's carriage returns or a
+        cursor movement could blank the line), empty lines skipped."""
+        shown = [_PRINTABLE.sub("", _ESCAPES.sub("", line)).rstrip() for line in self.tail]
+        return [line for line in shown if line.strip()][-count:]
+
+
+# ANSI escape sequences (CSI ... final byte, OSC ... BEL/ST, two-byte ESC x), then other C0 controls.
+_ESCAPES = re.compile(r"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)?|[@-Z\\-_])")
+_PRINTABLE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def command_failure(exc: BaseException) -> CommandFailed | None:
+    """The failed command behind ``exc`` (itself, or what it was raised from), if any."""
+    seen: BaseException | None = exc
+    visited: set[int] = set()
+    while seen is not None and not isinstance(seen, CommandFailed) and id(seen) not in visited:
+        visited.add(id(seen))
+        seen = seen.__cause__ or seen.__context__
+    return seen if isinstance(seen, CommandFailed) else None
 
 
 def describe_status(returncode: int) -> str:

@@ -92,7 +92,8 @@ class Settings:
     serial_console_command: str
     users: tuple[User, ...]
     root_password: User | None
-    lock_root: bool
+    lock_root: bool  # --lock-root-password said so (root is locked without it too, with a warning)
+    empty_root: bool  # --empty-root-password: the old default, asked for
     force_password_change: bool
     squash_compression: Compression
     secure_boot: bool  # the ISO and UEFI images boot through shim and signed GRUB
@@ -101,6 +102,7 @@ class Settings:
     kernel_append: str
     boot_test: BootTest | None
     logging: Logging
+    report: Path | None  # --report FILE (report.py), absolute
     workdir: Path | None
     cache_dir: Path | None
     stage_cache: bool
@@ -368,6 +370,9 @@ def _check_combinations(v: Parsed, arch: Architecture, outputs: Mapping[str, Pat
         raise UsageError("--mirror '': a build mirror is needed (e.g. http://deb.debian.org/debian/)")
     if v.optional("root-password", User) and v.flag("lock-root-password"):
         raise UsageError("--root-password and --lock-root-password contradict each other")
+    for other in ("root-password", "lock-root-password"):
+        if v.flag("empty-root-password") and v.values[other]:
+            raise UsageError(f"--empty-root-password and --{other} contradict each other")
     if v.flag("boot-test"):
         if not ({"iso", "image"} & set(outputs)):
             raise UsageError("--boot-test boots the --iso or --image: give one of them")
@@ -403,6 +408,16 @@ def validate(raw: Mapping[str, object], ask: releases.MirrorAnswer | None = None
     return _settings(v, release, arch, outputs=outputs, request=request, boot_test=boot_test)
 
 
+def _report(v: Parsed) -> Path | None:
+    path = v.optional("report", Path)
+    if path is None:
+        return None
+    absolute = Path(os.path.abspath(path))
+    if absolute.is_dir() or not absolute.parent.is_dir():
+        raise UsageError(f"--report {path}: not a file in an existing directory")
+    return absolute
+
+
 def _settings(v: Parsed, release: Release, arch: Architecture, *, outputs: dict[str, Path],
               request: disk.Request | None, boot_test: BootTest | None) -> Settings:
     foreign = v.optional("foreign", Path) is not None or not architectures.runs_natively(arch)
@@ -427,12 +442,14 @@ def _settings(v: Parsed, release: Release, arch: Architecture, *, outputs: dict[
         hook=find_hook(v.text("customize")) if v.text("customize") else None,
         serial_console=v.flag("serial-console"), serial_console_command=v.text("serial-console-command"),
         users=v.get("user", tuple), root_password=v.optional("root-password", User),
-        lock_root=v.flag("lock-root-password"), force_password_change=v.flag("force-password-change"),
+        lock_root=v.flag("lock-root-password"), empty_root=v.flag("empty-root-password"),
+        force_password_change=v.flag("force-password-change"),
         squash_compression=v.optional("squash-compression", Compression)
         or values.release_compression(release.squashfs_compression),
         secure_boot=secure_boot, secure_boot_note=secure_boot_note,
         iso_label=v.text("iso-label"), kernel_append=v.text("kernel-append"), boot_test=boot_test,
         logging=Logging(v.optional("log", Path), v.text("log-level"), v.number("log-mode"), v.flag("verbose")),
+        report=_report(v),
         workdir=v.optional("workdir", Path), cache_dir=v.optional("cache-dir", Path),
         stage_cache=v.flag("stage-cache"), owner=v.text("owner"), pkglist=v.flag("pkglist"),
         source_date_epoch=_epoch(v),

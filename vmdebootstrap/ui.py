@@ -4,17 +4,32 @@ and always the full log file."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import TextIO
+from typing import Literal, TextIO
+
+from .errors import Interrupted
 
 log = logging.getLogger("vmdebootstrap")
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(message)s"
+# ``log.error(..., extra=LOG_ONLY)``: into the log file only (the caller prints it itself).
+LOG_ONLY = {"console": False}
+
+
+@dataclasses.dataclass(frozen=True)
+class StepRecord:
+    """One step as it ran (the build report reads them)."""
+
+    name: str
+    started: float  # wall clock, seconds since the epoch
+    seconds: float
+    outcome: Literal["done", "failed", "interrupted"]
 
 
 def _clock(seconds: float) -> str:
@@ -43,7 +58,7 @@ class Display:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
-        self.timings: list[tuple[str, float]] = []
+        self.records: list[StepRecord] = []
         self.failed_step = ""
         self.broken = False  # the console went away; keep building and cleaning up
 
@@ -95,7 +110,9 @@ class Display:
         self.number += 1
         self.step_name, self.step_note, self.detail = name, "", ""
         self.step_started = time.monotonic()
+        wall = time.time()
         ok = False
+        interrupted = False
         try:
             self.step_note = begin()
             log.info("step %d/%d: %s%s", self.number, self.total, name, self.step_note)
@@ -105,10 +122,14 @@ class Display:
             self.echo = echo
             yield
             ok = True
+        except (Interrupted, KeyboardInterrupt):
+            interrupted = True
+            raise
         finally:
             self.echo = False
             seconds = time.monotonic() - self.step_started
-            self.timings.append((name, seconds))
+            self.records.append(StepRecord(name, wall, seconds,
+                                           "done" if ok else "interrupted" if interrupted else "failed"))
             verdict = "done" if ok else "FAILED"
             if not ok and not self.failed_step:
                 self.failed_step = name
@@ -118,6 +139,10 @@ class Display:
                 with self._lock:
                     self.step_name = ""
                     self._write(f"\r\033[K[{mark}] {name:<24} {_clock(seconds)}\n")
+
+    @property
+    def timings(self) -> list[tuple[str, float]]:
+        return [(record.name, record.seconds) for record in self.records]
 
     def close(self) -> None:
         self._stop.set()
@@ -139,6 +164,8 @@ class _ConsoleHandler(logging.Handler):
         self.display = display
 
     def emit(self, record: logging.LogRecord) -> None:
+        if not getattr(record, "console", True):
+            return
         try:
             message = self.format(record)
         except Exception:  # pragma: no cover - logging must never fail the build

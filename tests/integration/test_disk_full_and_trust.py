@@ -168,7 +168,7 @@ def test_no_check_gpg_builds_from_the_unsigned_mirror_with_a_warning(unsigned_mi
     tarball = outdir / "no-check-gpg.tar"
     log = outdir / "no-check-gpg.log"
     result = vmdebootstrap(*MINIMAL, "--mirror", url, "--tarball", str(tarball), "--workdir", str(workdir),
-                           "--no-check-gpg", "--package", "less", "--log", str(log))
+                           "--no-check-gpg", "--package", "less", "--log", str(log), "--empty-root-password")
     assert result.returncode == 0, result.stderr[-3000:]
     warning = f"archive signatures are NOT being checked (--no-check-gpg): the image is only as trustworthy " \
               f"as the network path to {url}"
@@ -180,6 +180,11 @@ def test_no_check_gpg_builds_from_the_unsigned_mirror_with_a_warning(unsigned_mi
     assert "./usr/bin/less" in names
     # Only the build trusted the unsigned mirror: the image's apt does not.
     assert "./etc/apt/apt.conf.d/00vmdebootstrap-no-check-gpg" not in names
+    # --empty-root-password (issue 18): the old default, asked for, with its warning.
+    shadow = subprocess.run(["tar", "-xOf", str(tarball), "./etc/shadow"], capture_output=True, text=True,
+                            check=True).stdout
+    assert next(line for line in shadow.splitlines() if line.startswith("root:")).split(":")[1] == ""
+    assert "root has an EMPTY password in this image (--empty-root-password)" in result.stderr
     tarball.unlink()
     assert our_mounts() == [] and list(workdir.iterdir()) == []
 

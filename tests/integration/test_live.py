@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from ..conftest import PASSWORD, https_variant, our_mounts, squashfs_files
+from ..conftest import PASSWORD, ROOT_PASSWORD, https_variant, our_mounts, squashfs_files
 
 pytestmark = pytest.mark.integration
 
@@ -224,6 +224,9 @@ def test_warm_rebuild_comes_from_the_stage_cache(live: dict[str, object], live_w
     assert not (root / "etc/vmdebootstrap-test-hook").exists()  # the cold build's hook ran after the stage
     assert (root / "etc/hostname").read_text() == "vmdb-warm\n"
     assert (root / "etc/shadow").read_text().count("$y$") >= 1  # users were made on the overlay
+    # --root-password (issue 18's third case): hashed by the image, never in the log.
+    assert _shadow(root)["root"][1].startswith("$y$")
+    assert ROOT_PASSWORD not in text
     # The cached tree itself was only read.
     [entry] = [p for p in STAGES.glob(hit.group(1) + "*")]
     assert not (entry / "root/etc/vmdebootstrap-warm-hook").exists()

@@ -56,8 +56,9 @@ def test_compressed_tarball_without_networkd(mirror: str, outdir: Path) -> None:
     assert os.readlink(unpacked / "etc/udev/rules.d/80-net-setup-link.rules") == "/dev/null"
     root_entry = next(line for line in (unpacked / "etc/shadow").read_text().splitlines()
                       if line.startswith("root:"))
-    assert root_entry.split(":")[1] == ""  # the old default: empty root password (with a warning)
-    assert "root has an EMPTY password" in result.stderr
+    # Nothing said of root: locked, the new default, and a one-line warning names it (issue 18).
+    assert root_entry.split(":")[1].startswith("!")
+    assert "root's password is locked, the new default" in result.stderr
     _no_leftovers(workdir)
 
 

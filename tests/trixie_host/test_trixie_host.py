@@ -6,7 +6,8 @@ tool says it needs (`--print-host-packages`) and what the README's commands need
 (`unshare --mount`, /dev, /proc and /sys mounted in it, chroot): everything mounted there
 goes with that namespace.  In it, a copy of this checkout runs `make unit` and `make live`
 (which installs the host packages, the tool and the binfmt handlers, builds the trixie
-live ISO and boot-tests it with BIOS and UEFI firmware).
+live ISO and boot-tests it with BIOS and UEFI firmware), and builds the Debian package
+(`apt-get build-dep ./`, `dpkg-buildpackage`).
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.trixie_host]
 
 # The README's commands need make; pip fetches over https.
 README_NEEDS = ("make", "ca-certificates")
-COPIED = (".ci", "Makefile", "README.md", "pyproject.toml", "benchmarks", "doc", "docs", "examples", "tests",
-          "vmdebootstrap")
+COPIED = (".ci", "Makefile", "README.md", "pyproject.toml", "benchmarks", "debian", "doc", "docs", "examples",
+          "tests", "vmdebootstrap")
 
 
 def host_packages() -> list[str]:
@@ -87,3 +88,14 @@ def test_on_a_trixie_host_the_unit_tier_and_make_live_pass(trixie_host: Path) ->
     assert our_mounts() == []
     leftover = subprocess.run(["pgrep", "-f", str(trixie_host)], capture_output=True, text=True, check=False)
     assert leftover.stdout == ""
+
+
+def test_on_a_trixie_host_the_debian_package_builds(trixie_host: Path) -> None:
+    """The .deb builds on Debian 13 too (tests/package builds, installs and uses it on this host)."""
+    built = inside(trixie_host, "export DEBIAN_FRONTEND=noninteractive && apt-get update -q && "
+                                "apt-get build-dep -y -q ./ && dpkg-buildpackage -us -uc -b")
+    assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
+    debs = [deb.name for deb in trixie_host.glob("vmdebootstrap_*_all.deb")]  # in /, the parent of /src
+    assert len(debs) == 1, debs
+    print(f"trixie host: built {debs[0]}")
+    assert our_mounts() == []

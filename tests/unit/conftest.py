@@ -12,6 +12,9 @@ Every test is hermetic:
 from __future__ import annotations
 
 import contextlib
+import logging
+import os
+import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -135,3 +138,22 @@ def fake(tmp_path: Path, firmware: dict[str, Path], monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(boottest, "STOP_GRACE", 1.0)
     monkeypatch.setattr(boottest, "FIRMWARE_POLL", 0.1)
     return qemu.Fake(tmp_path)
+
+
+@pytest.fixture
+def process_state() -> Iterator[None]:
+    """run_build changes the umask, the signal handlers and the logger; put them back."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    logger = logging.getLogger("vmdebootstrap")
+    saved = (list(logger.handlers), logger.propagate, logger.level)
+    yield
+    os.umask(umask)
+    for signum, handler in handlers.items():
+        signal.signal(signum, handler)
+    for handler in logger.handlers:
+        if handler not in saved[0]:
+            handler.close()
+    logger.handlers[:] = saved[0]
+    logger.propagate, logger.level = saved[1], saved[2]

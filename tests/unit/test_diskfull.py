@@ -15,7 +15,7 @@ from vmdebootstrap.run import CommandFailed, Result
 
 from .conftest import MakeSettings
 from .fakes import FakeRunner
-from .test_main import REAL_RUN_BUILD, process_state  # noqa: F401 (a fixture)
+from .test_main import REAL_RUN_BUILD
 
 MiB = 2**20
 APT_FULL = [
@@ -122,7 +122,7 @@ def test_run_build_names_the_full_filesystem_on_one_line(make_settings: MakeSett
     monkeypatch.setattr(diskfull, "usage", fake_filesystems({"/": ("/", 70000, 250000),
                                                               str(small): (str(small), 1, 64)}))
 
-    def fail(_settings: object, _runner: object, display: object) -> list[Path]:
+    def fail(_settings: object, _runner: object, display: object, **_: object) -> list[Path]:
         with display.step("packages"):  # type: ignore[attr-defined]
             raise apt_failure()
 

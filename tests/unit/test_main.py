@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import shutil
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from vmdebootstrap import binfmt, main, recipe, sandbox, settings
+from vmdebootstrap import binfmt, main, recipe, sandbox, settings, ui
 from vmdebootstrap.architectures import Architecture
 from vmdebootstrap.errors import BuildError, Interrupted
 from vmdebootstrap.run import CommandFailed
@@ -121,11 +121,12 @@ def test_root_valid_build_goes_into_the_sandbox(vmd: Vmd, out: Path, monkeypatch
 def test_inside_the_sandbox_the_build_runs(vmd: Vmd, out: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(shutil, "which", lambda tool: "/usr/bin/" + tool)
     monkeypatch.setattr(sandbox, "in_namespaces", lambda: True)
-    built: list[settings.Settings] = []
-    monkeypatch.setattr(main, "run_build", lambda s: built.append(s) or 0)
+    built: list[tuple[settings.Settings, list[str]]] = []
+    monkeypatch.setattr(main, "run_build", lambda s, argv: built.append((s, argv)) or 0)
     status, _, _ = vmd("--tarball", str(out / "root.tar"), "--distribution", "bookworm", "--hostname", "box")
     assert status == 0
-    assert len(built) == 1 and built[0].hostname == "box"
+    assert len(built) == 1 and built[0][0].hostname == "box"
+    assert built[0][1][-2:] == ["--hostname", "box"]  # the options, for the report's settings
 
 
 def test_print_requests_exit_before_validation(vmd: Vmd) -> None:
@@ -148,26 +149,7 @@ def test_sandbox_inside_needs_pid_1_and_the_variable(monkeypatch: pytest.MonkeyP
     assert not sandbox.in_namespaces()
 
 
-# -- run_build's exit statuses (recipe.build replaced) -----------------------------------------------
-
-
-@pytest.fixture
-def process_state() -> Iterator[None]:
-    """run_build changes the umask, the signal handlers and the logger; put them back."""
-    umask = os.umask(0o022)
-    os.umask(umask)
-    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
-    logger = logging.getLogger("vmdebootstrap")
-    saved = (list(logger.handlers), logger.propagate, logger.level)
-    yield
-    os.umask(umask)
-    for signum, handler in handlers.items():
-        signal.signal(signum, handler)
-    for handler in logger.handlers:
-        if handler not in saved[0]:
-            handler.close()
-    logger.handlers[:] = saved[0]
-    logger.propagate, logger.level = saved[1], saved[2]
+# -- run_build's exit statuses (recipe.build replaced; process_state is in conftest.py) ------------------
 
 
 def _settings(make_settings: MakeSettings, tmp_path: Path) -> settings.Settings:
@@ -179,7 +161,7 @@ def test_run_build_success(make_settings: MakeSettings, tmp_path: Path, out: Pat
                            capsys: pytest.CaptureFixture[str]) -> None:
     s = _settings(make_settings, tmp_path)
     (out / "root.tar").write_bytes(b"x" * 10)
-    monkeypatch.setattr(recipe, "build", lambda *_: [out / "root.tar"])
+    monkeypatch.setattr(recipe, "build", lambda *_, **__: [out / "root.tar"])
     status = REAL_RUN_BUILD(s)
     assert status == 0
     assert f"built {out / 'root.tar'}" in capsys.readouterr().err
@@ -191,7 +173,7 @@ def test_run_build_failure_exits_1(make_settings: MakeSettings, tmp_path: Path, 
                                    capsys: pytest.CaptureFixture[str]) -> None:
     s = _settings(make_settings, tmp_path)
 
-    def fail(_settings: object, _runner: object, display: object) -> list[Path]:
+    def fail(_settings: object, _runner: object, display: object, **_: object) -> list[Path]:
         with display.step("system"):  # type: ignore[attr-defined]
             raise BuildError("it broke") from CommandFailed(["false"], 1, ["line one", "last words"])
 
@@ -205,12 +187,40 @@ def test_run_build_failure_exits_1(make_settings: MakeSettings, tmp_path: Path, 
 
 
 @pytest.mark.usefixtures("process_state")
+@pytest.mark.parametrize("live", [True, False])
+def test_a_failed_command_s_last_lines_are_shown_with_the_error(make_settings: MakeSettings, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch, live: bool,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """On a terminal (the live display) as elsewhere, the error is followed by the command's last
+    lines, not by an empty "last output lines:" whose lines went to the log only (issue 18)."""
+    s = _settings(make_settings, tmp_path)
+    console = io.StringIO()
+    monkeypatch.setattr(ui, "make_display", lambda steps: ui.Display(console, steps, live=live))
+    tail = ["Reading package lists...", "\x1b[1;31mE: Unable to locate package nosuch\x1b[0m", "", "   "]
+
+    def fail(_settings: object, _runner: object, display: ui.Display, **_: object) -> list[Path]:
+        with display.step("packages"):
+            raise BuildError("apt failed") from CommandFailed(["apt-get", "install", "nosuch"], 100, tail)
+
+    monkeypatch.setattr(recipe, "build", fail)
+    assert REAL_RUN_BUILD(s) == 1
+    err = capsys.readouterr().err
+    assert ("vmdebootstrap: error: step 'packages' failed: apt failed\n"
+            "vmdebootstrap: last output lines of the command:\n"
+            "  Reading package lists...\n"
+            "  E: Unable to locate package nosuch\n"
+            f"vmdebootstrap: full log: {tmp_path / 'build.log'}\n") in err
+    assert "last output lines:" not in console.getvalue()  # shown once, with the error
+    assert "last output lines:\n  Reading package lists..." in (tmp_path / "build.log").read_text()
+
+
+@pytest.mark.usefixtures("process_state")
 def test_run_build_interrupted_exits_128_plus_signal(make_settings: MakeSettings, tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
     s = _settings(make_settings, tmp_path)
 
-    def interrupted(*_: object) -> list[Path]:
+    def interrupted(*_: object, **__: object) -> list[Path]:
         raise Interrupted(signal.SIGTERM)
 
     monkeypatch.setattr(recipe, "build", interrupted)
@@ -248,7 +258,7 @@ def test_a_second_signal_during_the_cleanup_is_logged_after_it(make_settings: Ma
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     s = _settings(make_settings, tmp_path)
 
-    def interrupted_twice(*_: object) -> list[Path]:
+    def interrupted_twice(*_: object, **__: object) -> list[Path]:
         try:
             os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C: from the terminal ...
             time.sleep(5)

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from vmdebootstrap import run
-from vmdebootstrap.run import CommandFailed, Result, Runner, describe_status
+from vmdebootstrap.errors import BuildError
+from vmdebootstrap.run import CommandFailed, Result, Runner, command_failure, describe_status
 
 from .fakes import FakeRunner
 
@@ -158,3 +159,22 @@ def test_fake_runner_records_and_responds(tmp_path: Path) -> None:
     assert fake.commands("chpasswd") == [["chpasswd"]]
     assert fake.commands("dpkg-query") == [["dpkg-query", "--show"]]
     assert fake.commands("false") == [["false"], ["false"]]
+
+
+def test_last_lines_are_what_a_terminal_shows() -> None:
+    failed = CommandFailed(["x"], 1, ["one", "\x1b[2K\x1b[1Atwo\r", "", "\x1b]0;title\x07three", " \t ",
+                                      *map(str, range(12))])
+    assert failed.last_lines(4) == ["8", "9", "10", "11"]
+    assert failed.last_lines(15)[:3] == ["one", "two", "three"]
+
+
+def test_the_failed_command_is_found_behind_the_error() -> None:
+    failed = CommandFailed(["x"], 1, ["words"])
+    try:
+        try:
+            raise failed
+        except CommandFailed as exc:
+            raise BuildError("step failed") from exc
+    except BuildError as outer:
+        assert command_failure(outer) is failed
+    assert command_failure(BuildError("no command")) is None

@@ -340,17 +340,50 @@ def test_users_hashed_passwords_use_encrypted(make_context: MakeContext) -> None
     assert_never_on_argv(runner, HASH)
 
 
-def test_users_lock_root(make_context: MakeContext) -> None:
+def test_users_lock_root(make_context: MakeContext, caplog: pytest.LogCaptureFixture) -> None:
     ctx, runner = make_context("--lock-root-password")
     users.run(ctx)
     assert runner.calls == [["chroot", str(ctx.root), "passwd", "--lock", "root"]]
+    assert caplog.records == []  # said explicitly: nothing to warn about
 
 
-def test_users_default_root_password_is_empty(make_context: MakeContext, caplog: pytest.LogCaptureFixture) -> None:
+# The three cases of root's password (issue 18): nothing said, --empty-root-password, --root-password.
+
+
+def test_users_root_is_locked_by_default_with_a_one_line_warning(make_context: MakeContext,
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
     ctx, runner = make_context()
     users.run(ctx)
+    assert runner.calls == [["chroot", str(ctx.root), "passwd", "--lock", "root"]]
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "\n" not in warnings[0]
+    assert "locked, the new default" in warnings[0] and "--empty-root-password" in warnings[0]
+
+
+def test_users_an_old_config_saying_nothing_of_root_gets_it_locked(make_context: MakeContext, tmp_path: Path,
+                                                                   caplog: pytest.LogCaptureFixture) -> None:
+    config = tmp_path / "old.conf"
+    config.write_text("[config]\nlock-root-password = False\nroot-password =\n")  # as the old --dump-config wrote
+    ctx, runner = make_context("--config", str(config))
+    users.run(ctx)
+    assert runner.calls == [["chroot", str(ctx.root), "passwd", "--lock", "root"]]
+    assert "the new default" in caplog.text
+
+
+def test_users_empty_root_password_when_asked(make_context: MakeContext, caplog: pytest.LogCaptureFixture) -> None:
+    ctx, runner = make_context("--empty-root-password")
+    users.run(ctx)
     assert runner.calls == [["chroot", str(ctx.root), "passwd", "--delete", "root"]]
-    assert "EMPTY password" in caplog.text
+    assert "EMPTY password" in caplog.text and "the new default" not in caplog.text
+
+
+def test_users_root_password_given(make_context: MakeContext, caplog: pytest.LogCaptureFixture) -> None:
+    ctx, runner = make_context("--root-password", SECRET_BOB)
+    users.run(ctx)
+    assert runner.calls == [["chroot", str(ctx.root), "chpasswd"]]
+    assert runner.inputs == [f"root:{SECRET_BOB}\n"]
+    assert caplog.records == []
+    assert_never_on_argv(runner, SECRET_BOB)
 
 
 def test_users_force_password_change_only_without_password(make_context: MakeContext) -> None:

@@ -339,6 +339,10 @@ def test_ext4_with_extlinux_is_not_an_error(vmd: Vmd, out: Path) -> None:
         (["--owner", "no-such-user-vmdb"], "--owner no-such-user-vmdb: no such user on this host"),
         (["--root-password", "pw", "--lock-root-password"],
          "--root-password and --lock-root-password contradict each other"),
+        (["--root-password", "pw", "--empty-root-password"],
+         "--empty-root-password and --root-password contradict each other"),
+        (["--lock-root-password", "--empty-root-password"],
+         "--empty-root-password and --lock-root-password contradict each other"),
     ],
 )
 def test_new_checks(vmd: Vmd, out: Path, args: list[str], message: str | None) -> None:
@@ -364,7 +368,7 @@ def test_empty_apt_mirror_means_the_build_mirror(vmd: Vmd, out: Path) -> None:
         ["--hostname", "node-01"], ["--hostname", "A" * 63], ["--mirror", "https://deb.debian.org/debian"],
         ["--mirror", "file:///srv/mirror"], ["--squash-compression", "zstd"], ["--log-level", "INFO"],
         ["--log-mode", "644"], ["--log-mode", "0640"], ["--variant", "minbase"], ["--owner", "root"],
-        ["--lock-root-password"], ["--root-password", "pw"],
+        ["--lock-root-password"], ["--root-password", "pw"], ["--empty-root-password"],
     ],
 )  # fmt: skip
 def test_new_checks_accept_good_values(vmd: Vmd, out: Path, args: list[str]) -> None:

@@ -1,6 +1,6 @@
 """Step "users": root's password and the --user accounts.
 
-Reads: settings.root_password, .lock_root, .users, .sudo, .force_password_change.
+Reads: settings.root_password, .lock_root, .empty_root, .users, .sudo, .force_password_change.
 Writes: accounts and password hashes inside the target.  Undoes: nothing.
 
 Passwords are hashed by the method the release's PAM uses (releases.Release.password_hash)
@@ -32,12 +32,16 @@ def run(ctx: Context) -> None:
     settings, root, run = ctx.settings, ctx.root, ctx.runner.run
     if settings.root_password:
         set_password(ctx, settings.root_password)
-    elif settings.lock_root:
-        run(["passwd", "--lock", "root"], chroot=root)
-    else:
-        log.warning("root has an EMPTY password in this image (as the old vmdebootstrap did); "
-                    "use --lock-root-password or --root-password")
+    elif settings.empty_root:
+        log.warning("root has an EMPTY password in this image (--empty-root-password): whoever reaches its "
+                    "console is root")
         run(["passwd", "--delete", "root"], chroot=root)
+    else:
+        if not settings.lock_root:
+            # Secure by default (issue 18); a config written for the old tool says nothing of root.
+            log.warning("root's password is locked, the new default (the old vmdebootstrap left it empty: "
+                        "--empty-root-password does that; --lock-root-password silences this)")
+        run(["passwd", "--lock", "root"], chroot=root)
 
     for user in settings.users:
         run(["adduser", "--disabled-password", "--gecos", user.name, user.name], chroot=root)

@@ -1,0 +1,199 @@
+"""--report FILE: what one build did, as JSON for the machines that run it (docs/report.md).
+
+The report is written when the build ends, whether it built, failed, failed its boot test
+or was interrupted; not for bad input (exit status 2: nothing happened, and the one-line
+message says why) and not when the build is SIGKILLed.  Its format is versioned:
+``VERSION`` grows when a field goes or changes its meaning; a new field may come without
+that, and readers ignore what they do not know.  docs/report.md holds the JSON Schema
+tests/unit/test_report.py checks reports against.
+
+Passwords never enter it: the options marked ``secret`` in the table are redacted, and
+the accounts are named without them.
+"""
+
+from __future__ import annotations
+
+import datetime
+import email.utils
+import hashlib
+import json
+import logging
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import __version__, archive, cli, recipe
+from .boottest import BootResult
+from .chroot import target_path
+from .context import Context
+from .options import OPTIONS, Option
+from .run import CommandRunner
+from .settings import Settings
+from .ui import StepRecord
+
+log = logging.getLogger("vmdebootstrap")
+
+FORMAT = "vmdebootstrap-report"
+VERSION = 1
+REDACTED = "<secret>"
+
+
+def _time(seconds: float) -> str:
+    return datetime.datetime.fromtimestamp(seconds, datetime.UTC).isoformat(timespec="seconds")
+
+
+def _release_date(value: object) -> str | None:
+    """A Release file's date (RFC 2822, as apt writes it) in ISO 8601; None when absent or unreadable."""
+    try:
+        return email.utils.parsedate_to_datetime(str(value)).isoformat() if value else None
+    except (TypeError, ValueError):
+        return None
+
+
+def redacted(option: Option, value: object) -> object:
+    """The option's value as the report shows it: a secret one (a password) only as REDACTED."""
+    if not option.secret or not value:
+        return value
+    return [REDACTED] * len(value) if isinstance(value, list) else REDACTED
+
+
+def given(argv: Sequence[str]) -> tuple[dict[str, object], list[str]]:
+    """The settings as given (defaults, config files, command line), secrets redacted; the files read."""
+    values, files = cli.load(list(argv))
+    return {o.name: redacted(o, values[o.name]) for o in OPTIONS if not o.cli_only}, files
+
+
+def installed_packages(status: str) -> int:
+    """How many packages dpkg's status file says are installed."""
+    return sum(1 for paragraph in status.split("\n\n") if "\nStatus: install ok installed" in f"\n{paragraph}")
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _output_kind(settings: Settings, path: Path) -> str:
+    """Which output option wrote ``path``: its file, a file in its directory, or a manifest beside it."""
+    for kind, final in settings.outputs.items():
+        if path == final or final in path.parents or (path.parent == final.parent
+                                                      and path.name.startswith(final.name + ".")):
+            return kind
+    return ""
+
+
+def boot_result(result: BootResult) -> dict[str, object]:
+    seconds = result.seconds_to_login
+    return {"firmware": result.firmware, "passed": result.passed,
+            "seconds_to_login": round(seconds, 1) if seconds is not None else None, "verdict": result.verdict,
+            "failed_units": list(result.failed_units), "system_state": result.system_state or None,
+            "secure_boot": result.secure_boot, "console_log": os.fspath(result.console_log)}
+
+
+class Report:
+    """Collects what the build did; ``write`` puts it into --report FILE (nothing without one)."""
+
+    def __init__(self, settings: Settings, argv: Sequence[str], log_path: str) -> None:
+        self.settings = settings
+        self.argv = list(argv)
+        self.log_path = log_path
+        self.started = time.time()
+        self.release_file: dict[str, object] | None = None
+        self.bootstrap: dict[str, object] | None = None
+        self.packages_installed: int | None = None
+        self.outputs: list[Path] = []
+        self.boot_results: list[BootResult] = []
+        self.outcome = ""
+        self.error: str | None = None
+
+    @property
+    def wanted(self) -> bool:
+        return self.settings.report is not None
+
+    def read_release(self, runner: CommandRunner) -> None:
+        """The mirror's (In)Release file for the release, as the build is about to use it."""
+        if not self.wanted:
+            return
+        settings = self.settings
+        fields = archive.release(runner, settings.mirrors.build, settings.release.name)
+        if fields is None:
+            return
+        self.release_file = {
+            "suite": fields.get("Suite"), "codename": fields.get("Codename"), "version": fields.get("Version"),
+            "date": _release_date(fields.get("Date")), "valid_until": _release_date(fields.get("Valid-Until")),
+        }
+
+    def observe(self, ctx: Context) -> None:
+        """At the end of recipe.build, before anything is undone: what only the build knows."""
+        if not self.wanted:
+            return
+        try:
+            origin = ctx.origin
+            if origin is not None:
+                self.bootstrap = {
+                    "bootstrapper": origin.bootstrapper, "reason": origin.reason,
+                    "stage_cache": "off" if origin.stage is None else "hit" if origin.cached else "miss",
+                    "stage_key": origin.stage.key if origin.stage is not None else None,
+                }
+            status = target_path(ctx.root, "/var/lib/dpkg/status")
+            if status.is_file():
+                self.packages_installed = installed_packages(status.read_text(errors="replace"))
+        except OSError as exc:  # the report must not hide the build's own outcome
+            log.warning("build report: %s", exc)
+
+    def fail(self, message: str, outcome: str = "failed") -> None:
+        self.outcome, self.error = outcome, message
+
+    def steps(self, records: Sequence[StepRecord]) -> list[dict[str, object]]:
+        """Every step that ran, then those of the plan that did not."""
+        ran = [{"name": r.name, "started": _time(r.started), "seconds": round(r.seconds, 1), "outcome": r.outcome}
+               for r in records]
+        cached = self.bootstrap is not None and self.bootstrap["stage_cache"] == "hit"
+        names = {r.name for r in records}
+        only_boot = self.settings.boot_test is not None and self.settings.boot_test.image is not None
+        planned = ["boot test"] if only_boot else recipe.plan(self.settings, cached)
+        return ran + [{"name": name, "started": None, "seconds": None, "outcome": "not run"}
+                      for name in planned if name not in names]
+
+    def document(self, status: int, records: Sequence[StepRecord]) -> dict[str, object]:
+        settings, finished = self.settings, time.time()
+        values, files = given(self.argv)
+        return {
+            "format": FORMAT, "version": VERSION,
+            "tool": {"name": "vmdebootstrap", "version": __version__},
+            "started": _time(self.started), "finished": _time(finished),
+            "seconds": round(finished - self.started, 1),
+            "exit_status": status, "outcome": self.outcome or ("built" if status == 0 else "failed"),
+            "error": self.error, "log": self.log_path,
+            "settings": values, "config_files": files,
+            "release": {"name": settings.release.name, "architecture": settings.arch.name,
+                        "mirror": settings.mirrors.build, "apt_mirror": settings.mirrors.image,
+                        "components": list(settings.mirrors.components), "release_file": self.release_file},
+            "accounts": {"root": "password" if settings.root_password else "empty" if settings.empty_root
+                         else "locked", "users": [user.name for user in settings.users]},
+            "bootstrap": self.bootstrap,
+            "packages_installed": self.packages_installed,
+            "steps": self.steps(records),
+            "outputs": [{"path": os.fspath(path), "kind": _output_kind(settings, path),
+                         "size": path.stat().st_size, "sha256": sha256(path)} for path in self.outputs],
+            "boot_tests": [boot_result(result) for result in self.boot_results],
+        }
+
+    def write(self, status: int, records: Sequence[StepRecord]) -> None:
+        """Write the report (atomically: a reader never sees half of it); nothing without --report."""
+        path = self.settings.report
+        if path is None:
+            return
+        try:
+            text = json.dumps(self.document(status, records), indent=2, default=str) + "\n"
+            partial = path.with_name(f".{path.name}.partial")
+            partial.write_text(text)
+            os.replace(partial, path)
+        except OSError as exc:
+            log.error("could not write the build report %s: %s", path, exc)
+            return
+        log.info("wrote the build report %s", path)
