@@ -150,6 +150,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("pkglist", "bool", False,
            "write FILE.packages (package and version per line) next to an --image, --tarball or --iso FILE "
            "(a --squash directory always gets filesystem.packages)", _G_OUT),
+    Option("sbom", "bool", True,
+           "write the SBOM of the image's packages (SPDX 2.3 and CycloneDX JSON) next to each output "
+           "(docs/sbom.md)", _G_OUT),
     Option("dry-run", "bool", False, "validate, print the selected packages and exit (no root needed)", _G_OUT),
     Option("workdir", "str", "", "directory for the build's temporary files (default: TMPDIR)", _G_OUT, "DIR",
            parse=_V.existing_dir),

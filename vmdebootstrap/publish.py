@@ -68,6 +68,10 @@ class Outputs:
         self.pending.append((partial, final))
         return partial
 
+    def files(self) -> list[tuple[Path, Path]]:
+        """(partial, final) of every output file written so far."""
+        return list(self.pending)
+
     def scratch(self, path: Path) -> Path:
         """A work file beside the outputs (same filesystem), never published, always removed."""
         self.scratch_files.append(path)

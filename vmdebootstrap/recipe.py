@@ -1,7 +1,7 @@
 """build(): the whole build as one table of named steps, run top to bottom.
 
     partition -> bootstrap -> packages -> system -> users -> customize -> bootloader
-      -> finish -> image | squashfs | tarball -> iso          (then the outputs appear)
+      -> finish -> image | squashfs | tarball -> iso -> manifest   (then the outputs appear)
 
 ``STEPS`` is the recipe: each step has a name, a condition on the settings and what it
 does.  The same table gives the progress display its plan (``plan``) and runs the build,
@@ -33,7 +33,7 @@ from .outputs import image
 from .publish import Outputs
 from .run import CommandRunner
 from .settings import Settings
-from .steps import bootstrap, customize, finish, packages, system, users
+from .steps import bootstrap, customize, finish, manifest, packages, system, users
 from .ui import Display
 
 log = logging.getLogger("vmdebootstrap")
@@ -81,6 +81,7 @@ STEPS: tuple[Step, ...] = (
     Step("bootloader", image.install_bootloader, when=_image, session="target", api=True),
     Step("finish", finish.run, session="target", api=True, then=finish.scrub),
     *(Step(kind.STEP, kind.run, when=kind.wanted, note=kind.note) for kind in outputs.kinds()),
+    Step("manifest", manifest.run),
 )
 
 
@@ -189,8 +190,18 @@ def _after(step: Step, ctx: Context, remaining: list[Step]) -> None:
     if not remaining:
         ctx.outputs.publish()
         if ctx.settings.owner:
-            for path in ctx.settings.outputs.values():
-                ctx.runner.run(["chown", "-R", ctx.settings.owner, str(path)])
+            _chown_outputs(ctx, ctx.settings.owner)
+
+
+def _chown_outputs(ctx: Context, owner: str) -> None:
+    """--owner: the output directories (--squash) and every file the build wrote beside them
+    (package lists, SBOMs, SHA256SUMS)."""
+    directories = [path for path in ctx.settings.outputs.values() if path.is_dir()]
+    files = [path for path in ctx.outputs.written if not any(path.is_relative_to(d) for d in directories)]
+    if directories:
+        ctx.runner.run(["chown", "-R", owner, *map(str, directories)])
+    if files:
+        ctx.runner.run(["chown", owner, *map(str, files)])
 
 
 def _begin(step: Step, ctx: Context) -> Callable[[], str]:

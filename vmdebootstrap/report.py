@@ -78,12 +78,13 @@ def sha256(path: Path) -> str:
 
 
 def _output_kind(settings: Settings, path: Path) -> str:
-    """Which output option wrote ``path``: its file, a file in its directory, or a manifest beside it."""
+    """Which output option wrote ``path``: its file, a file in its directory, or a manifest or SBOM
+    beside it; "checksums" for the SHA256SUMS of a directory the outputs went into."""
     for kind, final in settings.outputs.items():
         if path == final or final in path.parents or (path.parent == final.parent
                                                       and path.name.startswith(final.name + ".")):
             return kind
-    return ""
+    return "checksums" if path.name == "SHA256SUMS" else ""
 
 
 def boot_result(result: BootResult) -> dict[str, object]:

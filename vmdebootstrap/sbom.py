@@ -51,7 +51,7 @@ _DPKG_FILES = ("status", "arch-native")
 
 
 def write(root: Path, spdx_out: Path, cdx_out: Path | None = None, *, name: str, epoch: int,
-          seed: str, version: str | None = None) -> None:
+          seed: str, version: str | None = None, arch: str | None = None) -> None:
     """Write the SBOM of the packages installed in ``root`` (a root filesystem directory).
 
     Only ``root/var/lib/dpkg`` is read, and only the packages whose dpkg state is
@@ -60,7 +60,8 @@ def write(root: Path, spdx_out: Path, cdx_out: Path | None = None, *, name: str,
     document and the operating-system package that holds the others (letters, digits, '.'
     and '-'), ``version`` is that package's version, ``epoch`` the creation time (seconds
     since 1970, as SOURCE_DATE_EPOCH, which is not read here) and ``seed`` anything that
-    identifies the build.  ``cdx_out``: also CycloneDX.
+    identifies the build.  ``cdx_out``: also CycloneDX.  ``arch``: the system's Debian
+    architecture (else debsbom reads it from the root).
     """
     if not NAME_PATTERN.fullmatch(name):
         raise ValueError(f"SBOM name {name!r}: only letters, digits, '.' and '-' (it is part of an SPDX id)")
@@ -71,6 +72,7 @@ def write(root: Path, spdx_out: Path, cdx_out: Path | None = None, *, name: str,
         generator = Debsbom(
             distro_name=name,
             distro_version=version,
+            distro_arch=arch,
             root=scratch,
             spdx_namespace=urlparse(f"https://spdx.org/spdxdocs/vmdebootstrap-{name}-"
                                     f"{_document_uuid('spdx', seed, digest)}"),
@@ -135,8 +137,8 @@ def _warn_of_foreign_architectures(generator: Any) -> None:
     hash order: with libc6 installed for two architectures the graph changes from one run
     to the next.  No build of ours makes such a root; a hook could."""
     native = generator.distro_arch
-    foreign = sorted({package.architecture for package in generator.packages if package.is_binary()}
-                     - {native, "all"})
+    foreign = sorted({package.architecture for package in generator.packages
+                      if package.is_binary() and package.architecture} - {native, "all"})
     if foreign:
         log.warning("SBOM: packages of architecture %s beside %s: the dependencies of those packages "
                     "may differ from one build to the next (docs/sbom.md)", ", ".join(foreign), native)

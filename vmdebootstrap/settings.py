@@ -110,6 +110,7 @@ class Settings:
     seed: str  # of the identifiers (identity.py): --seed, else derived from what makes the outputs these
     source_date_epoch: int | None  # --source-date-epoch or SOURCE_DATE_EPOCH; None: the InRelease's Date
     pkglist: bool
+    sbom: bool  # the SBOMs (steps/manifest.py)
     dry_run: bool
 
     def __repr__(self) -> str:
@@ -452,6 +453,7 @@ def _settings(v: Parsed, release: Release, arch: Architecture, *, outputs: dict[
         report=_report(v),
         workdir=v.optional("workdir", Path), cache_dir=v.optional("cache-dir", Path),
         stage_cache=v.flag("stage-cache"), owner=v.text("owner"), pkglist=v.flag("pkglist"),
+        sbom=v.flag("sbom"),
         source_date_epoch=_epoch(v),
         seed=v.text("seed") or identity.derived_seed(*sorted(path.name for path in outputs.values()), release,
                                                      arch.name, request),

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 from pathlib import Path
@@ -17,6 +18,8 @@ from .conftest import MakeSettings
 from .fakes import FakeRunner
 
 DEBIAN_VERSION_LISTING = "squashfs-root\nsquashfs-root/etc\nsquashfs-root/etc/debian_version\n"
+DPKG_STATUS = ("Package: bash\nStatus: install ok installed\nArchitecture: amd64\nVersion: 5.2\n"
+               "Maintainer: Debian <debian@example.org>\nDescription: shell\n")
 RELEASE = "Origin: Debian\nCodename: bookworm\nDate: Sat, 08 Nov 2025 10:00:00 UTC\n"
 RELEASE_EPOCH = 1762596000
 
@@ -39,6 +42,8 @@ class Responder:
             (root / "boot/vmlinuz-6.1.0-1-amd64").write_text("kernel")
             (root / "boot/initrd.img-6.1.0-1-amd64").write_text("initrd")
             (root / "etc").mkdir()
+            (root / "var/lib/dpkg").mkdir(parents=True, exist_ok=True)
+            (root / "var/lib/dpkg/status").write_text(DPKG_STATUS)
             units = root / "usr/lib/systemd/system"
             units.mkdir(parents=True)
             (units / "systemd-networkd.service").write_text("")
@@ -87,21 +92,27 @@ def check_mounts_undone(runner: FakeRunner) -> None:
 
 
 def test_plan(make_settings: MakeSettings, tmp_path: Path) -> None:
-    assert recipe.plan(make_settings()) == ["bootstrap", "packages", "system", "users", "finish", "tarball"]
+    assert recipe.plan(make_settings()) == ["bootstrap", "packages", "system", "users", "finish", "tarball",
+                                            "manifest"]
     hook = tmp_path / "hook.sh"
     hook.write_text("#!/bin/sh\n")
     hook.chmod(0o755)
     assert recipe.plan(make_settings("--squash", str(tmp_path / "live"), "--customize", str(hook), "--no-kernel",
                                      "--no-acpid", "--no-systemd-networkd")) == \
-           ["bootstrap", "system", "users", "customize", "finish", "squashfs"]
+           ["bootstrap", "system", "users", "customize", "finish", "squashfs", "manifest"]
 
 
 def test_tarball_build(make_settings: MakeSettings, workdir: Path, out: Path) -> None:
     runner = FakeRunner(Responder())
     outputs, display = build(["--lock-root-password", "--hostname", "fake"], make_settings, workdir, runner)
-    assert outputs == [out / "root.tar"]
+    written = ["root.tar", "root.tar.spdx.json", "root.tar.cdx.json", "SHA256SUMS"]
+    assert sorted(outputs) == sorted(out / name for name in written)
     assert (out / "root.tar").read_text() == "tarball"
-    assert os.listdir(out) == ["root.tar"]
+    assert sorted(os.listdir(out)) == sorted(written)
+    sums = (out / "SHA256SUMS").read_text()
+    assert f"{hashlib.sha256(b'tarball').hexdigest()}  root.tar\n" in sums
+    assert len(sums.splitlines()) == 3  # every file the build wrote there but SHA256SUMS itself
+    assert '"name": "bash"' in (out / "root.tar.spdx.json").read_text()
     assert os.listdir(workdir) == []  # the work directory is gone
     programs = [c[2] if c[0] == "chroot" else c[0] for c in runner.calls]
     assert programs[0] == "/usr/lib/apt/apt-helper"  # the InRelease, for the stage key and the epoch
@@ -121,7 +132,9 @@ def test_tarball_build(make_settings: MakeSettings, workdir: Path, out: Path) ->
 def test_owner_chown_after_publish(make_settings: MakeSettings, workdir: Path, out: Path) -> None:
     runner = FakeRunner(Responder())
     build(["--lock-root-password", "--owner", "root"], make_settings, workdir, runner)
-    assert runner.calls[-1] == ["chown", "-R", "root", str(out / "root.tar")]
+    assert runner.calls[-1][:2] == ["chown", "root"]
+    assert sorted(runner.calls[-1][2:]) == sorted(str(out / name) for name in (
+        "root.tar", "root.tar.spdx.json", "root.tar.cdx.json", "SHA256SUMS"))
 
 
 def test_squash_build(make_settings: MakeSettings, workdir: Path, out: Path) -> None:
@@ -130,7 +143,7 @@ def test_squash_build(make_settings: MakeSettings, workdir: Path, out: Path) -> 
     live = out / "live"
     assert sorted(p.name for p in outputs) == sorted(
         ["vmlinuz-6.1.0-1-amd64", "initrd.img-6.1.0-1-amd64", "vmlinuz", "initrd.img", "filesystem.packages",
-         "filesystem.squashfs"])
+         "filesystem.squashfs", "filesystem.spdx.json", "filesystem.cdx.json", "SHA256SUMS"])
     assert sorted(os.listdir(live)) == sorted(p.name for p in outputs)
     assert (live / "vmlinuz").read_text() == "kernel"
     assert (live / "filesystem.packages").read_text() == "bash\t5.2\n"

@@ -105,11 +105,11 @@ PREFIX = ["bootstrap", "packages", "system", "users"]
 
 
 @pytest.mark.parametrize(("output", "plan"), [
-    (["--tarball", "{out}/root.tar"], [*PREFIX, "finish", "tarball"]),
-    (["--squash", "{out}/live"], [*PREFIX, "finish", "squashfs"]),
-    (["--iso", "{out}/live.iso"], [*PREFIX, "finish", "squashfs", "iso"]),
-    (["--iso", "{out}/live.iso", "--squash", "{out}/live"], [*PREFIX, "finish", "squashfs", "iso"]),
-    (["--image", "{out}/x.img", "--grub"], ["partition", *PREFIX, "bootloader", "finish", "image"]),
+    (["--tarball", "{out}/root.tar"], [*PREFIX, "finish", "tarball", "manifest"]),
+    (["--squash", "{out}/live"], [*PREFIX, "finish", "squashfs", "manifest"]),
+    (["--iso", "{out}/live.iso"], [*PREFIX, "finish", "squashfs", "iso", "manifest"]),
+    (["--iso", "{out}/live.iso", "--squash", "{out}/live"], [*PREFIX, "finish", "squashfs", "iso", "manifest"]),
+    (["--image", "{out}/x.img", "--grub"], ["partition", *PREFIX, "bootloader", "finish", "image", "manifest"]),
 ])  # fmt: skip
 def test_plan_of_each_output_kind(make_settings: MakeSettings, out: Path, output: list[str],
                                   plan: list[str]) -> None:
@@ -125,7 +125,7 @@ def test_the_hook_runs_after_the_users_and_before_the_bootloader(make_settings: 
     hook.write_text("#!/bin/sh\n")
     hook.chmod(0o755)
     plan = recipe.plan(make_settings("--image", str(out / "x.img"), "--customize", str(hook)))
-    assert plan == ["partition", *PREFIX, "customize", "bootloader", "finish", "image"]
+    assert plan == ["partition", *PREFIX, "customize", "bootloader", "finish", "image", "manifest"]
 
 
 def test_every_step_has_a_distinct_name_and_sessions_are_contiguous() -> None:
@@ -139,4 +139,4 @@ def test_every_step_has_a_distinct_name_and_sessions_are_contiguous() -> None:
 
 def test_the_boot_test_closes_the_plan(make_settings: MakeSettings, out: Path) -> None:
     settings = make_settings("--iso", str(out / "live.iso"), "--boot-test", "--user", "u/p")
-    assert recipe.plan(settings)[-3:] == ["squashfs", "iso", "boot test"]
+    assert recipe.plan(settings)[-4:] == ["squashfs", "iso", "manifest", "boot test"]

@@ -65,7 +65,7 @@ class Mirror(Responder):
         answer = super().__call__(argv)
         if command[0] in ("debootstrap", "mmdebstrap"):
             status = Path(command[-2]) / "var/lib/dpkg/status"
-            status.parent.mkdir(parents=True)
+            status.parent.mkdir(parents=True, exist_ok=True)
             status.write_text(DPKG_STATUS)
         return answer
 
@@ -101,8 +101,10 @@ def test_a_built_tarball_s_report(make_settings: MakeSettings, tmp_path: Path, o
     assert (document["format"], document["version"], document["exit_status"]) == (report.FORMAT, 1, 0)
     assert (document["outcome"], document["error"]) == ("built", None)
     assert document["tool"] == {"name": "vmdebootstrap", "version": main.__version__}
-    assert document["outputs"] == [{"path": str(out / "root.tar"), "kind": "tarball", "size": 7,
-                                    "sha256": hashlib.sha256(b"tarball").hexdigest()}]
+    assert document["outputs"][0] == {"path": str(out / "root.tar"), "kind": "tarball", "size": 7,
+                                      "sha256": hashlib.sha256(b"tarball").hexdigest()}
+    assert sorted((Path(o["path"]).name, o["kind"]) for o in document["outputs"][1:]) == [
+        ("SHA256SUMS", "checksums"), ("root.tar.cdx.json", "tarball"), ("root.tar.spdx.json", "tarball")]
     assert document["release"] == {
         "name": "bookworm", "architecture": "amd64", "mirror": options.DEFAULT_MIRROR,
         "apt_mirror": options.DEFAULT_MIRROR, "components": ["main"],
@@ -114,7 +116,7 @@ def test_a_built_tarball_s_report(make_settings: MakeSettings, tmp_path: Path, o
     assert document["packages_installed"] == 7
     assert [(s["name"], s["outcome"]) for s in document["steps"]] == \
            [("bootstrap", "done"), ("packages", "done"), ("system", "done"), ("users", "done"),
-            ("finish", "done"), ("tarball", "done")]
+            ("finish", "done"), ("tarball", "done"), ("manifest", "done")]
     assert document["accounts"] == {"root": "password", "users": ["alice"]}
     assert document["boot_tests"] == []
     settings = document["settings"]
@@ -134,7 +136,8 @@ def test_a_failed_build_writes_its_report_too(make_settings: MakeSettings, tmp_p
     assert (document["exit_status"], document["outcome"]) == (1, "failed")
     error = document["error"]
     assert isinstance(error, str) and error.startswith("step 'tarball' failed: command failed (exit status 1)")
-    assert [(s["name"], s["outcome"]) for s in document["steps"]][-2:] == [("finish", "done"), ("tarball", "failed")]
+    assert [(s["name"], s["outcome"]) for s in document["steps"]][-3:] == [("finish", "done"), ("tarball", "failed"),
+                                                                             ("manifest", "not run")]
     assert document["outputs"] == []  # nothing is published by a failed build
     assert document["packages_installed"] == 7  # read before the tree was removed
     assert SECRET not in text
@@ -148,7 +151,7 @@ def test_steps_after_a_failure_are_listed_as_not_run(make_settings: MakeSettings
     assert status == 1
     validate(document)
     assert [(s["name"], s["outcome"]) for s in document["steps"]][3:] == \
-           [("users", "failed"), ("finish", "not run"), ("tarball", "not run")]
+           [("users", "failed"), ("finish", "not run"), ("tarball", "not run"), ("manifest", "not run")]
     assert document["steps"][-1]["started"] is None  # type: ignore[index]
 
 
@@ -180,7 +183,7 @@ def test_boot_results_and_every_outcome_fit_the_schema(make_settings: MakeSettin
 
 def test_the_schema_knows_every_output_kind() -> None:
     kinds = schema()["properties"]["outputs"]["items"]["properties"]["kind"]["enum"]  # type: ignore[index]
-    assert sorted(kinds) == sorted(o.name for o in options.OPTIONS if o.output)
+    assert sorted(kinds) == sorted([*(o.name for o in options.OPTIONS if o.output), "checksums"])
 
 
 def test_without_report_nothing_is_written(make_settings: MakeSettings, tmp_path: Path) -> None:

@@ -380,8 +380,9 @@ def test_users_empty_root_password_when_asked(make_context: MakeContext, caplog:
 def test_users_root_password_given(make_context: MakeContext, caplog: pytest.LogCaptureFixture) -> None:
     ctx, runner = make_context("--root-password", SECRET_BOB)
     users.run(ctx)
-    assert runner.calls == [["chroot", str(ctx.root), "chpasswd"]]
-    assert runner.inputs == [f"root:{SECRET_BOB}\n"]
+    assert runner.calls == [["chroot", str(ctx.root), "chpasswd", "--encrypted"]]
+    [line] = runner.inputs
+    assert line is not None and line.startswith("root:$") and verify(SECRET_BOB, line.removeprefix("root:").strip())
     assert caplog.records == []
     assert_never_on_argv(runner, SECRET_BOB)
 

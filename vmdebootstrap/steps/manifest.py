@@ -1,0 +1,97 @@
+"""Step "manifest": what is inside the outputs, stated exactly, next to them.
+
+Reads: the finished tree's dpkg database, the outputs written so far (under their partial
+names).  Writes: for each output its SBOM, ``NAME.spdx.json`` (SPDX 2.3) and
+``NAME.cdx.json`` (CycloneDX 1.6), of the packages installed in the tree (sbom.py; a
+--squash directory's are ``filesystem.spdx.json`` and ``filesystem.cdx.json``), and in
+each directory the build writes into a ``SHA256SUMS`` of the files it wrote there; the
+lines of other files already in that SHA256SUMS are kept.  All are published with the
+outputs, under partial names until then.  Undoes: nothing.
+
+The SBOM needs debsbom (a dependency of the pip install; packaged in Debian from forky
+on): where it cannot be imported the build says so and writes none.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from pathlib import Path
+
+from ..context import Context
+from ..errors import BuildError
+
+log = logging.getLogger("vmdebootstrap")
+
+SUMS = "SHA256SUMS"
+CHUNK = 4 * 1024 * 1024
+
+
+def run(ctx: Context) -> None:
+    if ctx.settings.sbom:
+        write_sboms(ctx)
+    write_sums(ctx)
+
+
+def sbom_stems(ctx: Context) -> list[Path]:
+    """For each output, the final path its SBOM files are named after (minus .spdx.json)."""
+    stems = []
+    for kind, final in ctx.settings.outputs.items():
+        stems.append(final / "filesystem" if kind == "squash" else final)
+    return stems
+
+
+def write_sboms(ctx: Context) -> None:
+    try:
+        from .. import sbom  # here: debsbom is optional where Debian lacks it
+    except ImportError as exc:
+        log.warning("no SBOM: %s (pip install 'debsbom[spdx,cdx]'; Debian has it from forky on)", exc)
+        return
+    settings = ctx.settings
+    spdx, cdx = ctx.workdir / "sbom.spdx.json", ctx.workdir / "sbom.cdx.json"
+    version_file = ctx.root / "etc/debian_version"
+    version = version_file.read_text().strip() if version_file.is_file() else None
+    try:
+        sbom.write(ctx.root, spdx, cdx, name=f"debian-{settings.release}-{settings.arch.name}",
+                   epoch=ctx.epoch if ctx.epoch is not None else int(time.time()), seed=settings.seed,
+                   version=version, arch=settings.arch.name)
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise BuildError(f"the SBOM could not be written: {exc}") from exc
+    for stem in sbom_stems(ctx):
+        for made, suffix in ((spdx, ".spdx.json"), (cdx, ".cdx.json")):
+            ctx.outputs.partial(stem.with_name(stem.name + suffix)).write_bytes(made.read_bytes())
+    spdx.unlink()
+    cdx.unlink()
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        while chunk := stream.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write_sums(ctx: Context) -> None:
+    """A SHA256SUMS in each directory the build writes files into (sha256sum -c reads it)."""
+    by_directory: dict[Path, dict[str, str]] = {}
+    for partial, final in ctx.outputs.files():
+        by_directory.setdefault(final.parent, {})[final.name] = sha256(partial)
+    for directory, ours in by_directory.items():
+        lines = dict(_existing_sums(directory / SUMS))
+        lines.update(ours)
+        text = "".join(f"{digest}  {name}\n" for name, digest in sorted(lines.items()))
+        ctx.outputs.partial(directory / SUMS).write_text(text)
+
+
+def _existing_sums(path: Path) -> list[tuple[str, str]]:
+    """(name, digest) of an existing SHA256SUMS: other builds' files in that directory."""
+    if not path.is_file():
+        return []
+    found = []
+    for line in path.read_text(errors="replace").splitlines():
+        digest, _, name = line.partition("  ")
+        if len(digest) == 64 and name and "/" not in name:
+            found.append((name.lstrip("*"), digest))
+    return found
