@@ -73,11 +73,11 @@ def workdir_for(outdir: Path, name: str) -> Path:
     return path
 
 
-def vmdebootstrap(*args: str, env: dict[str, str] | None = None,
-                  timeout: int = 1500) -> subprocess.CompletedProcess[str]:
+def vmdebootstrap(*args: str, env: dict[str, str] | None = None, timeout: int = 1500,
+                  umask: int | None = None) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, "-m", "vmdebootstrap", "--no-default-configs", *args]
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=REPO,
-                          env={**os.environ, **(env or {})}, check=False)
+                          env={**os.environ, **(env or {})}, check=False, umask=-1 if umask is None else umask)
 
 
 def our_mounts() -> list[str]:

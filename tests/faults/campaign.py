@@ -33,6 +33,7 @@ import argparse
 import concurrent.futures
 import contextlib
 import dataclasses
+import errno
 import hashlib
 import os
 import re
@@ -474,7 +475,12 @@ def link_cache(cache: Path) -> dict[str, int]:
             # Only the packages: a link to apt's own archives/lock would make the cells' apt
             # runs lock each other out (seen: "Could not get lock ... held by process 0").
             if entry.is_file(follow_symlinks=False) and entry.name.endswith(".deb"):
-                os.link(entry.path, debs / entry.name)
+                try:
+                    os.link(entry.path, debs / entry.name)
+                except OSError as exc:
+                    if exc.errno != errno.EXDEV:
+                        raise
+                    return {}  # another filesystem (cache_parent found none): the build downloads
                 linked[entry.name] = entry.inode()
     return linked
 
@@ -491,11 +497,16 @@ def cache_changes(cache: Path, linked: dict[str, int]) -> list[str]:
 
 
 def cache_parent() -> Path | None:
-    """Where per-build caches can hard-link the shared one (the same filesystem), if anywhere."""
-    if not CACHE.is_dir():
-        return None
+    """Where per-build caches can hard-link the shared one (the same filesystem), if anywhere.
+
+    The shared cache need not exist yet (a fresh CI machine): the campaign's builds fill it,
+    and the cells that follow link from it, so its filesystem is that of its nearest existing
+    directory."""
+    existing = CACHE
+    while not existing.is_dir():
+        existing = existing.parent
     for candidate in (Path("/var/tmp"), CACHE.parent.parent):
-        if candidate.is_dir() and candidate.stat().st_dev == CACHE.stat().st_dev:
+        if candidate.is_dir() and candidate.stat().st_dev == existing.stat().st_dev:
             return candidate
     return None
 
