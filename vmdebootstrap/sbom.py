@@ -1,7 +1,7 @@
 """The SBOM of a built root filesystem: its installed Debian packages as SPDX 2.3 JSON and,
 at no extra cost, CycloneDX 1.6 JSON.
 
-The library is debsbom (Siemens, MIT, also packaged in Debian): it reads a root's dpkg
+The library is debsbom (Siemens, MIT; packaged in Debian from forky on): it reads a root's dpkg
 status without chroot or network and builds both documents through the formats' own
 models (the SPDX project's spdx-tools, cyclonedx-python-lib), with the source packages,
 purls and the dependency graph.  Building the document from spdx-tools' model ourselves
