@@ -10,7 +10,6 @@ real ones (panic, initramfs, emergency, hang).
 from __future__ import annotations
 
 import dataclasses
-import time
 from pathlib import Path
 
 import pytest
@@ -332,7 +331,7 @@ def test_boot_test_success(fake: Fake) -> None:
     assert result.verdict.endswith(" s; system running")
     assert result.seconds_to_login is not None and result.seconds_to_login < 30
     assert result.firmware == "bios"
-    assert result.powered_off
+    assert "poweroff" not in fake.typed  # stopped at the verdict, not shut down
     assert result.system_state == "running"
     assert "27(sudo)" in result.id_output
     assert "boot=live" in result.cmdline.split()
@@ -340,7 +339,6 @@ def test_boot_test_success(fake: Fake) -> None:
     assert result.failed_units == []
     transcript = result.console_log.read_text()
     assert "debian login: user" in transcript
-    assert "reboot: Power down" in transcript
     assert "live" not in transcript.split("Password: ", 1)[1].split("\n", 1)[0]  # the password is never echoed
     assert fake.typed.startswith("user\rlive\r")
     fake.assert_gone()
@@ -356,9 +354,8 @@ def test_boot_test_degraded(fake: Fake) -> None:
 
 
 def test_boot_test_panic_fails_fast(fake: Fake) -> None:
-    started = time.monotonic()
-    result = fake.run(timeout=60, boot=str(DATA / "panic.txt"), then="hang")
-    assert time.monotonic() - started < 30
+    # the verdict is the panic, not the timeout: the test did not wait for the 600 s
+    result = fake.run(timeout=600, boot=str(DATA / "panic.txt"), then="hang")
     assert not result.passed
     assert result.verdict == "kernel panic: VFS: Unable to mount root fs on unknown-block(0,0)"
     assert result.seconds_to_login is None
@@ -373,9 +370,7 @@ def test_boot_test_initramfs_shell(fake: Fake) -> None:
 
 
 def test_boot_test_timeout(fake: Fake) -> None:
-    started = time.monotonic()
     result = fake.run(timeout=2, boot=str(DATA / "hang.txt"), then="hang")
-    assert time.monotonic() - started < 2 + 5
     assert not result.passed
     assert result.verdict.startswith("timeout after 2 s waiting for login prompt; last console line: [ ***  ] Job")
     assert result.console_log.read_text().startswith("Loading /live/vmlinuz... ok\n")
@@ -440,13 +435,13 @@ def test_boot_test_wrong_password(fake: Fake) -> None:
     fake.assert_gone()
 
 
-def test_boot_test_poweroff_that_never_happens(fake: Fake, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(boottest, "POWEROFF_TIMEOUT", 1.0)
-    result = fake.run(poweroff="hang")
-    assert result.passed  # the checks passed; the caller sees the rest
-    assert not result.powered_off
-    assert result.verdict.endswith("; system running; did not power off within 1 s")
-    fake.assert_gone()
+def test_boot_test_stops_qemu_at_its_verdict(fake: Fake) -> None:
+    """The checks done, QEMU is stopped at once: no poweroff is awaited (issue 17)."""
+    result = fake.run()
+    assert result.passed
+    assert result.verdict.endswith("; system running")
+    assert "poweroff" not in fake.typed
+    fake.assert_gone()  # stopped by us: the fake guest never powers off
 
 
 def test_boot_test_names_the_package_of_a_missing_emulator(tmp_path: Path, firmware: dict[str, Path],

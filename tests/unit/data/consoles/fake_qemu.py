@@ -9,7 +9,6 @@ file) is a JSON scenario:
   menu          print a GRUB menu first and read keys until a carriage return
   user, password, state, failed, id, cmdline, rootfs, secureboot   what the guest answers
   password_change   ask for a new password after logging in (and wait forever)
-  poweroff      "sudo" (prompt for the password, then power off) or "hang"
   noise         print a kernel message in the middle of the state output
   seabios       lines written to the SeaBIOS debug log (-chardev file,id=firmware,path=...)
   ignore_sigterm    a QEMU that must be killed
@@ -33,7 +32,6 @@ from pathlib import Path
 
 MARKED = re.compile(r"^echo '(?P<tag>VMDB-[0-9a-f]+)'-(?P<name>[a-z]+)-begin; (?P<command>.*); "
                     r"echo '(?P=tag)'-(?P=name)-end-\$\?$")
-POWEROFF = re.compile(r"^sudo -p '(?P<prompt>[^']*)' poweroff \|\| poweroff$")
 LOGIN = re.compile(r"(?m)^\S+ login: ")
 
 
@@ -118,15 +116,6 @@ class Guest:
             if marked := MARKED.match(line):
                 tag, name = marked["tag"], marked["name"]
                 self.write(f"{tag}-{name}-begin\n{self.answer(marked['command'])}{tag}-{name}-end-0\n")
-            elif poweroff := POWEROFF.match(line):
-                if self.scenario.get("poweroff", "sudo") == "hang":
-                    self.hang()
-                self.write(poweroff["prompt"].replace("%%", "%"))
-                if self.read_line(echo=False) == self.scenario.get("password", "live"):
-                    self.write("\n[  OK  ] Reached target poweroff.target - System Power Off.\n"
-                               "[  123.456789] reboot: Power down\n")
-                    sys.exit(0)
-                self.write("\nSorry, try again.\n")
             self.write("user@debian:~$ ")
 
 
