@@ -58,7 +58,25 @@ def trixie_host(mirror: str, outdir: Path) -> Path:
     for name in COPIED:
         copy = shutil.copytree if (REPO / name).is_dir() else shutil.copy2
         copy(REPO / name, source / name)  # type: ignore[operator]
+    trust_what_this_host_trusts(root)
     return root
+
+
+def trust_what_this_host_trusts(root: Path) -> None:
+    """The local certificate authorities of this machine (a network that inspects TLS, such
+    as this project's CI, has one), as a Debian 13 machine on the same network would have
+    them: in /usr/local/share/ca-certificates, and pip told to use the system's bundle (the
+    pip of a venv uses its own certifi bundle otherwise)."""
+    local = sorted(Path("/usr/local/share/ca-certificates").glob("*.crt"))
+    if not local:
+        return
+    target = root / "usr/local/share/ca-certificates"
+    target.mkdir(parents=True, exist_ok=True)
+    for certificate in local:
+        shutil.copyfile(certificate, target / certificate.name)
+    (root / "etc/pip.conf").write_text("[global]\ncert = /etc/ssl/certs/ca-certificates.crt\n")
+    updated = inside(root, "update-ca-certificates")
+    assert updated.returncode == 0, updated.stdout + updated.stderr
 
 
 def inside(root: Path, command: str, timeout: int = 3600) -> subprocess.CompletedProcess[str]:
