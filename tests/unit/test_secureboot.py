@@ -111,7 +111,10 @@ def test_the_esp_is_what_grub_install_uefi_secure_boot_makes(make_context: MakeC
     for path in grub_efi.signed_files(efi).values():
         if not path.endswith(".CSV"):
             unpacked(ctx.root, path.lstrip("/"))
+    unpacked(ctx.root, "usr/lib/grub/x86_64-efi/normal.mod", "usr/lib/grub/x86_64-efi/moddep.lst")
     grub_efi.fill_esp_signed(ctx, made, ctx.settings.arch)
+    # the modules too, as grub-install copies them (for the menu's insmod and later installs)
+    assert sorted(p.name for p in (ctx.root / "boot/grub/x86_64-efi").iterdir()) == ["moddep.lst", "normal.mod"]
     esp = ctx.root / "boot/efi/EFI"
     assert sorted(p.name for p in (esp / "debian").iterdir()) == ["fbx64.efi", "grub.cfg", "grubx64.efi",
                                                                   "mmx64.efi", "shimx64.efi"]

@@ -150,7 +150,8 @@ def update_grub(ctx: Context, made: Image) -> None:
         raise BuildError("update-grub wrote no menu entry into /boot/grub/grub.cfg (is there a kernel?)")
 
 
-def _copy_modules(ctx: Context, platform: str) -> None:
+def copy_modules(ctx: Context, platform: str) -> None:
+    """GRUB's modules for ``platform`` into /boot/grub/<platform>, as grub-install copies them."""
     source = target_path(ctx.root, f"/usr/lib/grub/{platform}")
     if not source.is_dir():
         raise BuildError(f"the image has no GRUB modules for {platform} ({source} is missing)")
@@ -171,7 +172,7 @@ def early_config(made: Image) -> str:
 
 def make_core_image(ctx: Context, made: Image, platform: str, output: str, extra: list[str]) -> Path:
     """grub-mkimage in the image: the core image for ``platform`` at ``output`` (a path inside)."""
-    _copy_modules(ctx, platform)
+    copy_modules(ctx, platform)
     write_file(ctx.root, f"/boot/grub/{platform}/load.cfg", early_config(made))
     fs_modules = sorted({FS_MODULES[made.layout.boot_holder.fstype]})
     modules = [*extra, "part_msdos", "part_gpt", *fs_modules, "search_fs_uuid"]

@@ -92,6 +92,7 @@ def fill_esp_signed(ctx: Context, made: Image, arch: Architecture) -> None:
         elif not name.endswith(".CSV"):  # the CSV comes with shim-unsigned, which nothing requires
             raise BuildError(f"the image has no {path} (from {', '.join(efi.signed_packages)})")
     (debian / "grub.cfg").write_text(grub.early_config(made) + "configfile $prefix/grub.cfg\n")
+    grub.copy_modules(ctx, efi.grub_platform)  # as grub-install does: for the menu's insmod and later installs
     for name, target in ((f"shim{efi.suffix}.efi", efi.removable_name), (efi.grub_name, efi.grub_name),
                          (f"mm{efi.suffix}.efi", f"mm{efi.suffix}.efi")):
         shutil.copyfile(debian / name, removable / target)
