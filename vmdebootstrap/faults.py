@@ -2,7 +2,9 @@
 
 ``VMDEBOOTSTRAP_FAULT=STEP:fail`` makes the named step fail as it starts;
 ``STEP:wait`` makes the build stop there (writing ``VMDEBOOTSTRAP_FAULT_READY`` if
-set) until a signal arrives, so a test can interrupt it at a known point.
+set) until a signal arrives, so a test can interrupt it at a known point.  A few
+points inside steps have names of their own (``xfs-mounted``: the disk image step with
+an xfs partition mounted through a loop device).
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from .. import bootloaders, disk, identity, mounts, reproducible
+from .. import bootloaders, disk, faults, identity, mounts, reproducible
 from ..bootloaders import loader
 from ..chroot import write_file
 from ..context import Context
@@ -270,4 +270,5 @@ def fill_by_copy(ctx: Context, part: disk.Partition, alone: Path, source: Path, 
         point.mkdir()
         stack.callback(point.rmdir)
         mounts.mount(ctx.runner, stack, device.path, point)
+        faults.maybe_inject("xfs-mounted")  # a point inside the step: a loop device is attached here
         ctx.runner.run(["cp", "-a", "--sparse=always", f"{source}/.", os.fspath(point)])
