@@ -197,14 +197,19 @@ def _emulator(arch: Architecture) -> Emulator:
 
 _ANSI = re.compile(r"""
     \x1b\[[0-?]*[ -/]*[@-~]              # CSI: colours, cursor movement, bracketed paste
-  | \x1b\][^\x07\x1b]*(?:\x07|\x1b\\)    # OSC: window titles
+  | \x1b[\]P^_X][^\x07\x1b]*(?:\x07|\x1b\\)  # strings to their terminator: OSC (window titles, systemd's
+                                         # OSC 3008 context), DCS, PM, APC, SOS
   | \x1b[%()*+#][0-9A-Za-z@]             # character sets (ISOLINUX draws its menu box with them)
-  | \x1b[@-Z\\-_a-z=>78]                 # other two-byte escapes (systemd's status line uses ESC M)
+  | \x1b[@-OQ-WYZ\\a-z=>78]              # other two-byte escapes (systemd's status line uses ESC M)
 """, re.VERBOSE)
 # Menus (ISOLINUX, GRUB) place each row with a cursor position: one line each.
 _CURSOR_POSITION = re.compile(r"\x1b\[\d*(?:;\d*)?[Hf]")
 _CARRIAGE_RETURNS = re.compile(r"\r*\n\r*|\r+")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+# An escape sequence cut by a read waits for its end up to this long: systemd 258's shell
+# integration (forky) writes an OSC 3008 context of some 250 characters before each
+# command's output; cut in two, its text hid the boot test's markers.
+LONGEST_ESCAPE = 4096
 
 
 def strip_ansi(text: str) -> str:
@@ -461,7 +466,7 @@ class _Console:
         data = self._pending + chunk
         self._pending = ""
         cut = data.rfind("\x1b")
-        if not final and cut != -1 and len(data) - cut < 32 and not _ANSI.match(data, cut):
+        if not final and cut != -1 and len(data) - cut < LONGEST_ESCAPE and not _ANSI.match(data, cut):
             data, self._pending = data[:cut], data[cut:]
         elif not final and data.endswith("\r"):  # its \n may come with the next read
             stripped = data.rstrip("\r")

@@ -132,7 +132,8 @@ def test_uefi_image_layout(uefi_image: dict[str, object], uefi_raw: Path, tmp_pa
     assert isinstance(image, Path)
     info = subprocess.run(["qemu-img", "info", str(image)], capture_output=True, text=True, check=True).stdout
     assert "file format: qcow2" in info
-    assert sorted(p.name for p in image.parent.iterdir() if "uefi" in p.name) == ["uefi.qcow2"]  # no .raw left
+    assert sorted(p.name for p in image.parent.iterdir() if "uefi" in p.name) == [
+        "uefi.qcow2", "uefi.qcow2.cdx.json", "uefi.qcow2.spdx.json"]  # no .raw left
     assert label(uefi_raw) == "gpt"
     parts = partitions(uefi_raw)
     assert [p["number"] for p in parts] == ["1", "2"]

@@ -25,8 +25,10 @@ def extract(squashfs: Path, target: Path, *paths: str) -> Path:
 
 
 def efi_files(iso: Path) -> str:
-    return subprocess.run(["xorriso", "-indev", str(iso), "-find", "/EFI", "-type", "f"], capture_output=True,
-                          text=True, check=True).stdout
+    """The files below /EFI of an ISO, one per line (xorriso quotes each name)."""
+    listing = subprocess.run(["xorriso", "-indev", str(iso), "-find", "/EFI", "-type", "f"], capture_output=True,
+                             text=True, check=True).stdout
+    return "\n".join(line.strip().strip("'") for line in listing.splitlines())
 
 
 def test_bookworm_iso_keeps_the_one_line_sources(bookworm_iso: dict[str, object], tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ real ones (panic, initramfs, emergency, hang).
 from __future__ import annotations
 
 import dataclasses
+import io
 from pathlib import Path
 
 import pytest
@@ -468,3 +469,16 @@ def test_the_installer_list_has_the_boot_test_packages_and_a_build_does_not(make
     everything = hostdeps.host_packages()
     assert {"qemu-system-x86", "ovmf", "qemu-system-arm", "qemu-efi-aarch64"} <= set(everything)
     assert "ovmf" not in hostdeps.host_packages(make_settings())
+
+
+def test_an_escape_sequence_cut_by_a_read_is_removed_whole() -> None:
+    """forky's shell writes an OSC 3008 context (systemd 258) before each command's output; a
+    read may end inside it.  Its text must not stay, nor hide the marker after it."""
+    stream = io.StringIO()
+    console = boottest._Console(None, stream)  # type: ignore[arg-type]  # _feed reads no child
+    context = "\x1b]3008;start=" + "f" * 36 + ";type=command;machineid=" + "1" * 32 + ";user=user;hostname=forky"
+    console._feed("user@forky:~$ echo 'VMDB-1'-state-begin; systemctl is-system-running\r\n" + context[:120])
+    console._feed(context[120:] + "\x1b\\VMDB-1-state-begin\r\nrunning\r\nVMDB-1-state-end-0\r\n")
+    assert "3008" not in console.text
+    assert "\nVMDB-1-state-begin\nrunning\nVMDB-1-state-end-0\n" in console.text
+    assert stream.getvalue() == console.text
