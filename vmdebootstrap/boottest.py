@@ -157,7 +157,7 @@ def qemu_command(target: BootTarget, workdir: Path, memory_mb: int = 2048, kvm: 
     smm = firmware is not None and firmware.smm
     pc = target.arch.pc_bios
     argv = [qemu or emulator.binary, "-machine", emulator.machine + (",smm=on" if smm else "")]
-    argv += ["-accel", "kvm", "-cpu", "host"] if kvm else ["-accel", "tcg", "-cpu", "max"]
+    argv += ["-accel", "kvm", "-cpu", "host"] if kvm else ["-accel", "tcg", "-cpu", emulator.tcg_cpu]
     argv += ["-m", str(memory_mb), "-smp", "2", "-no-reboot"]
     # The serial port is our stdin/stdout; signal=off so that no byte we type (^C) stops QEMU.
     argv += ["-display", "none", "-monitor", "none", "-chardev", "stdio,id=con,signal=off", "-serial", "chardev:con"]
@@ -584,7 +584,7 @@ def boot_test(  # noqa: PLR0917 -- the positional signature callers use
         console = _Console(child, stream, firmware_log(target, workdir) if target.firmware == "bios" else None)
         try:
             login_seconds, logged_in = _login(console, user, password, grub_entry_keys, start=start,
-                                           deadline=start + timeout)
+                                           deadline=start + timeout, label=target.firmware)
             if logged_in:
                 _run_checks(console, start + timeout)
             finished = console.eof  # QEMU exited by itself, before we stopped it
@@ -611,7 +611,7 @@ def boot_test(  # noqa: PLR0917 -- the positional signature callers use
 
 
 def _login(console: _Console, user: str, password: str, grub_entry_keys: str, *, start: float,
-           deadline: float) -> tuple[float | None, bool]:
+           deadline: float, label: str) -> tuple[float | None, bool]:
     """Up to a shell prompt: (seconds from QEMU's start to the login prompt or None, logged in)."""
     mark = 0
     if grub_entry_keys:
@@ -626,7 +626,7 @@ def _login(console: _Console, user: str, password: str, grub_entry_keys: str, *,
     if console.wait({"login": LOGIN_PROMPT}, deadline, mark) != "login":
         return None, False
     seconds = round(time.monotonic() - start, 1)
-    log.info("boot test: login prompt after %.0f s", seconds)
+    log.info("boot test (%s): login prompt after %.0f s", label, seconds)
     mark = len(console.text)
     console.line(user)
     after_login = {"shell": SHELL_PROMPT, "incorrect": LOGIN_INCORRECT, "change": PASSWORD_CHANGE}

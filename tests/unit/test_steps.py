@@ -771,3 +771,24 @@ def test_output_downloads_come_from_the_build_mirror(make_context: MakeContext) 
     assert "-o Dir::Etc::SourceList=/tmp/vmdebootstrap-downloads/build.list" in call[-1]
     assert call[-1].endswith("download grub-efi-amd64-bin")
     assert not (ctx.root / finish.DOWNLOAD_DIR).exists()
+
+
+def test_live_config_s_locale_is_generated_at_build_time(make_context: MakeContext) -> None:
+    ctx, runner = make_context("--kernel-append", "quiet locales=de_DE.UTF-8,en_GB.UTF-8")
+    for path in (finish.LIVE_CONFIG_LOCALES, "/usr/sbin/locale-gen"):
+        (ctx.root / path.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
+        (ctx.root / path.lstrip("/")).write_text("")
+    (ctx.root / "etc").mkdir(exist_ok=True)
+    (ctx.root / "etc/locale.gen").write_text("# de_DE.UTF-8 UTF-8\n# en_GB.UTF-8 UTF-8\n# en_US.UTF-8 UTF-8\n")
+    finish.pregenerate_live_locales(ctx)
+    assert (ctx.root / "etc/locale.gen").read_text() == "de_DE.UTF-8 UTF-8\nen_GB.UTF-8 UTF-8\n# en_US.UTF-8 UTF-8\n"
+    assert runner.commands("locale-gen") == [["locale-gen", "--keep-existing"]]
+    assert finish.live_locales("") == ["en_US.UTF-8"]  # live-config's default
+
+
+def test_no_live_config_no_locale_generated(make_context: MakeContext) -> None:
+    ctx, runner = make_context()
+    (ctx.root / "etc").mkdir(exist_ok=True)
+    (ctx.root / "etc/locale.gen").write_text("# en_US.UTF-8 UTF-8\n")
+    finish.pregenerate_live_locales(ctx)
+    assert runner.commands("locale-gen") == []

