@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime
 import email.utils
-import hashlib
 import json
 import logging
 import os
@@ -27,6 +26,7 @@ from . import __version__, archive, cli, recipe
 from .boottest import BootResult
 from .chroot import target_path
 from .context import Context
+from .digest import file_sha256
 from .options import OPTIONS, Option
 from .run import CommandRunner
 from .settings import Settings
@@ -67,14 +67,6 @@ def given(argv: Sequence[str]) -> tuple[dict[str, object], list[str]]:
 def installed_packages(status: str) -> int:
     """How many packages dpkg's status file says are installed."""
     return sum(1 for paragraph in status.split("\n\n") if "\nStatus: install ok installed" in f"\n{paragraph}")
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _output_kind(settings: Settings, path: Path) -> str:
@@ -180,7 +172,7 @@ class Report:
             "packages_installed": self.packages_installed,
             "steps": self.steps(records),
             "outputs": [{"path": os.fspath(path), "kind": _output_kind(settings, path),
-                         "size": path.stat().st_size, "sha256": sha256(path)} for path in self.outputs],
+                         "size": path.stat().st_size, "sha256": file_sha256(path)} for path in self.outputs],
             "boot_tests": [boot_result(result) for result in self.boot_results],
         }
 

@@ -38,6 +38,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__, mounts
+from .digest import file_sha256
 from .errors import BuildError
 from .run import CommandRunner
 from .settings import Settings
@@ -70,14 +71,6 @@ def stages_dir(settings: Settings) -> Path | None:
     return path
 
 
-def _file_hash(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def tool_version() -> str:
     """The version and a hash of the code itself: a changed step invalidates what it made."""
     digest = hashlib.sha256()
@@ -101,12 +94,12 @@ def inputs(settings: Settings, packages: Sequence[str], bootstrapper: str, relea
         "components": list(settings.mirrors.components),
         "variant": bootstrap.variant,
         "debootstrapopts": list(bootstrap.extra_options),
-        "keyring": _file_hash(bootstrap.keyring) if bootstrap.keyring else "",
+        "keyring": file_sha256(bootstrap.keyring) if bootstrap.keyring else "",
         "check-gpg": bootstrap.check_gpg,
         "check-valid-until": bootstrap.check_valid_until,
         "recommends": settings.recommends,
         "packages": list(packages),
-        "custom-packages": [_file_hash(deb) for deb in settings.custom_packages],
+        "custom-packages": [file_sha256(deb) for deb in settings.custom_packages],
         "image": image,
     }
 

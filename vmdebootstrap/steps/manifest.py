@@ -14,18 +14,17 @@ on): where it cannot be imported the build says so and writes none.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from pathlib import Path
 
 from ..context import Context
+from ..digest import file_sha256
 from ..errors import BuildError
 
 log = logging.getLogger("vmdebootstrap")
 
 SUMS = "SHA256SUMS"
-CHUNK = 4 * 1024 * 1024
 
 
 def run(ctx: Context) -> None:
@@ -65,19 +64,11 @@ def write_sboms(ctx: Context) -> None:
     cdx.unlink()
 
 
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        while chunk := stream.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def write_sums(ctx: Context) -> None:
     """A SHA256SUMS in each directory the build writes files into (sha256sum -c reads it)."""
     by_directory: dict[Path, dict[str, str]] = {}
     for partial, final in ctx.outputs.files():
-        by_directory.setdefault(final.parent, {})[final.name] = sha256(partial)
+        by_directory.setdefault(final.parent, {})[final.name] = file_sha256(partial)
     for directory, ours in by_directory.items():
         lines = dict(_existing_sums(directory / SUMS))
         lines.update(ours)
