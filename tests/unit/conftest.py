@@ -46,6 +46,8 @@ def hermetic(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(main_module, "_mirror_codename", lambda _mirror: lambda _suite: None)  # no network
     monkeypatch.delenv("VMDEBOOTSTRAP_FAULT", raising=False)
     monkeypatch.delenv("VMDEBOOTSTRAP_FAULT_READY", raising=False)
+    # dpkg-buildpackage exports the changelog's date: the tests set it where they mean it.
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
 
 
 @pytest.fixture
