@@ -239,13 +239,16 @@ def test_grub_stand_ins_answer_for_the_finished_image(tmp_path: Path) -> None:
     # a separate /boot: the kernel lies at the top of its filesystem
     relpath = grub.mkrelpath_script(made)
     assert run_stand_in(tmp_path, relpath, "/boot/vmlinuz-6.12.1-amd64") == "/vmlinuz-6.12.1-amd64"
-    assert run_stand_in(tmp_path, relpath, "/boot") == "/"
+    # as the real grub-mkrelpath: a filesystem's root is the empty string (10_linux appends "/vmlinuz-…")
+    assert run_stand_in(tmp_path, relpath, "/boot") == ""
+    assert run_stand_in(tmp_path, relpath, "/boot/") == ""
     assert run_stand_in(tmp_path, relpath, "/usr/share/grub") == "/usr/share/grub"
     one = values()
     single = disk.Image(one, disk.plan(one), Path("x"), Path("x"), {"root": "R"}, {"root": "P"}, "0x1",
                         contextlib.ExitStack())
     assert run_stand_in(tmp_path, grub.mkrelpath_script(single), "/boot/vmlinuz-6.12.1-amd64") == \
         "/boot/vmlinuz-6.12.1-amd64"
+    assert run_stand_in(tmp_path, grub.mkrelpath_script(single), "/") == ""
 
 
 def test_a_qcow2_name_makes_a_qcow2_image() -> None:

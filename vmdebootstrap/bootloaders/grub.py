@@ -96,11 +96,14 @@ def probe_script(made: Image) -> str:
 
 def mkrelpath_script(made: Image) -> str:
     """A grub-mkrelpath for update-grub in the tree: a path relative to the filesystem it will be on."""
-    boot = ['    /boot) echo / ;;', '    /boot/*) echo "${path#/boot}" ;;'] if made.layout.by_role("boot") else []
+    # As grub-mkrelpath: a filesystem's own root is the empty string, so that 10_linux's
+    # "${rel_dirname}/${basename}" reads /vmlinuz-… on a separate /boot, never //vmlinuz-….
+    boot = ['    /boot) echo ;;', '    /boot/*) echo "${path#/boot}" ;;'] if made.layout.by_role("boot") else []
     return "\n".join([
         "#!/bin/sh",
         "# vmdebootstrap: where a path will lie on the finished image's filesystems (only while update-grub runs)",
         'for path; do :; done',
+        'while [ "${path%/}" != "$path" ]; do path="${path%/}"; done',
         'case "$path" in',
         *boot,
         '    *) echo "$path" ;;',
