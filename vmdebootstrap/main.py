@@ -50,6 +50,9 @@ def prepare(argv: list[str]) -> Settings | int:
             binfmt.probe(settings.arch)
         except binfmt.CannotEmulate as exc:
             raise UsageError(str(exc)) from None
+    if not sandbox.in_namespaces() and not sandbox.root_is_a_mount_point():
+        raise UsageError("/ is not a mount point (a chroot of a plain directory?): the build's private "
+                         "mount namespace needs one; bind-mount the directory onto itself, then chroot")
     return settings
 
 

@@ -42,6 +42,20 @@ def inner_argv() -> list[str] | None:
     return [str(arg) for arg in value]
 
 
+def root_is_a_mount_point() -> bool:
+    """Whether / is the root of a mount, as a private mount namespace needs (``unshare
+    --propagation private`` changes the propagation of /).  Not so in a chroot entered
+    into a plain directory; true where /proc is missing and nothing can be told."""
+    try:
+        return mounted_at_root(Path("/proc/self/mountinfo").read_text())
+    except OSError:
+        return True
+
+
+def mounted_at_root(mountinfo: str) -> bool:
+    return any(fields[4] == "/" for fields in map(str.split, mountinfo.splitlines()) if len(fields) > 4)
+
+
 def _die_with_parent() -> None:
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)

@@ -81,7 +81,8 @@ def trust_what_this_host_trusts(root: Path) -> None:
 
 def inside(root: Path, command: str, timeout: int = 3600) -> subprocess.CompletedProcess[str]:
     """``command`` run by sh in /src of ``root``, in a mount namespace of its own."""
-    script = (f"mount --rbind /dev {root}/dev && mount --make-rslave {root}/dev && "
+    # The root bind-mounted onto itself: / is a mount point in the chroot, as on a real host.
+    script = (f"mount --bind {root} {root} && mount --rbind /dev {root}/dev && mount --make-rslave {root}/dev && "
               f"mount -t proc proc {root}/proc && mount -t sysfs sysfs {root}/sys && "
               f"exec chroot {root} sh -c 'cd /src && {command}'")
     return subprocess.run(["unshare", "--mount", "--propagation", "private", "--fork", "sh", "-ec", script],

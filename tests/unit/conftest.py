@@ -42,6 +42,7 @@ def hermetic(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(architectures, "host", lambda: architectures.ARCHITECTURES["amd64"])
     monkeypatch.setattr(cli, "default_config_files", lambda: [])
     monkeypatch.setattr(sandbox, "run_in_namespaces", _forbidden)
+    monkeypatch.setattr(sandbox, "root_is_a_mount_point", lambda: True)  # not so in some test chroots
     monkeypatch.setattr(main_module, "run_build", _forbidden)
     monkeypatch.setattr(main_module, "_mirror_codename", lambda _mirror: lambda _suite: None)  # no network
     monkeypatch.delenv("VMDEBOOTSTRAP_FAULT", raising=False)

@@ -106,6 +106,23 @@ def test_missing_host_tools_reported(vmd: Vmd, out: Path, monkeypatch: pytest.Mo
 
 
 @pytest.mark.usefixtures("as_root")
+def test_a_chroot_without_a_mount_at_its_root_is_refused_before_the_sandbox(
+        vmd: Vmd, out: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(shutil, "which", lambda tool: "/usr/bin/" + tool)
+    monkeypatch.setattr(sandbox, "root_is_a_mount_point", lambda: False)
+    status, _, err = vmd("--tarball", str(out / "root.tar"), "--distribution", "bookworm")
+    assert status == 2
+    assert err.startswith("vmdebootstrap: error: / is not a mount point") and err.count("\n") == 1
+    assert os.listdir(out) == []
+
+
+def test_the_mount_at_the_root_is_read_from_mountinfo() -> None:
+    assert not sandbox.mounted_at_root("22 1 0:21 / /proc rw - proc proc rw\n")
+    assert sandbox.mounted_at_root("1 0 254:1 /srv/chroot / rw - ext4 /dev/vda1 rw\n"
+                                   "22 1 0:21 / /proc rw - proc proc rw\n")
+
+
+@pytest.mark.usefixtures("as_root")
 def test_root_valid_build_goes_into_the_sandbox(vmd: Vmd, out: Path, monkeypatch: pytest.MonkeyPatch,
                                                 scripts: Path) -> None:
     monkeypatch.setattr(shutil, "which", lambda tool: "/usr/bin/" + tool)
