@@ -100,7 +100,9 @@ def test_on_a_trixie_host_the_unit_tier_and_make_live_pass(trixie_host: Path) ->
     live = inside(trixie_host, "make live")
     output = live.stdout + live.stderr
     assert live.returncode == 0, output[-5000:]
-    assert "boot test amd64 bios: PASS" in output and "boot test amd64 uefi: PASS" in output
+    # --boot-test's default firmware for an amd64 ISO: BIOS, and UEFI with Secure Boot enforced
+    assert "boot test amd64 bios: PASS" in output and "boot test amd64 uefi-secure: PASS" in output
+    assert "Secure Boot on" in output
     iso = trixie_host / "src/output/debian-live-trixie-amd64.iso"
     assert iso.stat().st_size > 100 * 2**20
     print(f"trixie host ({release}): " + "; ".join(line for line in output.splitlines() if "boot test amd64" in line))
