@@ -337,7 +337,8 @@ class Cell:
                 return True
             if step == "squashfs" and _comm(pid) == "mksquashfs":
                 return True
-            if step == "tarball" and _comm(pid) == "tar" and "--auto-compress" in _cmdline(pid):
+            # the tarball step's own tar (the output's), not one of the bootstrap's
+            if step == "tarball" and _comm(pid) == "tar" and "--create" in _cmdline(pid).split():
                 return True
         return False
 
