@@ -102,11 +102,22 @@ def _wait_until_gone(inner: tuple[int, str] | None, timeout: float = 60.0) -> No
         time.sleep(0.02)
 
 
+def same_code() -> list[str]:
+    """Python's options that make ``-m vmdebootstrap`` import this very package again.
+
+    ``-m`` puts the current directory first on sys.path: run from inside another checkout
+    (another version's ``vmdebootstrap/`` directory), the build would run that code.  -P
+    (Python 3.11) leaves the current directory out, unless it is where this package was
+    imported from (``python3 -m vmdebootstrap`` in an uninstalled checkout)."""
+    package_root = Path(__file__).resolve().parent.parent
+    return [] if package_root == Path.cwd().resolve() else ["-P"]
+
+
 def run_in_namespaces(argv: list[str]) -> int:
     """Re-run ``vmdebootstrap argv`` as PID 1 of fresh namespaces; return its exit status."""
     command = [
         "unshare", "--mount", "--propagation", "private", "--pid", "--fork", "--kill-child",
-        "--", sys.executable, "-m", "vmdebootstrap",
+        "--", sys.executable, *same_code(), "-m", "vmdebootstrap",
     ]  # fmt: skip
     env = dict(os.environ, **{INNER_ENV: "1", ARGV_ENV: json.dumps(argv)})
     proc = subprocess.Popen(command, env=env, preexec_fn=_die_with_parent)  # noqa: PLW1509

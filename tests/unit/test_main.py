@@ -7,6 +7,8 @@ import logging
 import os
 import shutil
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -114,6 +116,20 @@ def test_a_chroot_without_a_mount_at_its_root_is_refused_before_the_sandbox(
     assert status == 2
     assert err.startswith("vmdebootstrap: error: / is not a mount point") and err.count("\n") == 1
     assert os.listdir(out) == []
+
+
+def test_the_build_in_the_namespaces_runs_this_package_not_one_in_the_current_directory(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    checkout = Path(sandbox.__file__).resolve().parent.parent
+    monkeypatch.chdir(tmp_path)  # another directory (it may hold another version's vmdebootstrap/)
+    assert sandbox.same_code() == ["-P"]
+    (tmp_path / "vmdebootstrap").mkdir()
+    (tmp_path / "vmdebootstrap/__init__.py").write_text("raise SystemExit('the wrong vmdebootstrap')\n")
+    found = subprocess.run([sys.executable, *sandbox.same_code(), "-c", "import vmdebootstrap; "
+                            "print(vmdebootstrap.__file__)"], capture_output=True, text=True, check=False)
+    assert found.returncode == 0 and found.stdout.startswith(str(checkout)), found.stdout + found.stderr
+    monkeypatch.chdir(checkout)  # python3 -m vmdebootstrap in an uninstalled checkout
+    assert sandbox.same_code() == []
 
 
 def test_the_mount_at_the_root_is_read_from_mountinfo() -> None:
