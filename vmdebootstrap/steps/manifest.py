@@ -14,6 +14,7 @@ on): where it cannot be imported the build says so and writes none.
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import time
 from pathlib import Path
@@ -28,9 +29,19 @@ SUMS = "SHA256SUMS"
 
 
 def run(ctx: Context) -> None:
-    if ctx.settings.sbom:
-        write_sboms(ctx)
+    # The outputs are hashed while the SBOM is written (seconds each for a disk image;
+    # hashlib and the reads release the GIL); write_sums then finds their sums known.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        ahead = pool.submit(_hash_all, [partial for partial, _final in ctx.outputs.files()])
+        if ctx.settings.sbom:
+            write_sboms(ctx)
+        ahead.result()
     write_sums(ctx)
+
+
+def _hash_all(paths: list[Path]) -> None:
+    for path in paths:
+        file_sha256(path)
 
 
 def sbom_stems(ctx: Context) -> list[Path]:
