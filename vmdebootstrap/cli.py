@@ -46,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
             group.add_argument(flag, dest=option.dest, action="append", metavar=option.metavar,
                                help=option.help + " (repeatable)")
         else:
-            default = "" if option.secret else f" (default: {format_value(option, option.default) or 'none'})"
+            described = option.secret or "(default: " in option.help
+            default = "" if described else f" (default: {format_value(option, option.default) or 'none'})"
             group.add_argument(flag, dest=option.dest, metavar=option.metavar, help=option.help + default)
     return parser
 

@@ -163,7 +163,9 @@ def _check_as_the_old_tool(raw: Mapping[str, object], ask: releases.MirrorAnswer
     if not release.ext4_boots and image and raw["roottype"] == "ext4":
         raise UsageError(
             "Wheezy images using ext4 will not be able to boot. Please use --roottype ext2 or --roottype ext3")
-    if image and raw["roottype"] == "btrfs" and raw["extlinux"] and not raw["grub"]:
+    loader = chosen_bootloader(str(raw["bootloader"] or ""), bool(raw["use-uefi"]), bool(raw["grub"]),
+                               bool(raw["extlinux"]))
+    if image and raw["roottype"] == "btrfs" and loader == "extlinux":
         raise UsageError("extlinux is not yet supported on btrfs. Use grub.")
     return release
 
@@ -261,10 +263,14 @@ def _outputs(v: Parsed) -> dict[str, Path]:
             if option.output and (path := v.optional(option.name, Path)) is not None}
 
 
+def chosen_bootloader(bootloader: str, use_uefi: bool, grub: bool, extlinux: bool) -> str:
+    """--bootloader, else what the old options say (--extlinux is on by default, as it was)."""
+    return bootloader or ("grub-efi" if use_uefi else "grub-pc" if grub else "extlinux" if extlinux else "none")
+
+
 def _disk_request(v: Parsed, arch: Architecture) -> disk.Request:
     """The disk image's layout and bootloader; raises when they do not go together or do not fit."""
-    bootloader = v.text("bootloader") or ("grub-efi" if v.flag("use-uefi") else "grub-pc" if v.flag("grub")
-                                          else "extlinux" if v.flag("extlinux") else "none")
+    bootloader = chosen_bootloader(v.text("bootloader"), v.flag("use-uefi"), v.flag("grub"), v.flag("extlinux"))
     if bootloader not in bootloaders.REGISTRY:
         raise UsageError(f"--bootloader {bootloader}: use one of {', '.join(bootloaders.NAMES)}")
     entry = bootloaders.REGISTRY[bootloader]

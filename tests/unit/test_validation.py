@@ -197,6 +197,8 @@ def test_fast_27_wheezy_ext4_rejected(vmd: Vmd, out: Path) -> None:
     [
         ["--image", "{out}/x.img", "--roottype", "btrfs", "--grub"],
         ["--image", "{out}/x.img", "--roottype", "btrfs", "--no-extlinux"],
+        ["--image", "{out}/x.img", "--roottype", "btrfs", "--bootloader", "grub-pc"],
+        ["--image", "{out}/x.img", "--roottype", "btrfs", "--bootloader", "grub-efi"],
         ["--image", "{out}/x.img", "--distribution", "wheezy", "--roottype", "ext3"],
         ["--image", "{out}/x.img", "--distribution", "wheezy", "--roottype", "ext2", "--no-systemd-networkd",
          "--no-update-initramfs"],
