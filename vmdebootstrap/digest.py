@@ -31,6 +31,7 @@ def file_sha256(path: Path) -> str:
 
 def _sparse_sha256(fd: int, size: int) -> str:
     digest = hashlib.sha256()
+    buffer = memoryview(bytearray(CHUNK))  # one per file: an image has thousands of data extents
     offset = 0
     while offset < size:
         data = _next_data(fd, offset, size)
@@ -38,7 +39,7 @@ def _sparse_sha256(fd: int, size: int) -> str:
         if data >= size:
             break
         hole = min(os.lseek(fd, data, os.SEEK_HOLE), size)
-        _hash_range(digest, fd, data, hole)
+        _hash_range(digest, fd, data, hole, buffer)
         offset = hole
     return digest.hexdigest()
 
@@ -60,13 +61,11 @@ def _hash_zeros(digest: hashlib._Hash, count: int) -> None:
         count -= step
 
 
-def _hash_range(digest: hashlib._Hash, fd: int, start: int, end: int) -> None:
-    buffer = bytearray(CHUNK)
-    view = memoryview(buffer)
+def _hash_range(digest: hashlib._Hash, fd: int, start: int, end: int, buffer: memoryview) -> None:
     os.lseek(fd, start, os.SEEK_SET)
     while start < end:
-        got = os.readv(fd, [view[:min(CHUNK, end - start)]])
+        got = os.readv(fd, [buffer[:min(CHUNK, end - start)]])
         if got == 0:  # the file shrank while it was read: hash what there is, as a read would
             break
-        digest.update(view[:got])
+        digest.update(buffer[:got])
         start += got
