@@ -414,6 +414,39 @@ def test_boot_test_seabios_finding_nothing(fake: Fake) -> None:
     fake.assert_gone()
 
 
+def test_a_stale_breakpoint_under_multi_threaded_tcg_is_booted_again_on_one_thread(fake: Fake) -> None:
+    result = fake.run(multi_thread=str(DATA / "stale-breakpoint.txt"))
+    assert result.passed, result.verdict
+    assert result.verdict.endswith(" (second boot, on one TCG thread: the first stopped on kernel oops: "
+                                   "Oops: int3: 0000 [#1] PREEMPT SMP NOPTI, see console-amd64-bios.multi-thread.log)")
+    assert "enqueue_timer" in (fake.work / "console-amd64-bios.multi-thread.log").read_text()
+    assert "debian login: user" in result.console_log.read_text()
+    fake.assert_gone()
+
+
+def test_a_stale_breakpoint_on_one_thread_too_fails(fake: Fake) -> None:
+    result = fake.run(boot=str(DATA / "stale-breakpoint.txt"), then="hang")
+    assert not result.passed
+    assert result.verdict.startswith("kernel oops: Oops: int3: 0000 [#1] PREEMPT SMP NOPTI (second boot, on one")
+    fake.assert_gone()
+
+
+def test_another_oops_is_not_booted_again(fake: Fake) -> None:
+    oops = fake.dir / "oops.txt"
+    oops.write_text("[    2.5] BUG: kernel NULL pointer dereference, address: 0000000000000008\n"
+                    "[    2.5] Oops: 0000 [#1] PREEMPT SMP NOPTI\n")
+    result = fake.run(multi_thread=str(oops))
+    assert result.verdict == "kernel oops: Oops: 0000 [#1] PREEMPT SMP NOPTI"
+    assert not (fake.work / "console-amd64-bios.multi-thread.log").exists()
+    fake.assert_gone()
+
+
+def test_single_thread_tcg(tmp_path: Path, firmware: dict[str, Path]) -> None:
+    argv = qemu_command(target(make_image(tmp_path / "x.iso"), "iso", "amd64", "bios"), tmp_path, single_thread=True)
+    assert option_values(argv, "-accel") == ["tcg,thread=single"]
+    assert option_values(argv, "-smp") == ["2"]
+
+
 def test_boot_test_types_the_grub_keys_at_the_menu(fake: Fake) -> None:
     result = fake.run(menu=True, grub_entry_keys="\x1b[B\r")
     assert result.passed

@@ -14,6 +14,8 @@ file) is a JSON scenario:
   ignore_sigterm    a QEMU that must be killed
   record        file receiving every byte read from the console, for the test to read
   pidfile       file receiving this process's pid
+  multi_thread  transcript printed (then hang) instead of ``boot`` unless called with
+                ``-accel tcg,thread=single``: a guest that oopses only under multi-threaded TCG
 
 The console is put into raw mode as QEMU does, so this program echoes what it reads
 and writes \\r\\n line ends itself.
@@ -135,6 +137,8 @@ def main() -> None:
         guest.menu()
     boot = Path(str(scenario["boot"])).read_text() if scenario.get("boot") else ""
     then = scenario.get("then", "login")
+    if scenario.get("multi_thread") and argv[argv.index("-accel") + 1] != "tcg,thread=single":
+        boot, then = Path(str(scenario["multi_thread"])).read_text(), "hang"
     if then != "login":
         guest.write(boot)
         if then == "exit":
