@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 CHUNK = 4 * 2**20
@@ -29,18 +30,27 @@ def file_sha256(path: Path) -> str:
         return _known[identity]
 
 
+def data_ranges(fd: int, size: int) -> Iterator[tuple[int, int]]:
+    """(start, end) of each run of data of the file's first ``size`` bytes, in order."""
+    offset = 0
+    while offset < size:
+        data = _next_data(fd, offset, size)
+        if data >= size:
+            break
+        hole = min(os.lseek(fd, data, os.SEEK_HOLE), size)
+        yield data, hole
+        offset = hole
+
+
 def _sparse_sha256(fd: int, size: int) -> str:
     digest = hashlib.sha256()
     buffer = memoryview(bytearray(CHUNK))  # one per file: an image has thousands of data extents
     offset = 0
-    while offset < size:
-        data = _next_data(fd, offset, size)
+    for data, hole in data_ranges(fd, size):
         _hash_zeros(digest, data - offset)
-        if data >= size:
-            break
-        hole = min(os.lseek(fd, data, os.SEEK_HOLE), size)
         _hash_range(digest, fd, data, hole, buffer)
         offset = hole
+    _hash_zeros(digest, size - offset)
     return digest.hexdigest()
 
 

@@ -144,6 +144,23 @@ def test_copy_into_skips_zero_blocks(tmp_path: Path) -> None:
     assert target.stat().st_blocks * 512 < 3 * MiB  # the zero MiBs between were not written
 
 
+def test_copy_into_copies_the_data_after_a_hole(tmp_path: Path) -> None:
+    source, target = tmp_path / "swap", tmp_path / "disk"
+    with open(source, "wb") as stream:
+        stream.write(b"S" * 4096)
+        stream.truncate(64 * MiB)
+        stream.seek(40 * MiB + 5)
+        stream.write(b"T")
+    with open(target, "wb") as stream:
+        stream.truncate(80 * MiB)
+    image.copy_into(source, target, 2 * MiB)
+    with open(target, "rb") as stream:
+        assert stream.read(2 * MiB + 4097)[2 * MiB:] == b"S" * 4096 + b"\0"
+        stream.seek(42 * MiB)
+        assert stream.read(6) == b"\0" * 5 + b"T"
+    assert target.stat().st_blocks * 512 <= 2 * MiB
+
+
 def test_identifiers_come_from_the_seed() -> None:
     layout = disk.plan(values(part_type="gpt", use_uefi=True, grub=True, swap=300 * MiB))
     uuids, parts, disk_id = image.identifiers("seed-1", layout, "a.img")

@@ -61,11 +61,23 @@ def test_build_state_is_removed_and_each_entry_says_why(tmp_path: Path) -> None:
 def test_ext_times_script_quotes_every_name(tmp_path: Path) -> None:
     root = tree(tmp_path / "root")
     script = reproducible.ext_times_script(root, EPOCH).splitlines()
-    assert script[:2] == [f'sif "/" atime @{EPOCH}', f'sif "/" ctime @{EPOCH}']
-    assert f'sif "/etc/sub/quote""d name" ctime @{EPOCH}' in script
-    assert f'sif "/etc/link" atime @{EPOCH}' in script
-    assert f'sif "/bin" ctime @{EPOCH}' in script
-    assert len(script) == 2 * 8  # /, bin, etc, sub, old, new, link, quote"d name
+    assert script[:3] == ['cd "/"', f'sif "." atime @{EPOCH}', f'sif "." ctime @{EPOCH}']
+    sub = script.index('cd "/etc/sub"')
+    assert script[sub + 1:] == [f'sif "." atime @{EPOCH}', f'sif "." ctime @{EPOCH}',
+                                f'sif "quote""d name" atime @{EPOCH}', f'sif "quote""d name" ctime @{EPOCH}']
+    assert f'sif "link" atime @{EPOCH}' in script[script.index('cd "/etc"'):sub]
+    assert f'sif "bin" ctime @{EPOCH}' in script[:script.index('cd "/etc"')]  # a link, not entered
+    assert len([line for line in script if line.startswith("sif ")]) == 2 * 8  # /, bin, etc, sub, old, new, ...
+    assert len([line for line in script if line.startswith("cd ")]) == 3
+
+
+def test_ext_times_script_skips_names_with_a_newline(tmp_path: Path) -> None:
+    root = tree(tmp_path / "root")
+    (root / "etc/two\nlines").mkdir()
+    (root / "etc/two\nlines/inside").write_text("x")
+    script = reproducible.ext_times_script(root, EPOCH)
+    assert "two" not in script and "inside" not in script
+    assert 'cd "/etc/sub"' in script
 
 
 @pytest.mark.skipif(shutil.which("mkfs.ext4") is None or shutil.which("debugfs") is None,

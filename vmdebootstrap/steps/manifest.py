@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
+import sys
 import time
 from pathlib import Path
 
@@ -28,14 +29,26 @@ log = logging.getLogger("vmdebootstrap")
 SUMS = "SHA256SUMS"
 
 
+# The interpreter's thread switch interval while the SBOM and the hashes are made at once.
+# Each 4 MiB that hashlib hashes without the GIL takes 2.5 ms; at Python's default 5 ms
+# the hashing thread then waited up to 5 ms for the GIL the SBOM's thread held, and
+# hashed at a third of its speed meanwhile: 2.7 s for both instead of 2.5 s (a 4 GB image).
+SWITCH_INTERVAL = 0.0005
+
+
 def run(ctx: Context) -> None:
     # The outputs are hashed while the SBOM is written (seconds each for a disk image;
     # hashlib and the reads release the GIL); write_sums then finds their sums known.
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        ahead = pool.submit(_hash_all, [partial for partial, _final in ctx.outputs.files()])
-        if ctx.settings.sbom:
-            write_sboms(ctx)
-        ahead.result()
+    default = sys.getswitchinterval()
+    sys.setswitchinterval(SWITCH_INTERVAL)
+    try:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+            ahead = pool.submit(_hash_all, [partial for partial, _final in ctx.outputs.files()])
+            if ctx.settings.sbom:
+                write_sboms(ctx)
+            ahead.result()
+    finally:
+        sys.setswitchinterval(default)
     write_sums(ctx)
 
 
