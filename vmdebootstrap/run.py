@@ -20,6 +20,7 @@ import shlex
 import signal
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
@@ -215,14 +216,49 @@ def _finish_reading(proc: subprocess.Popen[str], reader: threading.Thread, argv:
 
 
 def stop_process_group(proc: subprocess.Popen[str], grace: float = 10.0) -> None:
-    """SIGTERM the command's process group, then SIGKILL it if it does not go."""
+    """SIGTERM the command's process group, then SIGKILL it if it does not go.
+
+    Returns when no process of the group is left, not only its leader: tar's child
+    creates the archive and runs the compressor; killed at tar's start, the leader was
+    gone while the child was still inside creat(), and the partial tarball appeared
+    after the cleanup had removed it (the fault campaign, SIGINT in tar).
+    """
     for sig in (signal.SIGTERM, signal.SIGKILL):
         try:
             os.killpg(proc.pid, sig)
         except ProcessLookupError:
             return
+        deadline = time.monotonic() + grace
         try:
             proc.wait(timeout=grace)
-            return
         except subprocess.TimeoutExpired:
             continue
+        if _group_gone(proc.pid, deadline):
+            return
+
+
+def _group_gone(pgid: int, deadline: float) -> bool:
+    """Whether the process group ``pgid`` is left with nothing but zombies before ``deadline``
+    (the build is its namespace's init and does not reap the orphans it inherits)."""
+    while live_members(pgid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def live_members(pgid: int) -> list[int]:
+    """The processes of group ``pgid`` that are not zombies, from /proc."""
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(entry.path, "stat").read_text()
+        except OSError:
+            continue  # gone meanwhile
+        # pid (comm) state ppid pgrp ...: the command name may hold spaces and parentheses.
+        fields = stat[stat.rfind(")") + 2:].split()
+        if len(fields) > 2 and fields[2] == str(pgid) and fields[0] not in ("Z", "X"):
+            found.append(int(entry.name))
+    return found
