@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Literal
 
-from . import __version__, archive, binfmt, bootcheck, cli, diskfull, hostdeps, recipe, report, sandbox, ui
+from . import __version__, archive, binfmt, bootcheck, cli, diskfull, hostdeps, recipe, report, run, sandbox, ui
 from .errors import BuildError, Interrupted, UsageError
 from .run import Runner, command_failure
 from .settings import Settings, validate
@@ -91,7 +91,7 @@ def _install_signal_handlers() -> list[int]:
         # the supervisor that forwards it (found by the fault campaign).
         received.append(signum)
         if len(received) == 1:
-            raise Interrupted(signum)
+            run.interrupt(Interrupted(signum))  # held while a command is being started
 
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, handler)

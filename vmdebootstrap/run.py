@@ -159,26 +159,15 @@ class Runner:
         log.debug("+ %s", shlex.join(full))
         tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
         kept: list[str] = []
+        proc: subprocess.Popen[str] | None = None
+        _hold_signals()  # until the command can be stopped: see _StartGuard
         try:
-            proc = subprocess.Popen(
-                full,
-                stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                env=command_env({**self.environment, **(env or {})}),
-                cwd=cwd,
-                # Its own session: a terminal's Ctrl-C reaches only us, and we stop the
-                # whole command (with its children) through its process group.
-                start_new_session=True,
-                text=True,
-                errors="replace",
-            )
-        except FileNotFoundError:
-            raise CommandFailed(full, 127, [f"{full[0]}: not found"]) from None
-        reader = threading.Thread(target=self._read, args=(proc, tail, kept if capture else None, quiet),
-                                  daemon=True)
-        reader.start()
-        try:
+            proc = _start(full, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+                          env=command_env({**self.environment, **(env or {})}), cwd=cwd)
+            reader = threading.Thread(target=self._read, args=(proc, tail, kept if capture else None, quiet),
+                                      daemon=True)
+            reader.start()
+            _stop_holding()
             if input is not None:
                 assert proc.stdin is not None
                 try:
@@ -188,12 +177,79 @@ class Runner:
                     pass
             returncode = proc.wait()
         except BaseException:
-            stop_process_group(proc)
+            held = _release_signals()
+            if proc is not None:
+                stop_process_group(proc)
+            if held is not None:
+                raise held from None
             raise
         _finish_reading(proc, reader, full)
         if check and returncode != 0:
             raise CommandFailed(full, returncode, tail)
         return Result(returncode, "\n".join(kept) + ("\n" if kept else ""))
+
+
+class _StartGuard:
+    """A signal's exception held back while a command is being started.
+
+    Raised inside subprocess.Popen between the fork and its return (Popen waits there
+    for the exec), the exception left the started command running with nobody to stop
+    it: the fault campaign's SIGINT, sent as tar appeared, left tar writing the partial
+    tarball after the cleanup had removed it.  Held, it is raised as soon as the command
+    is in our hands, and the command is stopped like any other.
+    """
+
+    def __init__(self) -> None:
+        self.starting = False
+        self.held: BaseException | None = None
+
+
+_guard = _StartGuard()
+
+
+def interrupt(exc: BaseException) -> None:
+    """What a signal handler calls instead of ``raise exc``: raises it now, or, while a
+    command is being started, once that command can be stopped."""
+    if _guard.starting:
+        _guard.held = exc
+        return
+    raise exc
+
+
+def _start(full: list[str], *, stdin: int, env: dict[str, str], cwd: str | None) -> subprocess.Popen[str]:
+    try:
+        return subprocess.Popen(
+            full, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, cwd=cwd,
+            # Its own session: a terminal's Ctrl-C reaches only us, and we stop the
+            # whole command (with its children) through its process group.
+            start_new_session=True, text=True, errors="replace",
+        )
+    except FileNotFoundError:
+        _stop_holding()  # an interruption meanwhile goes first
+        raise CommandFailed(full, 127, [f"{full[0]}: not found"]) from None
+
+
+def _hold_signals() -> None:
+    # Signal handlers run in the main thread: only its commands need them held.
+    if threading.current_thread() is threading.main_thread():
+        _guard.starting = True
+
+
+def _release_signals() -> BaseException | None:
+    """Signals raise again; the exception one raised meanwhile, if any."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    _guard.starting = False
+    held, _guard.held = _guard.held, None
+    return held
+
+
+def _stop_holding() -> None:
+    """The command is in our hands (or never started): the exception a signal raised
+    meanwhile is raised now."""
+    held = _release_signals()
+    if held is not None:
+        raise held
 
 
 def _finish_reading(proc: subprocess.Popen[str], reader: threading.Thread, argv: list[str]) -> None:

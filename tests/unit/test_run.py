@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from vmdebootstrap import run
-from vmdebootstrap.errors import BuildError
+from vmdebootstrap.errors import BuildError, Interrupted
 from vmdebootstrap.run import CommandFailed, Result, Runner, command_failure, describe_status
 
 from .fakes import FakeRunner
@@ -200,3 +200,42 @@ def test_a_group_that_outlives_the_grace_is_killed(tmp_path: Path) -> None:
     time.sleep(0.2)
     run.stop_process_group(proc, grace=0.5)
     assert run.live_members(proc.pid) == []
+
+
+def test_a_signal_while_a_command_starts_stops_that_command(monkeypatch: pytest.MonkeyPatch,
+                                                            tmp_path: Path) -> None:
+    """The signal handler's exception is held while Popen waits for the exec, then raised
+    with the command in hand: it is stopped, not left running (the fault campaign's
+    SIGINT as tar appeared left tar writing the partial tarball)."""
+    started: list[subprocess.Popen[str]] = []
+    real_popen = subprocess.Popen
+
+    def popen_interrupted_at_exec(*args: object, **kwargs: object) -> subprocess.Popen[str]:
+        proc = real_popen(*args, **kwargs)  # type: ignore[call-overload]
+        started.append(proc)
+        run.interrupt(Interrupted(signal.SIGINT))  # what main's handler does, here held
+        return proc
+
+    monkeypatch.setattr(run.subprocess, "Popen", popen_interrupted_at_exec)
+    with pytest.raises(Interrupted):
+        Runner().run(["sh", "-c", f"sleep 0.3; touch {tmp_path / 'late'}; sleep 100"])
+    assert started and started[0].returncode is not None  # stopped and reaped
+    assert run.live_members(started[0].pid) == []
+    time.sleep(0.5)
+    assert not (tmp_path / "late").exists()
+
+
+def test_a_signal_while_a_missing_program_starts_wins_over_not_found(monkeypatch: pytest.MonkeyPatch) -> None:
+    def popen_interrupted_then_missing(*_args: object, **_kwargs: object) -> subprocess.Popen[str]:
+        run.interrupt(Interrupted(signal.SIGTERM))
+        raise FileNotFoundError("no-such-program")
+
+    monkeypatch.setattr(run.subprocess, "Popen", popen_interrupted_then_missing)
+    with pytest.raises(Interrupted):
+        Runner().run(["no-such-program"])
+
+
+def test_outside_a_start_interrupt_raises_at_once() -> None:
+    with pytest.raises(Interrupted):
+        run.interrupt(Interrupted(signal.SIGINT))
+    Runner().run(["true"])  # nothing held over from before
