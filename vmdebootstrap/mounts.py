@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .errors import BuildError
-from .run import CommandRunner
+from .run import CommandRunner, namespace_ids
 
 log = logging.getLogger("vmdebootstrap")
 
@@ -79,13 +79,6 @@ def safe_rmtree(path: str | Path, reader: MountinfoReader = read_mountinfo) -> N
     shutil.rmtree(path)
 
 
-def _nspid(status: str) -> list[int]:
-    for line in status.splitlines():
-        if line.startswith("NSpid:"):
-            return [int(field) for field in line.split()[1:]]
-    return []
-
-
 def signallable_pid(pid: int, proc: Path = Path("/proc")) -> int | None:
     """The PID by which this process can signal the process ``proc`` lists as ``pid``.
 
@@ -96,8 +89,8 @@ def signallable_pid(pid: int, proc: Path = Path("/proc")) -> int | None:
     outside our namespace (not one of ours to kill).
     """
     try:
-        own = _nspid((proc / "self/status").read_text())
-        theirs = _nspid((proc / str(pid) / "status").read_text())
+        own = namespace_ids((proc / "self/status").read_text(), "NSpid")
+        theirs = namespace_ids((proc / str(pid) / "status").read_text(), "NSpid")
     except OSError:
         return None
     if not own or not theirs:

@@ -160,14 +160,14 @@ class Runner:
         tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
         kept: list[str] = []
         proc: subprocess.Popen[str] | None = None
-        _hold_signals()  # until the command can be stopped: see _StartGuard
+        _guard.hold()  # until the command can be stopped: see _StartGuard
         try:
             proc = _start(full, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
                           env=command_env({**self.environment, **(env or {})}), cwd=cwd)
             reader = threading.Thread(target=self._read, args=(proc, tail, kept if capture else None, quiet),
                                       daemon=True)
             reader.start()
-            _stop_holding()
+            _guard.release_and_raise()
             if input is not None:
                 assert proc.stdin is not None
                 try:
@@ -177,7 +177,7 @@ class Runner:
                     pass
             returncode = proc.wait()
         except BaseException:
-            held = _release_signals()
+            held = _guard.release()
             if proc is not None:
                 stop_process_group(proc)
             if held is not None:
@@ -196,12 +196,31 @@ class _StartGuard:
     for the exec), the exception left the started command running with nobody to stop
     it: the fault campaign's SIGINT, sent as tar appeared, left tar writing the partial
     tarball after the cleanup had removed it.  Held, it is raised as soon as the command
-    is in our hands, and the command is stopped like any other.
+    is in our hands, and the command is stopped like any other.  Signal handlers run in
+    the main thread: only its commands are guarded.
     """
 
     def __init__(self) -> None:
         self.starting = False
         self.held: BaseException | None = None
+
+    def hold(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            self.starting = True
+
+    def release(self) -> BaseException | None:
+        """Signals raise again; the exception one raised meanwhile, if any."""
+        if threading.current_thread() is not threading.main_thread():
+            return None
+        self.starting = False
+        held, self.held = self.held, None
+        return held
+
+    def release_and_raise(self) -> None:
+        """The command is in our hands (or never started): the held exception is raised now."""
+        held = self.release()
+        if held is not None:
+            raise held
 
 
 _guard = _StartGuard()
@@ -225,31 +244,8 @@ def _start(full: list[str], *, stdin: int, env: dict[str, str], cwd: str | None)
             start_new_session=True, text=True, errors="replace",
         )
     except FileNotFoundError:
-        _stop_holding()  # an interruption meanwhile goes first
+        _guard.release_and_raise()  # an interruption meanwhile goes first
         raise CommandFailed(full, 127, [f"{full[0]}: not found"]) from None
-
-
-def _hold_signals() -> None:
-    # Signal handlers run in the main thread: only its commands need them held.
-    if threading.current_thread() is threading.main_thread():
-        _guard.starting = True
-
-
-def _release_signals() -> BaseException | None:
-    """Signals raise again; the exception one raised meanwhile, if any."""
-    if threading.current_thread() is not threading.main_thread():
-        return None
-    _guard.starting = False
-    held, _guard.held = _guard.held, None
-    return held
-
-
-def _stop_holding() -> None:
-    """The command is in our hands (or never started): the exception a signal raised
-    meanwhile is raised now."""
-    held = _release_signals()
-    if held is not None:
-        raise held
 
 
 def _finish_reading(proc: subprocess.Popen[str], reader: threading.Thread, argv: list[str]) -> None:
@@ -303,18 +299,35 @@ def _group_gone(pgid: int, deadline: float) -> bool:
     return True
 
 
-def live_members(pgid: int) -> list[int]:
-    """The processes of group ``pgid`` that are not zombies, from /proc."""
+def namespace_ids(status: str, field: str) -> list[int]:
+    """The ids of a /proc/PID/status line such as NSpid or NSpgid: one per PID namespace,
+    from /proc's own down to the process's (empty before Linux 4.1)."""
+    for line in status.splitlines():
+        if line.startswith(field + ":"):
+            return [int(value) for value in line.split()[1:]]
+    return []
+
+
+def live_members(pgid: int, proc: Path = Path("/proc")) -> list[int]:
+    """The processes of our group ``pgid`` that are not zombies.
+
+    The build runs in its own PID namespace but sees the host's /proc, whose ``stat``
+    gives host numbers: the group is looked up in NSpgid at our namespace's depth.
+    """
+    try:
+        depth = len(namespace_ids((proc / "self/status").read_text(), "NSpid")) or 1
+    except OSError:
+        return []
     found = []
-    for entry in os.scandir("/proc"):
+    for entry in os.scandir(proc):
         if not entry.name.isdigit():
             continue
         try:
-            stat = Path(entry.path, "stat").read_text()
+            status = Path(entry.path, "status").read_text()
         except OSError:
             continue  # gone meanwhile
-        # pid (comm) state ppid pgrp ...: the command name may hold spaces and parentheses.
-        fields = stat[stat.rfind(")") + 2:].split()
-        if len(fields) > 2 and fields[2] == str(pgid) and fields[0] not in ("Z", "X"):
+        groups = namespace_ids(status, "NSpgid")
+        zombie = any(line.startswith("State:\t") and line[7:8] in ("Z", "X") for line in status.splitlines())
+        if len(groups) >= depth and groups[depth - 1] == pgid and not zombie:
             found.append(int(entry.name))
     return found

@@ -239,3 +239,22 @@ def test_outside_a_start_interrupt_raises_at_once() -> None:
     with pytest.raises(Interrupted):
         run.interrupt(Interrupted(signal.SIGINT))
     Runner().run(["true"])  # nothing held over from before
+
+
+def test_group_members_are_found_by_their_pgid_in_our_pid_namespace(tmp_path: Path) -> None:
+    """In the build, /proc is the host's: stat gives host numbers, NSpgid ours."""
+    proc = tmp_path / "proc"
+    (proc / "self").mkdir(parents=True)
+    (proc / "self/status").write_text("Name:\tpython3\nNSpid:\t900\t1\n")  # one namespace below /proc's
+    processes = {
+        "1001": "State:\tS (sleeping)\nNSpid:\t1001\t7\nNSpgid:\t1001\t7\n",  # the leader: ours
+        "1002": "State:\tD (disk sleep)\nNSpid:\t1002\t8\nNSpgid:\t1001\t7\n",  # its child, in creat()
+        "1003": "State:\tZ (zombie)\nNSpid:\t1003\t9\nNSpgid:\t1001\t7\n",  # reaped by nobody: not waited for
+        "7": "State:\tS (sleeping)\nNSpid:\t7\nNSpgid:\t7\n",  # host group 7: not ours
+        "1004": "State:\tR (running)\nNSpid:\t1004\t10\nNSpgid:\t1004\t10\n",  # another of our groups
+    }
+    for pid, status in processes.items():
+        (proc / pid).mkdir()
+        (proc / pid / "status").write_text(status)
+    assert sorted(run.live_members(7, proc)) == [1001, 1002]
+    assert run.live_members(10, proc) == [1004]
