@@ -22,6 +22,9 @@ class Origin:
     reason: str  # why that one (logged)
     stage: Entry | None  # this build's stage-cache entry; None: the cache is not used
     cached: bool  # the tree is that entry, mounted under an overlay: no bootstrap, no packages step
+    # The base cache (basecache.py), asked on a stage miss: "hit" (copied from it), "miss"
+    # (bootstrapped and saved there), "off" (no stage entry) or "unused" (the stage hit).
+    base: str = "off"
 
 
 @dataclasses.dataclass

@@ -157,11 +157,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("workdir", "str", "", "directory for the build's temporary files (default: TMPDIR)", _G_OUT, "DIR",
            parse=_V.existing_dir),
     Option("cache-dir", "str", "/var/cache/vmdebootstrap",
-           "persistent package and stage cache shared between builds ('' disables both)", _G_OUT, "DIR",
+           "persistent package, stage and base cache shared between builds ('' disables them)", _G_OUT, "DIR",
            parse=_V.path),
     Option("stage-cache", "bool", True,
            "reuse the root filesystem of an earlier build with the same release, architecture, mirror state, "
-           "packages and keyring (under --cache-dir; --no-stage-cache builds it afresh)", _G_OUT),
+           "packages and keyring, or at least its bootstrapped base (under --cache-dir; --no-stage-cache builds "
+           "it afresh)", _G_OUT),
     # -- disk layout -----------------------------------------------------
     Option("part-type", "str", "msdos", "partition table type: msdos or gpt", _G_DISK, "TYPE",
            parse=_V.choice(*PART_TYPES), choices=PART_TYPES),

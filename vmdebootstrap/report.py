@@ -131,6 +131,7 @@ class Report:
                     "bootstrapper": origin.bootstrapper, "reason": origin.reason,
                     "stage_cache": "off" if origin.stage is None else "hit" if origin.cached else "miss",
                     "stage_key": origin.stage.key if origin.stage is not None else None,
+                    "base_cache": origin.base,
                 }
             status = target_path(ctx.root, "/var/lib/dpkg/status")
             if status.is_file():

@@ -123,14 +123,23 @@ def lookup(settings: Settings, stack: contextlib.ExitStack, *, release_file: byt
     values = inputs(settings, packages, bootstrapper, hashlib.sha256(release_file).hexdigest(), image)
     key = key_of(values)
     entry = Entry(key, directory / key, values)
-    if not (entry.directory / INFO).is_file():
-        return entry, False
-    fd = _lock(entry.directory / LOCK, fcntl.LOCK_SH)
-    if fd is None or not (entry.directory / INFO).is_file():
+    fd = open_shared(entry.directory)
+    if fd is None:
         return entry, False
     stack.callback(os.close, fd)  # held until the build ends: no one deletes it under us
     os.utime(entry.directory / INFO)  # most recently used
     return entry, True
+
+
+def open_shared(directory: Path) -> int | None:
+    """A shared lock on a complete entry, as a descriptor (None: no such entry, or being evicted)."""
+    if not (directory / INFO).is_file():
+        return None
+    fd = _lock(directory / LOCK, fcntl.LOCK_SH)
+    if fd is not None and not (directory / INFO).is_file():
+        os.close(fd)
+        return None
+    return fd
 
 
 def _lock(path: Path, how: int) -> int | None:

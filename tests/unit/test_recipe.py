@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -60,6 +61,8 @@ class Responder:
             units = root / "usr/lib/systemd/system"
             units.mkdir(parents=True)
             (units / "systemd-networkd.service").write_text("")
+        elif command[0] == "cp":  # the base cache's copies: real ones, of the fake tree
+            subprocess.run(command, check=True)
         elif command[0] == "tar":
             output = next(a for a in command if a.startswith("--file="))[len("--file="):]
             Path(output).write_text("tarball")

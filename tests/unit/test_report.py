@@ -112,7 +112,7 @@ def test_a_built_tarball_s_report(make_settings: MakeSettings, tmp_path: Path, o
                          "date": "2025-11-15T09:42:19+00:00", "valid_until": None},
     }
     assert document["bootstrap"] == {"bootstrapper": "debootstrap", "reason": "--bootstrapper debootstrap",
-                                     "stage_cache": "off", "stage_key": None}
+                                     "stage_cache": "off", "stage_key": None, "base_cache": "off"}
     assert document["packages_installed"] == 7
     assert [(s["name"], s["outcome"]) for s in document["steps"]] == \
            [("bootstrap", "done"), ("packages", "done"), ("system", "done"), ("users", "done"),

@@ -1,9 +1,10 @@
 """Step "bootstrap": a minimal Debian in the target directory, made by mmdebstrap or
-debootstrap -- or the tree of an earlier build, from the stage cache.
+debootstrap -- or the tree of an earlier build: from the stage cache (its packages
+installed too), or from the base cache (as the bootstrapper left it, basecache.py).
 
 Reads: settings.release, .arch, .mirrors, .bootstrap, .cache_dir, .stage_cache.
 Writes: the target root (and, for a disk image, its /etc/fstab); ctx.origin (which
-bootstrapper, whether the tree comes from the stage cache).
+bootstrapper, whether the tree comes from the stage or the base cache).
 Undoes: nothing itself (the work directory goes as a whole; an overlay over a cached
 tree is on the build's cleanup stack).
 
@@ -27,7 +28,7 @@ import shlex
 import shutil
 from pathlib import Path
 
-from .. import archive, binfmt, cache, disk, reproducible, stagecache
+from .. import archive, basecache, binfmt, cache, disk, reproducible, stagecache
 from ..chroot import write_file
 from ..context import Context, Origin
 from ..errors import BuildError
@@ -200,24 +201,50 @@ def note(ctx: Context) -> str:
     if origin.cached and origin.stage is not None:
         return f" (from the stage cache, {origin.stage.key[:12]})"
     emulated = f" [emulated {ctx.settings.arch.name}]" if ctx.settings.foreign else ""
+    if origin.stage is not None and (basecache.entry_for(origin.stage).directory / stagecache.INFO).is_file():
+        return f" ({ctx.settings.release} {ctx.settings.arch.name}, from the base cache)"
     return f" ({ctx.settings.release} {ctx.settings.arch.name}, {origin.bootstrapper}){emulated}"
 
 
 def run(ctx: Context) -> None:
     origin = decide(ctx)
     if origin.cached and origin.stage is not None:
+        origin.base = "unused"
         stagecache.use(ctx.runner, ctx.stack, ctx.workdir, ctx.root, origin.stage)
         if ctx.settings.foreign:
             provide_interpreter(ctx)
-    elif origin.bootstrapper == "mmdebstrap":
-        _mmdebstrap(ctx)
+    elif origin.stage is not None:
+        _from_base(ctx, origin, origin.stage)
     else:
-        _debootstrap(ctx)
+        _bootstrap(ctx, origin)
     if not ctx.settings.bootstrap.check_valid_until:
         write_file(ctx.root, NO_VALID_UNTIL_CONF, f"// vmdebootstrap --no-check-valid-until, until the scrub\n"
                                                   f"{NO_VALID_UNTIL};\n")
     if ctx.image is not None and not origin.cached:
         image.write_fstab(ctx, ctx.image)
+
+
+def _bootstrap(ctx: Context, origin: Origin) -> None:
+    if origin.bootstrapper == "mmdebstrap":
+        _mmdebstrap(ctx)
+    else:
+        _debootstrap(ctx)
+
+
+def _from_base(ctx: Context, origin: Origin, stage: stagecache.Entry) -> None:
+    """The bootstrapped tree copied from the base cache, or bootstrapped and copied there."""
+    settings = ctx.settings
+    base = basecache.entry_for(stage)
+    with basecache.claimed(base, f"{settings.release} {settings.arch.name}, {origin.bootstrapper}") as found:
+        if found:
+            log.info("the bootstrapped tree comes from the base cache (%s)", base.key[:12])
+            basecache.restore(ctx.runner, base, ctx.root)
+            if settings.foreign:
+                provide_interpreter(ctx)
+        else:
+            _bootstrap(ctx, origin)
+            basecache.save(ctx.runner, base, ctx.root)
+    origin.base = "hit" if found else "miss"
 
 
 def save_stage(ctx: Context) -> None:

@@ -1,0 +1,105 @@
+"""The base cache: a cold build copies its bootstrapped tree there, a build with another
+package list copies it back instead of bootstrapping, a second build waits for the
+first one's base, and a copy that fails costs the cache, not the build."""
+
+from __future__ import annotations
+
+import fcntl
+import io
+import json
+import logging
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+from vmdebootstrap import basecache, recipe, stagecache, ui
+from vmdebootstrap.run import Result
+
+from .conftest import MakeSettings
+from .fakes import FakeRunner
+from .test_recipe import Responder
+
+
+@pytest.fixture(autouse=True)
+def no_device_nodes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)  # no device nodes in the fake /dev
+
+
+def build(make_settings: MakeSettings, tmp_path: Path, *argv: str, responder: Responder | None = None) -> FakeRunner:
+    work = tmp_path / "work"
+    work.mkdir(exist_ok=True)
+    settings = make_settings("--workdir", str(work), "--cache-dir", str(tmp_path / "cache"),
+                             "--bootstrapper", "debootstrap", "--lock-root-password", "--no-sbom", *argv)
+    runner = FakeRunner(responder or Responder())
+    display = ui.Display(io.StringIO(), len(recipe.plan(settings)), live=False)
+    try:
+        recipe.build(settings, runner, display)
+    finally:
+        display.close()
+    assert os.listdir(work) == []
+    return runner
+
+
+def entries(directory: Path) -> list[Path]:
+    return [p for p in directory.iterdir() if not p.name.startswith(".")] if directory.is_dir() else []
+
+
+def test_another_package_list_copies_the_base_instead_of_bootstrapping(make_settings: MakeSettings,
+                                                                      tmp_path: Path, out: Path) -> None:
+    cold = build(make_settings, tmp_path, "--package", "less")
+    assert cold.commands("debootstrap")
+    [base] = entries(tmp_path / "cache/bases")
+    assert (base / "root/boot/vmlinuz-6.1.0-1-amd64").read_text() == "kernel"
+    inputs = json.loads((base / "info.json").read_text())["inputs"]
+    assert "packages" not in inputs and inputs["suite"] == "bookworm"
+    [saved] = [c for c in cold.calls if c[0] == "cp"]
+    assert saved[:3] == ["cp", "-a", "--reflink=auto"] and saved[3].endswith("/root/.")
+    assert saved[4].startswith(f"{tmp_path}/cache/bases/.new-")
+    (out / "root.tar").unlink()
+
+    other = build(make_settings, tmp_path, "--package", "vim")  # another stage, the same base
+    assert not other.commands("debootstrap")
+    [restore] = [c for c in other.calls if c[0] == "cp"]
+    assert restore[3] == f"{base}/root/." and restore[4].endswith("/root/")
+    assert other.calls.index(restore) < other.calls.index(next(c for c in other.calls if "install" in c))
+    assert len(entries(tmp_path / "cache/stages")) == 2 and entries(tmp_path / "cache/bases") == [base]
+
+
+def test_the_second_build_waits_for_the_first_ones_base(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    directory = tmp_path / "cache/stages/k"
+    directory.mkdir(parents=True)
+    base = basecache.entry_for(stagecache.Entry("k", directory, {"suite": "trixie", "packages": ["a"]}))
+    first = os.open(base.directory.parent / f".making-{base.key}", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(first, fcntl.LOCK_EX)  # the first build is bootstrapping
+    found: list[bool] = []
+
+    def second() -> None:
+        with basecache.claimed(base, "trixie arm64") as there:
+            found.append(there)
+
+    with caplog.at_level(logging.INFO, logger="vmdebootstrap"):
+        waiter = threading.Thread(target=second)
+        waiter.start()
+        waiter.join(0.5)
+        assert waiter.is_alive() and found == []  # it waits
+        (base.root).mkdir(parents=True)
+        (base.directory / stagecache.LOCK).touch()
+        (base.directory / stagecache.INFO).write_text("{}")
+        os.close(first)  # the first build saved its base and let go
+        waiter.join(10)
+    assert found == [True]
+    assert "waiting for another build that is bootstrapping the same base (trixie arm64)" in caplog.text
+
+
+def test_a_failed_copy_into_the_cache_leaves_no_entry_and_the_build_goes_on(make_settings: MakeSettings,
+                                                                             tmp_path: Path, out: Path) -> None:
+    def responder(argv: list[str]) -> Result | None:
+        if argv[0] == "cp":
+            return Result(1, "cp: error writing: No space left on device\n")
+        return Responder()(argv)
+
+    build(make_settings, tmp_path, responder=responder)
+    assert (out / "root.tar").exists()
+    assert [name for name in os.listdir(tmp_path / "cache/bases") if not name.startswith(".making-")] == []
