@@ -6,7 +6,12 @@ or through ``make faults``; tests/faults/test_campaign.py runs it in the integra
 Each cell is one build (trixie minbase without a kernel, ``--package less`` so the
 packages step exists, a hook that mounts through the helpers and leaves a detached
 process in the image) that is made to fail, or is stopped at the start of a step and
-sent a signal.  A second set of rows sends the signal *during* the step's command:
+sent a signal.  Only the bootstrap rows bootstrap: a first build without a fault fills
+a base and a stage cache of the campaign's own; the packages rows copy their tree from
+the base (the bootstrapper's tree) and the rows after them mount the stage (the package
+installed) under an overlay, as a warm rebuild does.  A cell then takes seconds instead
+of half a minute, and each one checks that the cached trees came out of it unchanged.
+A second set of rows sends the signal *during* the step's command:
 while dpkg runs in the target, while a package's postinst runs, while the hook runs,
 while mksquashfs or tar writes the output.  After each build the campaign looks at the
 host from the outside and reports what it left:
@@ -23,8 +28,8 @@ host from the outside and reports what it left:
 * after SIGKILL: exactly one stale work directory with its marker, which the next build
   removes (and, with it, the killed build's staged outputs);
 * host files: the hooks and the helper library, the probe package, /etc/resolv.conf,
-  the host's device nodes, and the package cache (it may gain files; none may change
-  or vanish).
+  the host's device nodes, the package cache (it may gain files; none may change or
+  vanish), and the trees in the campaign's base and stage caches (nothing may change).
 """
 
 from __future__ import annotations
@@ -61,6 +66,12 @@ DURING = {
 }
 # Steps that run after the finish step killed what was left inside the image.
 AFTER_FINISH = ("squashfs", "tarball")
+# Where each row's tree comes from: the campaign's base cache (bootstrapped once) for the
+# packages step, its stage cache (packages installed) for the steps after it.
+WARM = {"packages": "bases", **{step: "stages" for step in STEPS[2:]}}
+# The cells' work directories are on a tmpfs and their package caches are not, where
+# "auto" takes debootstrap; named, so that the first build's stage has the cells' key.
+BOOTSTRAPPER = "debootstrap"
 
 MINIMAL = ("--distribution", "trixie", "--variant", "minbase", "--no-kernel", "--no-acpid")
 HOOK = HOOKS / "leaves-mount-and-process.sh"
@@ -93,6 +104,11 @@ class Case:
     def name(self) -> str:
         step = f"{self.step}-{self.bootstrapper}" if self.bootstrapper else self.step
         return f"{step}-{'in' if self.during else 'at'}-{self.fault}"
+
+    @property
+    def warm(self) -> str:
+        """The cache directory (bases, stages) whose tree this cell starts from ('' cold)."""
+        return "" if self.bootstrapper else WARM.get(self.step, "")
 
     @property
     def expected_exit(self) -> int:
@@ -149,14 +165,26 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else "missing"
 
 
+def tree_state(directory: Path) -> dict[str, tuple[int, int, int, int]]:
+    """(mode, size, mtime, inode) of everything in the cached trees below ``directory``."""
+    found = {}
+    for tree in sorted(directory.glob("*/*/root")):
+        for parent, dirs, files in os.walk(tree):
+            for name in [*dirs, *files]:
+                st = os.lstat(os.path.join(parent, name))
+                found[os.path.join(parent, name)] = (st.st_mode, st.st_size, st.st_mtime_ns, st.st_ino)
+    return found
+
+
 @dataclasses.dataclass
 class HostSnapshot:
     files: dict[str, str]
     devices: dict[str, tuple[int, int]]
     cache: dict[str, tuple[int, int, int]]
+    trees: dict[str, tuple[int, int, int, int]]  # the campaign's base and stage caches
 
     @classmethod
-    def take(cls, probe: Path) -> HostSnapshot:
+    def take(cls, probe: Path, shared: Path) -> HostSnapshot:
         files = {str(p): _sha256(p) for p in (HOOK, WAITING_HOOK, HELPERS, probe, Path("/etc/resolv.conf"))}
         devices = {}
         for name in HOST_DEVICES:
@@ -169,7 +197,7 @@ class HostSnapshot:
                 if entry.is_file(follow_symlinks=False):  # partial/ and the lock are apt's business
                     st = entry.stat(follow_symlinks=False)
                     cache[entry.name] = (st.st_size, st.st_mtime_ns, st.st_ino)
-        return cls(files, devices, cache)
+        return cls(files, devices, cache, tree_state(shared))
 
     def changes_since(self, before: HostSnapshot) -> list[str]:
         found = [f"{path} changed" for path, digest in before.files.items() if self.files.get(path) != digest]
@@ -178,6 +206,10 @@ class HostSnapshot:
         # The cache may gain files (another build downloads); none may change or vanish.
         found += [f"cache file {name} {'changed' if name in self.cache else 'vanished'}"
                   for name, value in before.cache.items() if self.cache.get(name) != value]
+        # A cell's tree is an overlay above the stage or a copy of the base: neither is written.
+        changed = [path for path in before.trees.keys() | self.trees.keys()
+                   if before.trees.get(path) != self.trees.get(path)]
+        found += [f"cached tree changed: {path}" for path in sorted(changed)[:5]]
         return found
 
 
@@ -286,6 +318,7 @@ class Cell:
     mirror: str
     probe: Path
     cache: Path  # the package cache this build uses
+    shared: Path  # the campaign's base and stage caches (the first build's)
 
     @property
     def work(self) -> Path:
@@ -308,8 +341,7 @@ class Cell:
                 *self.output_args()]
         if self.case.during and self.case.step == "packages":
             args += ["--custom-package", str(self.probe)]
-        if self.case.bootstrapper:
-            args += ["--bootstrapper", self.case.bootstrapper]
+        args += ["--bootstrapper", self.case.bootstrapper or BOOTSTRAPPER]
         return [sys.executable, "-m", "vmdebootstrap", "--no-default-configs", *args]
 
     def env(self) -> dict[str, str]:
@@ -351,6 +383,8 @@ def run_cell(cell: Cell, before: HostSnapshot) -> Outcome:
     cell.out.mkdir()
     cell.logs.mkdir(parents=True)
     shared = link_cache(cell.cache)
+    if case.warm:
+        (cell.cache / case.warm).symlink_to(cell.shared / case.warm)
     # Its own session: SIGINT goes to the process group, as a terminal's Ctrl-C would.
     proc = subprocess.Popen(cell.argv(), cwd=REPO, env=cell.env(), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
@@ -409,7 +443,7 @@ def run_cell(cell: Cell, before: HostSnapshot) -> Outcome:
     outcome.outputs += [str(p) for p in sorted(cell.out.rglob("*"))]
     if case.fault != "SIGKILL":
         outcome.workdir += [str(p) for p in sorted(cell.work.iterdir())]
-    outcome.host += HostSnapshot.take(cell.probe).changes_since(before)
+    outcome.host += HostSnapshot.take(cell.probe, cell.shared).changes_since(before)
     outcome.host += cache_changes(cell.cache, shared)
     if not mounts_below(cell.dir) and not mounts_below(cell.cache):
         shutil.rmtree(cell.dir)
@@ -574,14 +608,41 @@ def make_probe(directory: Path) -> Path:
     return deb
 
 
+def fill_caches(shared: Path, logs: Path, mirror: str) -> None:
+    """The campaign's first build, without a fault: it leaves the base and the stage that
+    the later rows start from.  Its work directory is on the caches' filesystem (the
+    stage is moved into the cache, not copied)."""
+    first = shared.parent / "first-build"
+    (first / "work").mkdir(parents=True)
+    link_cache(shared)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VMDEBOOTSTRAP_FAULT")}
+    result = subprocess.run(
+        [sys.executable, "-m", "vmdebootstrap", "--no-default-configs", *MINIMAL, "--mirror", mirror,
+         "--package", "less", "--bootstrapper", BOOTSTRAPPER, "--workdir", str(first / "work"),
+         "--log", str(logs / "first-build.log"), "--cache-dir", str(shared), "--tarball", str(first / "root.tar")],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=REACH_LIMIT, check=False)
+    if not mounts_below(first):
+        shutil.rmtree(first)
+    if result.returncode != 0:
+        raise RuntimeError(f"the campaign's first build (no fault) failed: {result.stderr.strip()[-500:]}")
+    empty = [kind for kind in ("bases", "stages") if not list((shared / kind).glob("*/info.json"))]
+    if empty:
+        raise RuntimeError(f"the campaign's first build left nothing in its {' and '.join(empty)} cache "
+                           f"(see {logs / 'first-build.log'})")
+
+
 def run(logs: Path, mirror: str, jobs: int, selected: list[Case],
         progress: Callable[[Outcome], None] | None = None) -> list[Outcome]:
     """Run the cases, ``jobs`` builds at a time; each build's log and messages go below ``logs``."""
     probe = make_probe(logs)
-    before = HostSnapshot.take(probe)
     outcomes: dict[Case, Outcome] = {}
     with scratch(jobs) as (base, caches):
-        cells = [Cell(case, base / case.name, logs / case.name, mirror, probe, caches / case.name)
+        shared = caches / "shared"
+        if any(case.warm for case in selected):
+            fill_caches(shared, logs, mirror)
+        shared.mkdir(exist_ok=True)
+        before = HostSnapshot.take(probe, shared)
+        cells = [Cell(case, base / case.name, logs / case.name, mirror, probe, caches / case.name, shared)
                  for case in selected]
         with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
             futures = [pool.submit(run_cell, cell, before) for cell in cells]
@@ -614,7 +675,9 @@ def table(outcomes: list[Outcome]) -> str:
 def summary(outcomes: list[Outcome], minutes: float, jobs: int) -> str:
     leaked = sum(1 for o in outcomes if o.leaks)
     failed = sum(1 for o in outcomes if o.problems)
-    return (f"fault campaign: {len(outcomes)} faults injected ({jobs} builds at a time) in {minutes:.1f} min: "
+    warm = sum(1 for o in outcomes if o.case.warm)
+    return (f"fault campaign: {len(outcomes)} faults injected ({jobs} builds at a time, {warm} of them from the "
+            f"base or stage cache) in {minutes:.1f} min: "
             f"{len(outcomes) - leaked - failed} ok, {leaked} leaked, {failed} with a wrong status or message")
 
 
