@@ -355,15 +355,21 @@ class Cell:
     def roots(self) -> list[Path]:
         return list(self.work.glob("vmdebootstrap-*/root"))
 
+    def written(self) -> list[Path]:
+        """Where the build's writes to its root land, as the campaign sees them: the root
+        itself, or for a tree from the stage cache the overlay's upper directory (the
+        overlay is mounted in the build's own mount namespace, not in ours)."""
+        return [*self.roots(), *self.work.glob("vmdebootstrap-*/upper")]
+
     def reached(self, pid_ns: str) -> bool:
         """Whether the build is where the signal must arrive."""
         if not self.case.during:
             return (self.logs / "ready").exists()
         step = self.case.step
         if step == "packages":
-            return any((root / PROBE_READY).exists() for root in self.roots())
+            return any((root / PROBE_READY).exists() for root in self.written())
         if step == "customize":
-            return any((root / HOOK_READY).exists() for root in self.roots())
+            return any((root / HOOK_READY).exists() for root in self.written())
         for pid in procs_in_namespace("pid", pid_ns):
             if step == "bootstrap" and _comm(pid) == "dpkg" and _link(pid, "root") not in ("", "/"):
                 return True
