@@ -399,22 +399,7 @@ def run_cell(cell: Cell, before: HostSnapshot) -> Outcome:
     in_chroot_at_step: list[str] = []
     try:
         if case.fault != "fail":
-            deadline = time.monotonic() + REACH_LIMIT
-            while proc.poll() is None and time.monotonic() < deadline:
-                if not pid_ns:
-                    pid_ns, mnt_ns = build_namespaces(proc.pid, pins)
-                if pid_ns and cell.reached(pid_ns):
-                    break
-                time.sleep(0.02)
-            if proc.poll() is not None or not cell.reached(pid_ns):
-                outcome.problems.append(f"the build never reached {case.row} (exit {proc.poll()})")
-            else:
-                if not case.during and case.step in AFTER_FINISH:
-                    in_chroot_at_step = [p for root in cell.roots() for p in procs_in(root)]
-                if case.fault == "SIGINT":
-                    os.killpg(proc.pid, signal.SIGINT)
-                else:
-                    os.kill(proc.pid, SIGNALS[case.fault])
+            pid_ns, mnt_ns, in_chroot_at_step = _signal_when_reached(cell, proc, outcome, pins)
         else:
             while proc.poll() is None and not pid_ns:
                 pid_ns, mnt_ns = build_namespaces(proc.pid, pins)
@@ -432,16 +417,7 @@ def run_cell(cell: Cell, before: HostSnapshot) -> Outcome:
     _wait_for_namespaces_to_empty(pid_ns, mnt_ns)
     (cell.logs / "stderr").write_text(stderr)
 
-    if case.fault == "SIGKILL":
-        if proc.returncode != -signal.SIGKILL:
-            outcome.problems.append(f"exit {proc.returncode}, expected death by SIGKILL")
-    elif proc.returncode != case.expected_exit:
-        outcome.problems.append(f"exit {proc.returncode}, expected {case.expected_exit}: {stderr.strip()[-300:]}")
-    elif case.fault == "fail" and f"step '{case.step}' failed: fault injected" not in stderr:
-        outcome.problems.append(f"the error does not name the step: {stderr.strip()[-300:]}")
-    elif case.fault != "fail" and "interrupted" not in stderr:
-        outcome.problems.append(f"no 'interrupted' message: {stderr.strip()[-300:]}")
-
+    outcome.problems += status_problems(case, proc.returncode, stderr)
     outcome.procs += [f"still inside the image at the start of {case.step}: {p}" for p in in_chroot_at_step]
     _look(cell, outcome, pid_ns, mnt_ns, pins)
     if case.fault == "SIGKILL":
@@ -456,6 +432,45 @@ def run_cell(cell: Cell, before: HostSnapshot) -> Outcome:
         shutil.rmtree(cell.cache)
     outcome.seconds = time.monotonic() - started
     return outcome
+
+
+def _signal_when_reached(cell: Cell, proc: subprocess.Popen[str], outcome: Outcome,
+                         pins: list[int]) -> tuple[str, str, list[str]]:
+    """Waits until the build is where the cell's signal must land and sends it.  Returns the
+    build's (pid, mnt) namespaces and, for a signal after the finish step, the processes
+    still inside the image at that moment."""
+    case, pid_ns, mnt_ns = cell.case, "", ""
+    deadline = time.monotonic() + REACH_LIMIT
+    while proc.poll() is None and time.monotonic() < deadline:
+        if not pid_ns:
+            pid_ns, mnt_ns = build_namespaces(proc.pid, pins)
+        if pid_ns and cell.reached(pid_ns):
+            break
+        time.sleep(0.02)
+    if proc.poll() is not None or not cell.reached(pid_ns):
+        outcome.problems.append(f"the build never reached {case.row} (exit {proc.poll()})")
+        return pid_ns, mnt_ns, []
+    in_chroot = []
+    if not case.during and case.step in AFTER_FINISH:
+        in_chroot = [p for root in cell.roots() for p in procs_in(root)]
+    if case.fault == "SIGINT":
+        os.killpg(proc.pid, signal.SIGINT)
+    else:
+        os.kill(proc.pid, SIGNALS[case.fault])
+    return pid_ns, mnt_ns, in_chroot
+
+
+def status_problems(case: Case, status: int, stderr: str) -> list[str]:
+    """What is wrong with the build's exit status and message for its fault (nothing: [])."""
+    if case.fault == "SIGKILL":
+        return [] if status == -signal.SIGKILL else [f"exit {status}, expected death by SIGKILL"]
+    if status != case.expected_exit:
+        return [f"exit {status}, expected {case.expected_exit}: {stderr.strip()[-300:]}"]
+    if case.fault == "fail" and f"step '{case.step}' failed: fault injected" not in stderr:
+        return [f"the error does not name the step: {stderr.strip()[-300:]}"]
+    if case.fault != "fail" and "interrupted" not in stderr:
+        return [f"no 'interrupted' message: {stderr.strip()[-300:]}"]
+    return []
 
 
 def _wait_for_namespaces_to_empty(pid_ns: str, mnt_ns: str) -> None:
