@@ -46,6 +46,9 @@ from .settings import Settings
 log = logging.getLogger("vmdebootstrap")
 
 KEEP_ENTRIES = 6
+# A save makes its partial entry (mkdtemp) an instant before it creates and locks the lock
+# file inside; a partial entry without one is a killed build's only once it is this old.
+LOCKLESS_GRACE = 60.0
 INFO = "info.json"
 LOCK = "lock"
 
@@ -209,12 +212,21 @@ def remove_partial(directory: Path) -> None:
         fd = _lock(partial / LOCK, fcntl.LOCK_EX)
         if fd is None and (partial / LOCK).exists():
             continue  # a running build's
+        if fd is None and _seconds_since_made(partial) < LOCKLESS_GRACE:
+            continue  # made a moment ago: its build is about to create and lock its lock file
         try:
             log.info("removing a partial stage-cache entry %s (left by a killed build)", partial)
             _remove_entry(partial)
         finally:
             if fd is not None:
                 os.close(fd)
+
+
+def _seconds_since_made(path: Path) -> float:
+    try:
+        return time.time() - path.stat().st_mtime
+    except FileNotFoundError:
+        return 0.0  # gone already: nothing to remove
 
 
 def evict(directory: Path, keep: str, limit: int = KEEP_ENTRIES) -> list[Path]:

@@ -8,6 +8,7 @@ import hashlib
 import io
 import json
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -136,6 +137,11 @@ def test_evict_keeps_the_newest_and_those_in_use(tmp_path: Path) -> None:
 def test_partial_entries_of_killed_builds_are_removed(tmp_path: Path) -> None:
     dead = make_entry(tmp_path, ".new-dead", 0)
     alive = make_entry(tmp_path, ".new-alive", 0)
+    just_made = tmp_path / ".new-just-made"  # a save between mkdtemp and its lock file
+    just_made.mkdir()
+    killed_early = tmp_path / ".new-killed-early"  # the same, its build killed in that instant
+    killed_early.mkdir()
+    os.utime(killed_early, (0, time.time() - 2 * stagecache.LOCKLESS_GRACE))
     fd = os.open(alive / "lock", os.O_RDWR)
     fcntl.flock(fd, fcntl.LOCK_EX)
     try:
@@ -143,3 +149,4 @@ def test_partial_entries_of_killed_builds_are_removed(tmp_path: Path) -> None:
     finally:
         os.close(fd)
     assert not dead.exists() and alive.exists()
+    assert just_made.exists() and not killed_early.exists()
