@@ -4,7 +4,7 @@ lists differ.
 The stage cache (stagecache.py) keeps the tree after the packages step, so it serves
 only a build with the same package list.  A live ISO and a disk image of the same
 release and architecture, or two images with different kernels, still run the same
-bootstrap: minutes under qemu-user (twelve for trixie arm64 on a busy 2-core machine).
+bootstrap: minutes under qemu-user (thirteen for trixie arm64 on a busy 2-core machine).
 This cache keeps that tree, keyed by the stage key's inputs without those of the
 packages step (the package list, Recommends, custom packages, a disk image's fstab).
 

@@ -5,7 +5,6 @@ first one's base, and a copy that fails costs the cache, not the build."""
 from __future__ import annotations
 
 import fcntl
-import io
 import json
 import logging
 import os
@@ -14,12 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from vmdebootstrap import basecache, recipe, stagecache, ui
+from vmdebootstrap import basecache, stagecache
 from vmdebootstrap.run import Result
 
 from .conftest import MakeSettings
 from .fakes import FakeRunner
 from .test_recipe import Responder
+from .test_stagecache import build as stagecache_build
 
 
 @pytest.fixture(autouse=True)
@@ -28,18 +28,7 @@ def no_device_nodes(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def build(make_settings: MakeSettings, tmp_path: Path, *argv: str, responder: Responder | None = None) -> FakeRunner:
-    work = tmp_path / "work"
-    work.mkdir(exist_ok=True)
-    settings = make_settings("--workdir", str(work), "--cache-dir", str(tmp_path / "cache"),
-                             "--bootstrapper", "debootstrap", "--lock-root-password", "--no-sbom", *argv)
-    runner = FakeRunner(responder or Responder())
-    display = ui.Display(io.StringIO(), len(recipe.plan(settings)), live=False)
-    try:
-        recipe.build(settings, runner, display)
-    finally:
-        display.close()
-    assert os.listdir(work) == []
-    return runner
+    return stagecache_build(make_settings, tmp_path, "--no-sbom", *argv, responder=responder)
 
 
 def entries(directory: Path) -> list[Path]:

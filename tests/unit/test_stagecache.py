@@ -9,11 +9,13 @@ import io
 import json
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from vmdebootstrap import archive, recipe, stagecache, ui
+from vmdebootstrap.run import Result
 from vmdebootstrap.steps import packages
 
 from .conftest import MakeSettings
@@ -48,12 +50,14 @@ def test_key_changes_with_every_input_that_shapes_the_stage(make_settings: MakeS
     assert key_for(make_settings, "--keyring", str(keyring)) != first
 
 
-def build(make_settings: MakeSettings, tmp_path: Path, *argv: str) -> FakeRunner:
+def build(make_settings: MakeSettings, tmp_path: Path, *argv: str,
+          responder: Callable[[list[str]], Result | None] | None = None) -> FakeRunner:
+    """One build through the recipe with the fake runner, its caches in tmp_path/cache."""
     work = tmp_path / "work"
     work.mkdir(exist_ok=True)
     settings = make_settings("--workdir", str(work), "--cache-dir", str(tmp_path / "cache"),
                              "--bootstrapper", "debootstrap", "--lock-root-password", *argv)
-    runner = FakeRunner(Responder())
+    runner = FakeRunner(responder or Responder())
     display = ui.Display(io.StringIO(), len(recipe.plan(settings)), live=False)
     try:
         recipe.build(settings, runner, display)
