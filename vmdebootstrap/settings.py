@@ -352,6 +352,18 @@ def _secure_boot(v: Parsed, release: Release, arch: Architecture) -> tuple[bool,
     return True, ""
 
 
+def _check_bootstrap_options(v: Parsed) -> None:
+    """--debootstrapopts variant=X is --variant X: the same variants, the same refusals."""
+    for value in v.get("debootstrapopts", tuple):
+        for token in str(value).split():
+            name, _, chosen = token.partition("=")
+            if name == "variant":
+                try:
+                    values.variant(chosen)
+                except Invalid as exc:
+                    raise UsageError(f"--debootstrapopts {token}: {exc}") from None
+
+
 def _check_release_has(v: Parsed, release: Release, arch: Architecture) -> None:
     """What the release no longer ships: the architecture, or a default kernel for it."""
     if release.architectures is not None and not arch.ports and arch.name not in release.architectures:
@@ -405,6 +417,7 @@ def validate(raw: Mapping[str, object], ask: releases.MirrorAnswer | None = None
     outputs = _outputs(v)
     request = _disk_request(v, arch) if "image" in outputs else None
     _check_release_has(v, release, arch)
+    _check_bootstrap_options(v)
     _check_combinations(v, arch, outputs)
     _check_output_paths(outputs)
     if v.text("customize"):

@@ -179,9 +179,18 @@ def file_mode(raw: Any) -> int:
     return int(str(raw), 8)
 
 
+# debootstrap's variants that build a system as root ("": its default).  Its third,
+# fakechroot, is for building without root inside fakechroot: as root it leaves
+# ldconfig replaced by a stub, and no account, package or hook step works on the result.
+VARIANTS = ("minbase", "buildd")
+
+
 def variant(raw: Any) -> str:
-    if raw and not re.match(r"^[a-z-]+$", str(raw)):
-        raise Invalid("not a debootstrap variant")
+    if str(raw) == "fakechroot":
+        raise Invalid("debootstrap's variant for building without root under fakechroot; vmdebootstrap "
+                      f"builds as root: use {' or '.join(VARIANTS)}")
+    if raw and str(raw) not in VARIANTS:
+        raise Invalid(f"not a debootstrap variant ({' or '.join(VARIANTS)}; without it, debootstrap's default)")
     return str(raw)
 
 

@@ -51,7 +51,6 @@ def test_keyring_is_the_only_trusted_one(make_settings: MakeSettings, tmp_path: 
     ([], "mmdebstrap"),
     (["--bootstrapper", "debootstrap"], "debootstrap"),
     (["--debootstrapopts", "variant=buildd"], "debootstrap"),
-    (["--variant", "fakechroot"], "debootstrap"),
     (["--distribution", "jessie"], "debootstrap"),
     (["--distribution", "bullseye"], "debootstrap"),
 ])

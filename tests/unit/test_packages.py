@@ -9,8 +9,9 @@ import pytest
 
 from vmdebootstrap import architectures, releases, settings
 from vmdebootstrap.steps import packages as selection
+from vmdebootstrap.steps import users
 
-from .conftest import MakeSettings, Vmd, selected_packages
+from .conftest import MakeContext, MakeSettings, Vmd, selected_packages
 
 
 def packages(vmd: Vmd, out: Path, *args: str) -> list[str]:
@@ -118,6 +119,49 @@ def test_select_packages_direct(make_settings: MakeSettings) -> None:
         ("b", "a", "sudo", "linux-image-powerpc64le", "zstd")
     assert selection.selected(make_settings(*args, "--arch", "i386", "--distribution", "jessie")) == \
         ("b", "a", "sudo", "linux-image-586")
+
+
+# -- what the accounts need, in every variant (issue 22: trixie's minbase has no adduser) ----------
+
+
+VARIANTS = ([], ["--variant", "minbase"], ["--variant", "buildd"], ["--debootstrapopts", "variant=minbase"])
+ACCOUNTS = (
+    [], ["--lock-root-password"], ["--root-password", "pw"], ["--empty-root-password"],
+    ["--user", "bob/pw"], ["--user", "bob/pw", "--sudo"], ["--user", "bob", "--force-password-change"],
+    ["--user", "bob/hashed:$6$salt$" + "x" * 86, "--user", "eve/pw", "--sudo", "--root-password", "pw"],
+)
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=lambda a: " ".join(a) or "default")
+@pytest.mark.parametrize("accounts", ACCOUNTS, ids=lambda a: " ".join(a) or "none")
+@pytest.mark.parametrize("suite", ["bookworm", "trixie", "sid"])
+def test_every_program_the_users_step_runs_is_installed_in_every_variant(
+        make_context: MakeContext, variant: list[str], accounts: list[str], suite: str) -> None:
+    ctx, runner = make_context("--distribution", suite, *variant, *accounts)
+    users.run(ctx)
+    selected = selection.selected(ctx.settings)
+    programs = {call[2] for call in runner.calls}  # each call is chroot ROOT PROGRAM ...
+    assert programs, "the users step ran nothing"
+    for program in programs:
+        package = users.PROGRAMS[program]  # a program missing here is one nobody checked
+        assert package in users.REQUIRED or package in selected, (program, selected)
+
+
+def test_adduser_comes_with_users_only(make_settings: MakeSettings) -> None:
+    assert "adduser" in selection.selected(make_settings("--variant", "minbase", "--user", "bob/pw"))
+    assert "adduser" not in selection.selected(make_settings("--variant", "minbase", "--lock-root-password"))
+
+
+@pytest.mark.parametrize(("args", "wanted"), [
+    (["--mirror", "https://m.example/debian/"], True),  # the image keeps the build's sources
+    (["--mirror", "http://m.example/debian/"], False),
+    (["--configure-apt", "--apt-mirror", "https://m.example/debian/"], True),
+    (["--configure-apt", "--apt-mirror", "http://m.example/debian/", "--mirror", "https://b.example/debian/"],
+     False),
+    (["--configure-apt", "--mirror", "https://b.example/debian/"], True),
+])
+def test_ca_certificates_for_an_https_apt_source(make_settings: MakeSettings, args: list[str], wanted: bool) -> None:
+    assert ("ca-certificates" in selection.selected(make_settings(*args))) == wanted
 
 
 # -- the architecture and release records ----------------------------------------------------

@@ -334,7 +334,15 @@ def test_ext4_with_extlinux_is_not_an_error(vmd: Vmd, out: Path) -> None:
         (["--log-level", "chatty"], "--log-level chatty: use one of debug, info, warning, error, critical, fatal"),
         (["--log-mode", "0999"], "--log-mode 0999: not an octal file mode"),
         (["--log-mode", "rw-r--r--"], "--log-mode rw-r--r--: not an octal file mode"),
-        (["--variant", "min base"], "--variant min base: not a debootstrap variant"),
+        (["--variant", "min base"], "--variant min base: not a debootstrap variant (minbase or buildd; without it, "
+                                    "debootstrap's default)"),
+        (["--variant", "fakechroot"], "--variant fakechroot: debootstrap's variant for building without root under "
+                                      "fakechroot; vmdebootstrap builds as root: use minbase or buildd"),
+        (["--debootstrapopts", "variant=fakechroot"], "--debootstrapopts variant=fakechroot: debootstrap's variant "
+                                                      "for building without root under fakechroot; vmdebootstrap "
+                                                      "builds as root: use minbase or buildd"),
+        (["--variant", "essential"], "--variant essential: not a debootstrap variant (minbase or buildd; without "
+                                     "it, debootstrap's default)"),
         (["--keyring", "/nonexistent/keyring.gpg"], "--keyring /nonexistent/keyring.gpg: no such file"),
         (["--custom-package", "/nonexistent/x.deb"], "--custom-package /nonexistent/x.deb: no such file"),
         (["--workdir", "/nonexistent/dir"], "--workdir /nonexistent/dir: no such directory"),

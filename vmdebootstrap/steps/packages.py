@@ -25,6 +25,7 @@ from ..bootloaders import loader
 from ..chroot import use_host_dns, write_file
 from ..context import Context
 from ..settings import Settings
+from . import users
 
 DEB_DIR = "tmp/vmdebootstrap-debs"
 UNCHECKED_CONF = "/etc/apt/apt.conf.d/00vmdebootstrap-no-check-gpg"
@@ -50,7 +51,8 @@ def apt_get(*args: str) -> list[str]:
 
 def selected(settings: Settings) -> tuple[str, ...]:
     """The packages the image gets beyond the bootstrap, in this order, de-duplicated: --package,
-    what the outputs need, acpid, sudo, the kernel, what the bootloader needs (docs/compatibility.md)."""
+    what the outputs need, acpid, sudo, adduser for --user, ca-certificates for an https apt
+    mirror, the kernel, what the bootloader needs (docs/compatibility.md)."""
     chosen = list(settings.packages)
     for kind in outputs.wanted(settings):
         chosen += kind.packages(settings)
@@ -58,6 +60,8 @@ def selected(settings: Settings) -> tuple[str, ...]:
         chosen.append("acpid")
     if settings.sudo:
         chosen.append("sudo")
+    chosen += users.packages(settings)
+    chosen += apt_transport_packages(settings)
     if settings.kernel_package:
         chosen.append(settings.kernel_package)
         # initramfs-tools only Recommends zstd and falls back to gzip, which is slower to
@@ -71,6 +75,13 @@ def selected(settings: Settings) -> tuple[str, ...]:
     if settings.networkd and settings.kernel_package and settings.release.resolved_split:
         chosen.append("systemd-resolved")
     return tuple(dict.fromkeys(p for p in chosen if p))
+
+
+def apt_transport_packages(settings: Settings) -> list[str]:
+    """What the image's own apt needs for the sources it is left with: the CA store for an https
+    mirror (apt verifies it; without ca-certificates every update fails), as mmdebstrap adds it."""
+    mirror = settings.mirrors.image if settings.configure_apt else settings.mirrors.build
+    return ["ca-certificates"] if mirror.startswith("https://") else []
 
 
 def needed(settings: Settings) -> bool:

@@ -3,6 +3,10 @@
 Reads: settings.root_password, .lock_root, .empty_root, .users, .sudo, .force_password_change.
 Writes: accounts and password hashes inside the target.  Undoes: nothing.
 
+The programs it runs come from ``PROGRAMS``' packages: passwd is Priority required (in
+every variant, minbase included); adduser is not in trixie's minbase and later, so
+``packages`` asks the packages step for it whenever there are users to make.
+
 Passwords are hashed by the method the release's PAM uses (releases.Release.password_hash)
 with a salt from the build's seed (passwords.py: the same inputs give the same
 /etc/shadow), and the hash goes to chpasswd --encrypted *inside the target* on stdin:
@@ -15,9 +19,20 @@ import logging
 
 from .. import passwords
 from ..context import Context
+from ..settings import Settings
 from ..values import User
 
 log = logging.getLogger("vmdebootstrap")
+
+# The programs this step runs in the target -> the package that has them.
+PROGRAMS = {"adduser": "adduser", "passwd": "passwd", "chpasswd": "passwd", "chage": "passwd"}
+# Priority: required in every release from wheezy on: every variant has it.
+REQUIRED = frozenset({"passwd"})
+
+
+def packages(settings: Settings) -> list[str]:
+    """What the accounts need beyond every variant's base (steps/packages.py adds it)."""
+    return ["adduser"] if settings.users else []
 
 
 def set_password(ctx: Context, user: User) -> None:
