@@ -9,11 +9,15 @@ On CI (CI=true) a missing prerequisite fails the tier instead of skipping it.
 
 from __future__ import annotations
 
+import atexit
+import functools
 import os
 import re
+import secrets
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -73,9 +77,44 @@ def workdir_for(outdir: Path, name: str) -> Path:
     return path
 
 
+class Canary:
+    """What the builds of this session see of their host, made unique so that a test can look
+    for it in what they made (tests/hostcheck.py): a resolv.conf whose search domain and
+    last name server are nobody's (203.0.113.0/24 is TEST-NET-3), and a host name.  The host's
+    own name servers stay first: apt in the build still resolves the mirror."""
+
+    def __init__(self) -> None:
+        token = secrets.token_hex(6)
+        self.search = f"vmdb-canary-{token}.invalid"
+        self.nameserver = f"203.0.113.{100 + secrets.randbelow(150)}"
+        self.hostname = f"vmdb-host-{token}"
+        directory = Path(tempfile.mkdtemp(prefix="vmdb-canary-"))
+        atexit.register(shutil.rmtree, directory, ignore_errors=True)
+        self.resolv_conf = directory / "resolv.conf"
+        host = Path("/etc/resolv.conf").read_text() if Path("/etc/resolv.conf").exists() else ""
+        self.resolv_conf.write_text(f"{host.rstrip()}\nsearch {self.search}\nnameserver {self.nameserver}\n")
+
+    @property
+    def needles(self) -> tuple[str, ...]:
+        return self.search, self.nameserver, self.hostname
+
+    def wrap(self, command: list[str]) -> list[str]:
+        """``command`` in a mount and UTS namespace of its own where /etc/resolv.conf is the
+        canary's and the host name is the canary's; the PID stays the command's (exec)."""
+        script = 'mount --bind "$0" /etc/resolv.conf && hostname "$1" && shift && exec "$@"'
+        return ["unshare", "--mount", "--uts", "--propagation", "private", "--", "sh", "-c", script,
+                str(self.resolv_conf), self.hostname, *command]
+
+
+@functools.cache
+def canary() -> Canary:
+    return Canary()
+
+
 def vmdebootstrap(*args: str, env: dict[str, str] | None = None, timeout: int = 1500,
                   umask: int | None = None) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "vmdebootstrap", "--no-default-configs", *args]
+    """A build as a user runs it, but seeing the canary's resolv.conf and host name."""
+    command = canary().wrap([sys.executable, "-m", "vmdebootstrap", "--no-default-configs", *args])
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=REPO,
                           env={**os.environ, **(env or {})}, check=False, umask=-1 if umask is None else umask)
 

@@ -40,7 +40,7 @@ def run(settings: Settings, image: Path, workdir: Path, kind: Literal["iso", "di
         target = boottest.BootTarget(image=image, kind=kind, arch=settings.arch, firmware=firmware)
         log.info("boot test (%s, %s): booting %s in QEMU", settings.arch.name, firmware, image)
         return boottest.boot_test(target, user, password, workdir / firmware, timeout=test.timeout,
-                                  grub_entry_keys=SERIAL_ENTRY_KEYS if kind == "iso" else "")
+                                  grub_entry_keys=SERIAL_ENTRY_KEYS if kind == "iso" else "", sudo=settings.sudo)
 
     firmwares = list(test.firmwares)
     if parallel_boots(len(firmwares)):

@@ -86,6 +86,7 @@ class BootResult:
     system_state: str = ""  # systemctl is-system-running: running, degraded, ...
     secure_boot: bool | None = None  # the guest's SecureBoot variable (None: no UEFI variables)
     lockdown: str = ""  # the guest kernel's lockdown
+    sudo_status: int | None = None  # the exit status of `sudo -n true` as the user
 
 
 # -- KVM, firmware, the QEMU command line ----------------------------------------
@@ -271,6 +272,8 @@ CHECKS = (
     ("cmdline", "cat /proc/cmdline"),
     ("rootfs", "findmnt -n -o FSTYPE /"),
     ("secureboot", f"od -An -tx1 {SECURE_BOOT_VARIABLE}; cat /sys/kernel/security/lockdown"),
+    # No build option grants passwordless sudo; live-config's sudo component would (issue 22).
+    ("sudo", "sudo -n true"),
 )
 MARKER_PREFIX = "VMDB"
 _OUTPUT = re.compile(rf"(?ms)^(?P<tag>{MARKER_PREFIX}-[0-9a-f]+)-(?P<name>[a-z]+)-begin\n(?P<output>.*?)"
@@ -367,16 +370,18 @@ class Reading:
     root_fstype: str = ""
     secure_boot: bool | None = None  # the SecureBoot variable (None: no UEFI variables)
     lockdown: str = ""  # the kernel's lockdown: none, integrity, confidentiality
+    sudo_status: int | None = None  # the exit status of `sudo -n true` (0: passwordless sudo)
 
 
 def read_console(console: str, finished: bool, *, login_seconds: float | None = None,
-                 timeout: float | None = None, secure: bool = False) -> Reading:
+                 timeout: float | None = None, secure: bool = False, sudo: bool | None = None) -> Reading:
     """The verdict and the collected facts from a transcript (raw or clean).
 
     ``finished``: QEMU exited by itself (else it was stopped: a timeout, unless the
     transcript shows a failure).  ``login_seconds`` and ``timeout`` only add figures
     to the verdict.  ``secure``: the firmware enforced Secure Boot, and the guest must
-    say it was on.
+    say it was on.  ``sudo``: the user must not have passwordless sudo, and with True must
+    be in the sudo group (--sudo); None: not judged.
     """
     text = strip_ansi(console)
     login = LOGIN_PROMPT.search(text)
@@ -410,16 +415,12 @@ def read_console(console: str, finished: bool, *, login_seconds: float | None = 
         parts.append(f"system state: {reading.system_state}")
         reading.passed = False
     if secure and "secureboot" in outputs:
-        if reading.secure_boot and reading.lockdown in ("integrity", "confidentiality"):
-            parts.append(f"Secure Boot on (lockdown: {reading.lockdown})")
-        else:
-            state = {True: "on", False: "off", None: "missing"}[reading.secure_boot]
-            parts.append(f"Secure Boot was NOT on in the guest (SecureBoot variable: {state}, "
-                         f"lockdown: {reading.lockdown or 'unknown'})")
-            reading.passed = False
-    # The Secure Boot check decides only under firmware that enforces it.
-    missing = [(name, command) for name, command in CHECKS
-               if name not in outputs and (secure or name != "secureboot")]
+        _judge_secure_boot(reading, parts)
+    if sudo is not None and "sudo" in outputs:
+        _judge_sudo(reading, parts, in_group=sudo)
+    # The Secure Boot check decides only under firmware that enforces it, the sudo check when asked.
+    judged = {"secureboot": secure, "sudo": sudo is not None}
+    missing = [(name, command) for name, command in CHECKS if name not in outputs and judged.get(name, True)]
     if missing:
         name, command = missing[0]
         started = re.search(rf"(?m)^{MARKER_PREFIX}-[0-9a-f]+-{name}-begin$", after)
@@ -427,6 +428,29 @@ def read_console(console: str, finished: bool, *, login_seconds: float | None = 
         reading.passed = False
     reading.verdict = "; ".join(parts)
     return reading
+
+
+def _judge_secure_boot(reading: Reading, parts: list[str]) -> None:
+    if reading.secure_boot and reading.lockdown in ("integrity", "confidentiality"):
+        parts.append(f"Secure Boot on (lockdown: {reading.lockdown})")
+        return
+    state = {True: "on", False: "off", None: "missing"}[reading.secure_boot]
+    parts.append(f"Secure Boot was NOT on in the guest (SecureBoot variable: {state}, "
+                 f"lockdown: {reading.lockdown or 'unknown'})")
+    reading.passed = False
+
+
+def _judge_sudo(reading: Reading, parts: list[str], in_group: bool) -> None:
+    """``sudo -n true`` must fail (no passwordless sudo); with ``in_group`` the user is in group sudo."""
+    groups = reading.id_output.partition(" groups=")[2]
+    if reading.sudo_status == 0:
+        parts.append("the user has passwordless sudo (`sudo -n true` succeeded)")
+        reading.passed = False
+    if in_group and not re.search(r"(?:^|,)\d+\(sudo\)", groups):
+        parts.append(f"the user is not in the sudo group ({reading.id_output or 'no id output'})")
+        reading.passed = False
+    elif in_group and reading.sudo_status != 0:
+        parts.append("sudo asks for the password")
 
 
 def _read_facts(reading: Reading, outputs: dict[str, tuple[str, int]]) -> None:
@@ -448,6 +472,8 @@ def _read_facts(reading: Reading, outputs: dict[str, tuple[str, int]]) -> None:
         reading.secure_boot = variable[-1] == "01" if len(variable) == 5 else None
         chosen = next((re.search(r"\[(\w+)\]", line) for line in lines if "[" in line), None)
         reading.lockdown = chosen[1] if chosen else ""
+    if "sudo" in outputs:
+        reading.sudo_status = outputs["sudo"][1]
 
 
 def classify(console: str, finished: bool, *, login_seconds: float | None = None,
@@ -575,25 +601,28 @@ class Boot:
     memory_mb: int
     kvm: bool
     qemu: str | None
+    sudo: bool | None  # read_console's sudo: the user's sudo judged (True: --sudo, in the sudo group)
 
 
 def boot_test(  # noqa: PLR0917 -- the positional signature callers use
         target: BootTarget, user: str, password: str, workdir: Path, timeout: int = 900, grub_entry_keys: str = "",
-        *, memory_mb: int = 2048, kvm: bool | None = None, qemu: str | None = None) -> BootResult:
+        *, memory_mb: int = 2048, kvm: bool | None = None, qemu: str | None = None,
+        sudo: bool | None = None) -> BootResult:
     """Boot ``target`` in QEMU, log in over the serial console and check the system.
 
     ``timeout`` bounds everything from QEMU's start to the last check.  The verdict is
     reached then, and QEMU is stopped at once: a poweroff proves nothing the checks have
     not, and cost up to two minutes more.  ``grub_entry_keys`` are typed at the GRUB
     menu (e.g. "\\x1b[B\\r": arrow down, Enter).  ``kvm`` None decides by
-    ``kvm_usable()``; ``qemu`` replaces the emulator binary (tests use a fake).
+    ``kvm_usable()``; ``qemu`` replaces the emulator binary (tests use a fake); ``sudo``
+    judges the user's sudo (read_console).
     An emulated boot that stops on a stale breakpoint (``STALE_BREAKPOINT``) is booted
     again once on one TCG thread; the verdict says so.
     """
     workdir.mkdir(parents=True, exist_ok=True)
     if kvm is None:
         kvm = kvm_usable(target.arch)
-    boot = Boot(target, user, password, workdir, timeout, grub_entry_keys, memory_mb, kvm, qemu)
+    boot = Boot(target, user, password, workdir, timeout, grub_entry_keys, memory_mb, kvm, qemu, sudo)
     result = _boot_once(boot)
     if kvm or result.passed or not STALE_BREAKPOINT.match(result.verdict):
         return result
@@ -643,7 +672,7 @@ def _result(boot: Boot, transcript: str, judged: str, *, finished: bool, login_s
     target = boot.target
     firmware = target.arch.firmware(target.firmware)
     reading = read_console(judged, finished, login_seconds=login_seconds, timeout=boot.timeout,
-                           secure=firmware is not None and firmware.secure)
+                           secure=firmware is not None and firmware.secure, sudo=boot.sudo)
     verdict = reading.verdict
     if reading.passed:
         log.info("boot test passed: %s", verdict)
@@ -654,7 +683,7 @@ def _result(boot: Boot, transcript: str, judged: str, *, finished: bool, login_s
         firmware=target.firmware, passed=reading.passed, seconds_to_login=login_seconds, verdict=verdict,
         failed_units=reading.failed_units, console_log=console_log, id_output=reading.id_output,
         cmdline=reading.cmdline, root_fstype=reading.root_fstype, system_state=reading.system_state,
-        secure_boot=reading.secure_boot, lockdown=reading.lockdown,
+        secure_boot=reading.secure_boot, lockdown=reading.lockdown, sudo_status=reading.sudo_status,
     )
 
 

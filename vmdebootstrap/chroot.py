@@ -179,6 +179,11 @@ def use_host_dns(ctx: Context) -> None:
     Called again before each stage that may use the network, because a package such as
     systemd-resolved turns /etc/resolv.conf into a symlink that leads nowhere in a chroot.
     """
-    host = Path("/etc/resolv.conf")
-    content = host.read_text() if host.exists() else ""
+    content = host_resolv_conf()
+    ctx.lent_dns = content  # the scrub looks for copies of it that packages made
     write_file(ctx.root, "/etc/resolv.conf", content)
+
+
+def host_resolv_conf() -> str:
+    host = Path("/etc/resolv.conf")
+    return host.read_text(errors="replace") if host.exists() else ""

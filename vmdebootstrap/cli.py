@@ -8,6 +8,7 @@ command line replaces the list from the config files, as cliapp did.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from typing import NoReturn
@@ -76,10 +77,11 @@ def config_files_to_read(command_line: dict[str, object]) -> list[str]:
     return files
 
 
-def merge(command_line: dict[str, object], config_files: list[str]) -> dict[str, object]:
+def merge(command_line: dict[str, object], config_files: list[str], notes: list[str] | None = None
+          ) -> dict[str, object]:
     values: dict[str, object] = {option.name: default_of(option) for option in OPTIONS}
     for path in config_files:
-        values.update(read_config_file(path))
+        values.update(read_config_file(path, notes))
     values.update(command_line)
     return values
 
@@ -93,11 +95,19 @@ def dump_config(values: dict[str, object]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def load(argv: list[str]) -> tuple[dict[str, object], list[str]]:
-    """Parse argv and config files.  Returns (values, config files read)."""
+@dataclasses.dataclass(frozen=True)
+class Loaded:
+    values: dict[str, object]  # every option's raw value, by name
+    files: list[str]  # the config files read, in order
+    notes: list[str]  # what the user should hear about them (config.read_config_file)
+
+
+def load(argv: list[str]) -> Loaded:
+    """Parse argv and config files."""
     command_line = parse_command_line(argv)
     files = config_files_to_read(command_line)
-    return merge(command_line, files), files
+    notes: list[str] = []
+    return Loaded(merge(command_line, files, notes), files, notes)
 
 
 def print_and_exit_requests(values: dict[str, object], files: list[str]) -> bool:

@@ -3,6 +3,14 @@
 INI files keep every key in a ``[config]`` section (other sections are ignored, as
 cliapp did); YAML files have a top-level ``config:`` mapping.  Keys are the long
 option names.  Unknown keys are an error naming the file and the key.
+
+A relative input path in a file (``customize = hooks/x.sh``: the options marked
+``reads``) is relative to that file's directory, as mkosi has it, so one config file
+means one set of files wherever it is used from.  The old vmdebootstrap looked in the
+current directory: where only that finds the file, it is taken with a note naming both
+paths (a config written for the old tool keeps working); where neither does, the file
+is named as missing.  Output paths keep the old meaning, relative to the current
+directory (docs/compatibility.md).
 """
 
 from __future__ import annotations
@@ -101,8 +109,9 @@ def default_config_files(home: str | None = None) -> list[str]:
     return files
 
 
-def read_config_file(path: str) -> dict[str, object]:
-    """Settings from one file, typed, keyed by option name.  Errors name the file."""
+def read_config_file(path: str, notes: list[str] | None = None) -> dict[str, object]:
+    """Settings from one file, typed, keyed by option name.  Errors name the file; ``notes``
+    gets what the user should hear about it (an input path found the old tool's way)."""
     try:
         text = Path(path).read_text()
     except OSError as exc:
@@ -122,7 +131,29 @@ def read_config_file(path: str) -> dict[str, object]:
         if option is None or option.cli_only:
             raise UsageError(f"{path}: unknown setting '{key}'")
         settings[name] = convert(option, value, f"{path}: {key}")
+        if option.reads:
+            settings[name] = anchored(settings[name], path, key, notes if notes is not None else [])
     return settings
+
+
+def anchored(value: object, config: str, key: str, notes: list[str]) -> object:
+    """An input path (or a list of them) from ``config``, relative to its directory."""
+    if isinstance(value, list):
+        return [anchored(item, config, key, notes) for item in value]
+    text = str(value)
+    if not text or os.path.isabs(text):
+        return value
+    here = os.path.join(os.path.dirname(os.path.abspath(config)), text)
+    if os.path.exists(here):
+        return here
+    old = os.path.abspath(text)
+    if os.path.exists(old):
+        notes.append(f"{config}: {key} = {text} is read relative to the config file's directory ({here}, "
+                     f"which does not exist); {old}, relative to the current directory as the old "
+                     "vmdebootstrap read it, is used: name it relative to the config file")
+        return old
+    raise UsageError(f"{config}: {key} = {text}: no such file or directory {here} (a path in a config file is "
+                     "relative to its directory)")
 
 
 def _read_ini(path: str, text: str) -> dict[str, Any]:

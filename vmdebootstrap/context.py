@@ -39,6 +39,7 @@ class Context:
     interpreter_copy: Path | None = None  # qemu-user copied into the target for a foreign build
     epoch: int | None = None  # SOURCE_DATE_EPOCH: timestamps are clamped to it (docs/reproducible.md)
     live_files: dict[str, Path] = dataclasses.field(default_factory=dict)  # /live's files, for the ISO
+    lent_dns: str = ""  # the host's resolv.conf as the build lent it to the target (chroot.use_host_dns)
 
     @property
     def root(self) -> Path:

@@ -28,16 +28,19 @@ DEFAULT_LOG_DIR = Path("/var/log/vmdebootstrap")
 
 def prepare(argv: list[str]) -> Settings | int:
     """Everything before the first side effect.  Returns settings, or an exit status."""
-    values, files = cli.load(argv)
-    if cli.print_and_exit_requests(values, files):
+    loaded = cli.load(argv)
+    values = loaded.values
+    if cli.print_and_exit_requests(values, loaded.files):
         return 0
-    settings = validate(values, ask=_mirror_codename(str(values["mirror"])))
+    settings = validate(values, ask=_mirror_codename(str(values["mirror"])), notes=loaded.notes)
     if values["print-host-packages"]:  # for the configured build: after validation
         print(" ".join(hostdeps.host_packages(settings)))
         return 0
     if settings.boot_test is not None and settings.boot_test.image is not None:
         return settings
     if settings.dry_run:
+        for note in settings.notes:  # a build logs them (log_notes): here nothing else will
+            print(f"{cli.PROG}: warning: {note}", file=sys.stderr)
         print("Selected packages: " + ", ".join(packages.selected(settings)))
         return 0
     if os.geteuid() != 0:
@@ -76,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         return run_boot_test_only(prepared, argv)  # QEMU needs no root; no namespaces then
     if not sandbox.in_namespaces():
         return sandbox.run_in_namespaces(argv)
+    sandbox.take_hostname(prepared.hostname)
     return run_build(prepared, argv)
 
 
@@ -113,6 +117,8 @@ def _start_logging(settings: Settings, steps: int) -> tuple[ui.Display, str]:
     display = ui.make_display(steps)
     path = log_path(settings)
     ui.setup(path, settings.logging.level, settings.logging.mode, display, settings.logging.verbose)
+    for note in settings.notes:  # what reading the settings found to say, on the terminal and in the log
+        log.warning("%s", note)
     return display, path
 
 

@@ -41,6 +41,9 @@ class Option:
     cli_only: bool = False
     parse: Parser | None = None  # raw value -> typed value (None: the kind's plain value)
     output: Literal["", "file", "directory"] = ""  # an output kind, written to a file or a directory
+    # An input path (a file or directory the build reads): written in a config file, it is
+    # relative to that file's directory (config.py); on the command line, to the current one.
+    reads: bool = False
     choices: tuple[str, ...] = ()  # the values it takes, where they are known (shell completion)
 
     @property
@@ -123,7 +126,7 @@ OPTIONS: tuple[Option, ...] = (
            _G_OUT),
     Option("boot-test-only", "str", "",
            "only boot-test the existing ISO or disk image FILE (with --arch and --user) and exit",
-           _G_OUT, "FILE", parse=_V.existing_file),
+           _G_OUT, "FILE", parse=_V.existing_file, reads=True),
     Option("boot-firmware", "list", [], "firmware to boot-test with: bios, uefi, uefi-secure (Secure Boot "
            "enforced, Microsoft's keys enrolled) (default: bios where the architecture has it, and uefi-secure for "
            "an image with the signed chain, else uefi)", _G_OUT, "FIRMWARE", choices=_FIRMWARES),
@@ -193,7 +196,8 @@ OPTIONS: tuple[Option, ...] = (
            "build an unknown --distribution (a derivative, or a release newer than this vmdebootstrap) with "
            "the facts of this Debian release", _G_BOOT, "NAME", choices=_RELEASES),
     Option("debootstrap-scripts", "str", "/usr/share/debootstrap/scripts",
-           "where debootstrap's release scripts live (for the release check)", _G_BOOT, "DIR", parse=_V.path),
+           "where debootstrap's release scripts live (for the release check)", _G_BOOT, "DIR", parse=_V.path,
+           reads=True),
     Option("debootstrapopts", "list", [],
            "extra debootstrap options without dashes, space separated (e.g. 'variant=minbase')", _G_BOOT,
            "OPTS"),
@@ -206,18 +210,18 @@ OPTIONS: tuple[Option, ...] = (
     Option("components", "list", ["main"], "archive components (main, contrib, non-free, non-free-firmware)",
            _G_BOOT, "COMP", choices=("main", "contrib", "non-free", "non-free-firmware")),
     Option("keyring", "str", "", "keyring to check the Release file with (default: the archive keyring)",
-           _G_BOOT, "FILE", parse=_V.existing_file),
+           _G_BOOT, "FILE", parse=_V.existing_file, reads=True),
     Option("check-gpg", "bool", True, "check the archive signatures (--no-check-gpg is insecure)", _G_BOOT),
     Option("check-valid-until", "bool", True,
            "refuse a Release file whose Valid-Until date has passed (--no-check-valid-until for snapshot and "
            "frozen mirrors of testing and unstable)", _G_BOOT),
     Option("foreign", "str", "", "qemu-user static binary for a foreign --arch (not supported yet)",
-           _G_BOOT, "PATH", parse=_V.qemu_binary),
+           _G_BOOT, "PATH", parse=_V.qemu_binary, reads=True),
     # -- packages ---------------------------------------------------------
     Option("package", "list", [], "install PACKAGE too (repeatable)", _G_PKG, "PACKAGE",
            parse=_V.package_names),
     Option("custom-package", "list", [], "install the local .deb FILE too (repeatable)", _G_PKG, "DEB",
-           parse=_V.existing_files),
+           parse=_V.existing_files, reads=True),
     Option("recommends", "bool", False,
            "install --package with apt inside the image, Recommends included (as live images want)", _G_PKG),
     Option("no-kernel", "bool", False, "do not install a kernel", _G_PKG),
@@ -238,8 +242,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("keep-apt-lists", "bool", False,
            "keep the build's apt package lists in the image (by default it has none, as with live-build "
            "--apt-indices false: run apt update first)", _G_SYS),
-    Option("customize", "str", "", "run SCRIPT ROOTDIR IMAGE on the host before the image is finished",
-           _G_SYS, "SCRIPT"),
+    Option("customize", "str", "", "run SCRIPT ROOTDIR IMAGE on the host before the image is finished (in a "
+           "config file relative to its directory; refused when others than root may change it)",
+           _G_SYS, "SCRIPT", reads=True),
     Option("serial-console", "bool", False,
            "kernel, bootloader and a getty on the first serial port (ttyS0; ttyAMA0 on ARM)", _G_SYS),
     Option("serial-console-command", "str", DEFAULT_SERIAL_COMMAND,

@@ -60,8 +60,8 @@ def redacted(option: Option, value: object) -> object:
 
 def given(argv: Sequence[str]) -> tuple[dict[str, object], list[str]]:
     """The settings as given (defaults, config files, command line), secrets redacted; the files read."""
-    values, files = cli.load(list(argv))
-    return {o.name: redacted(o, values[o.name]) for o in OPTIONS if not o.cli_only}, files
+    loaded = cli.load(list(argv))
+    return {o.name: redacted(o, loaded.values[o.name]) for o in OPTIONS if not o.cli_only}, loaded.files
 
 
 def installed_packages(status: str) -> int:

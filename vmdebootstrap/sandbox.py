@@ -1,4 +1,4 @@
-"""Run the build in its own mount and PID namespaces.
+"""Run the build in its own mount, PID and UTS namespaces.
 
 Every mount the build makes lives in a private mount namespace, and every process
 it starts lives in a PID namespace whose init is the build itself.  When the build
@@ -17,6 +17,7 @@ import ctypes
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -40,6 +41,13 @@ def inner_argv() -> list[str] | None:
         return None
     value = json.loads(os.environ.pop(ARGV_ENV))
     return [str(arg) for arg in value]
+
+
+def take_hostname(name: str) -> None:
+    """Inside the namespaces: the build's own host name, the image's.  Maintainer scripts that
+    ask for the host name (postfix's and exim's /etc/mailname, ssh-keygen's key comments)
+    then write the image's, never the build host's."""
+    socket.sethostname(name)
 
 
 def root_is_a_mount_point() -> bool:
@@ -116,7 +124,7 @@ def same_code() -> list[str]:
 def run_in_namespaces(argv: list[str]) -> int:
     """Re-run ``vmdebootstrap argv`` as PID 1 of fresh namespaces; return its exit status."""
     command = [
-        "unshare", "--mount", "--propagation", "private", "--pid", "--fork", "--kill-child",
+        "unshare", "--mount", "--propagation", "private", "--pid", "--uts", "--fork", "--kill-child",
         "--", sys.executable, *same_code(), "-m", "vmdebootstrap",
     ]  # fmt: skip
     env = dict(os.environ, **{INNER_ENV: "1", ARGV_ENV: json.dumps(argv)})

@@ -13,11 +13,11 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-from . import architectures, bootloaders, disk, identity, releases, values
+from . import architectures, bootloaders, disk, hooks, identity, releases, values
 from .architectures import Architecture
 from .errors import UsageError
 from .options import BY_NAME, OPTIONS, parsed
@@ -29,7 +29,6 @@ OLD_DEFAULT_ESP_SIZE = 5 * 1024 * 1024
 # parted's partition flags (parted(8), "set").
 PARTED_FLAGS = ("boot", "root", "swap", "hidden", "raid", "lvm", "lba", "legacy_boot", "irst", "esp", "palo",
                 "bios_grub", "msftres", "msftdata", "prep", "diag", "chromeos_kernel", "bls_boot")
-EXAMPLES_DIRS = (Path("/usr/share/vmdebootstrap/examples"), Path(__file__).resolve().parent.parent / "examples")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,6 +111,7 @@ class Settings:
     pkglist: bool
     sbom: bool  # the SBOMs (steps/manifest.py)
     dry_run: bool
+    notes: tuple[str, ...] = ()  # warnings from reading the settings, logged when the build starts
 
     def __repr__(self) -> str:
         return f"Settings(arch={self.arch.name!r}, release={self.release.name!r})"
@@ -123,13 +123,22 @@ def default_kernel(arch: Architecture, release: Release) -> str:
 
 
 def find_hook(script: str) -> Path:
-    """The hook's path; a bare name is also looked up in the shipped examples directory."""
-    if os.path.exists(script):
-        return Path(os.path.abspath(script))
-    for directory in EXAMPLES_DIRS:
-        if (directory / script).exists():
-            return directory / script
-    raise UsageError(f"--customize {script}: no such file")
+    """The hook's path: as given (a config file's is relative to its directory, config.py),
+    never looked for elsewhere."""
+    path = Path(os.path.abspath(script))
+    if not path.exists():
+        raise UsageError(f"--customize {script}: no such file")
+    return path
+
+
+def _check_hook(script: str) -> None:
+    """An executable file that only root (and whoever runs the build) can change: it runs as root."""
+    hook = find_hook(script)
+    if not os.access(hook, os.X_OK) or not hook.is_file():
+        raise UsageError(f"--customize {script}: not an executable file")
+    problem = hooks.why_untrusted(hook, hooks.trusted_owners())
+    if problem:
+        raise UsageError(f"--customize {script}: refused: {problem}")
 
 
 # -- the old tool's checks, in its order and words (§1.3) -------------------------------------
@@ -399,11 +408,17 @@ def _check_combinations(v: Parsed, arch: Architecture, outputs: Mapping[str, Pat
             raise UsageError("--boot-test logs in over the serial console: add --serial-console")
 
 
-def validate(raw: Mapping[str, object], ask: releases.MirrorAnswer | None = None) -> Settings:
+def validate(raw: Mapping[str, object], ask: releases.MirrorAnswer | None = None,
+             notes: Sequence[str] = ()) -> Settings:
     """Check everything that can be checked without side effects; return the typed settings.
 
-    ``ask`` answers which codename a symbolic suite (stable, testing...) has on the mirror.
+    ``ask`` answers which codename a symbolic suite (stable, testing...) has on the mirror;
+    ``notes`` (what reading the config files found to say) go into Settings.notes.
     """
+    return dataclasses.replace(_validated(raw, ask), notes=tuple(notes))
+
+
+def _validated(raw: Mapping[str, object], ask: releases.MirrorAnswer | None) -> Settings:
     if raw["boot-test-only"]:
         v = Parsed(raw)
         arch = v.get("arch", Architecture)
@@ -421,9 +436,7 @@ def validate(raw: Mapping[str, object], ask: releases.MirrorAnswer | None = None
     _check_combinations(v, arch, outputs)
     _check_output_paths(outputs)
     if v.text("customize"):
-        hook = find_hook(v.text("customize"))
-        if not os.access(hook, os.X_OK) or not hook.is_file():
-            raise UsageError(f"--customize {v.text('customize')}: not an executable file")
+        _check_hook(v.text("customize"))
     boot_test = _boot_test(v, arch, request, _secure_boot(v, release, arch)[0]) if v.flag("boot-test") else None
     return _settings(v, release, arch, outputs=outputs, request=request, boot_test=boot_test)
 

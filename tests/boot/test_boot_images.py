@@ -27,9 +27,10 @@ pytestmark = pytest.mark.boot
 def boot_disk(image: object, arch: str, firmware: str, workdir: Path, timeout: int = 900) -> boottest.BootResult:
     assert isinstance(image, Path)
     target = boottest.BootTarget(image=image, kind="disk", arch=ARCHITECTURES[arch], firmware=firmware)
-    result = boottest.boot_test(target, "user", PASSWORD, workdir, timeout=timeout)
+    result = boottest.boot_test(target, "user", PASSWORD, workdir, timeout=timeout, sudo=True)  # all --sudo
     console = result.console_log.read_text(errors="replace")
     assert result.passed, f"{result.verdict}\n{console[-3000:]}"
+    assert result.sudo_status not in (0, None), result.verdict
     assert result.system_state == "running", result.verdict
     assert "root=UUID=" in result.cmdline and "/dev/loop" not in result.cmdline
     assert PASSWORD not in console

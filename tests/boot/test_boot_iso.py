@@ -30,8 +30,12 @@ def no_qemu_left(image: Path) -> bool:
 
 def boot(image: Path, arch: str, firmware: str, workdir: Path, timeout: int = 900) -> boottest.BootResult:
     target = boottest.BootTarget(image=image, kind="iso", arch=ARCHITECTURES[arch], firmware=firmware)
-    return boottest.boot_test(target, "user", PASSWORD, workdir, timeout=timeout,
-                              grub_entry_keys=SERIAL_ENTRY_KEYS)
+    # Every ISO here is built with --sudo: the user is in the sudo group, and sudo asks for the
+    # password (live-config's sudo component would give the live user NOPASSWD: issue 22).
+    result = boottest.boot_test(target, "user", PASSWORD, workdir, timeout=timeout,
+                                grub_entry_keys=SERIAL_ENTRY_KEYS, sudo=True)
+    assert result.sudo_status not in (0, None) or not result.passed, result.verdict
+    return result
 
 
 @pytest.mark.parametrize("firmware", ["bios", "uefi-secure"])

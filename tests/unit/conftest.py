@@ -42,6 +42,7 @@ def hermetic(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(architectures, "host", lambda: architectures.ARCHITECTURES["amd64"])
     monkeypatch.setattr(cli, "default_config_files", lambda: [])
     monkeypatch.setattr(sandbox, "run_in_namespaces", _forbidden)
+    monkeypatch.setattr(sandbox, "take_hostname", _forbidden)  # it would rename the host running the tests
     monkeypatch.setattr(sandbox, "root_is_a_mount_point", lambda: True)  # not so in some test chroots
     monkeypatch.setattr(main_module, "run_build", _forbidden)
     monkeypatch.setattr(main_module, "_mirror_codename", lambda _mirror: lambda _suite: None)  # no network
@@ -103,7 +104,7 @@ def make_settings(scripts: Path, out: Path) -> MakeSettings:
         args = ["--no-default-configs", "--debootstrap-scripts", str(scripts), "--distribution", "bookworm"]
         if not any(arg.split("=")[0] in OUTPUT_OPTIONS for arg in argv):
             args += ["--tarball", str(out / "root.tar")]
-        values, _ = cli.load(args + list(argv))
+        values = cli.load(args + list(argv)).values
         return settings.validate(values)
 
     return make

@@ -72,12 +72,13 @@ class Fake:
         self.qemu.chmod(0o755)
 
     def run(self, timeout: int = 30, grub_entry_keys: str = "", firmware: str = "bios",
-            **scenario: object) -> boottest.BootResult:
+            sudo: bool | None = None, **scenario: object) -> boottest.BootResult:
         scenario.setdefault("boot", str(DATA / "running.txt"))
         image = self.dir / "scenario.json"
         image.write_text(json.dumps({"record": str(self.record), "pidfile": str(self.pidfile), **scenario}))
         return boottest.boot_test(target(image, "iso", "amd64", firmware), "user", "live", self.work,
-                                  timeout=timeout, grub_entry_keys=grub_entry_keys, kvm=False, qemu=str(self.qemu))
+                                  timeout=timeout, grub_entry_keys=grub_entry_keys, kvm=False, qemu=str(self.qemu),
+                                  sudo=sudo)
 
     @property
     def typed(self) -> str:

@@ -345,6 +345,29 @@ def test_boot_test_success(fake: Fake) -> None:
     fake.assert_gone()
 
 
+def test_a_sudo_user_is_in_the_sudo_group_and_sudo_asks_for_the_password(fake: Fake) -> None:
+    result = fake.run(sudo=True)
+    assert result.passed, result.verdict
+    assert result.verdict.endswith("; system running; sudo asks for the password")
+    assert result.sudo_status == 1
+
+
+def test_passwordless_sudo_fails_the_boot_test(fake: Fake) -> None:
+    """What live-config's sudo component gives its live user (issue 22): never what we build."""
+    for judged in (True, False):
+        result = fake.run(sudo=judged, sudo_status=0)
+        assert not result.passed
+        assert "the user has passwordless sudo (`sudo -n true` succeeded)" in result.verdict
+
+
+def test_a_sudo_user_outside_the_sudo_group_fails_the_boot_test(fake: Fake) -> None:
+    result = fake.run(sudo=True, id="uid=1000(user) gid=1000(user) groups=1000(user),24(cdrom)")
+    assert not result.passed
+    assert result.verdict.endswith("the user is not in the sudo group (uid=1000(user) gid=1000(user) "
+                                   "groups=1000(user),24(cdrom))")
+    assert fake.run(sudo=False, id="uid=1000(user) gid=1000(user) groups=1000(user)").passed
+
+
 def test_boot_test_degraded(fake: Fake) -> None:
     result = fake.run(state="degraded", failed=["foo.service", "bar.socket"], noise=True)
     assert result.passed

@@ -17,7 +17,7 @@ CONFIG_BOOL_OPTIONS = [o.name for o in OPTIONS if o.kind == "bool" and not o.cli
 
 
 def load(*argv: str) -> dict[str, object]:
-    values, _ = cli.load(["--no-default-configs", *argv])
+    values = cli.load(["--no-default-configs", *argv]).values
     return values
 
 
@@ -311,17 +311,17 @@ def test_default_config_files_are_read_unless_no_default_configs(tmp_path: Path,
     extra = ini(tmp_path / "extra.conf", "[config]\nhostname = fromextra\n")
     monkeypatch.setattr(cli, "default_config_files", lambda: [default, missing])
 
-    values, files = cli.load([])
-    assert files == [default]
-    assert values["hostname"] == "fromdefault"
+    loaded = cli.load([])
+    assert loaded.files == [default]
+    assert loaded.values["hostname"] == "fromdefault"
 
-    values, files = cli.load(["--config", extra])
-    assert files == [default, extra]
-    assert (values["hostname"], values["sudo"]) == ("fromextra", True)
+    loaded = cli.load(["--config", extra])
+    assert loaded.files == [default, extra]
+    assert (loaded.values["hostname"], loaded.values["sudo"]) == ("fromextra", True)
 
-    values, files = cli.load(["--no-default-configs", "--config", extra])
-    assert files == [extra]
-    assert (values["hostname"], values["sudo"]) == ("fromextra", False)
+    loaded = cli.load(["--no-default-configs", "--config", extra])
+    assert loaded.files == [extra]
+    assert (loaded.values["hostname"], loaded.values["sudo"]) == ("fromextra", False)
 
 
 def test_default_config_search_list(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -742,6 +742,28 @@ def test_scrub_identity_with_resolved(make_context: MakeContext) -> None:
     assert not (ctx.root / "etc/systemd/system").exists()  # no SSH keys, no unit
 
 
+def test_no_copy_of_the_lent_resolv_conf_stays(make_context: MakeContext, monkeypatch: pytest.MonkeyPatch) -> None:
+    """systemd-resolved's postinst moves the resolv.conf the build lent (the host's) to a backup
+    that its postrm would restore; resolvconf keeps one as its "original" (issue 22)."""
+    host = "nameserver 192.0.2.53\nsearch canary.example\n"
+    monkeypatch.setattr(finish, "host_resolv_conf", lambda: host)
+    ctx, _ = make_context()
+    root = ctx.root
+    ctx.lent_dns = "nameserver 198.51.100.7\n"  # what a build lent earlier (a tree from the stage cache)
+    for path, text in ((finish.RESOLVED_BACKUP, ctx.lent_dns), ("/etc/resolvconf/resolv.conf.d/original", host),
+                       ("/var/backups/resolv.conf", host), ("/etc/keep-similar", host + "\n"),
+                       ("/usr/share/doc/example", host)):
+        (root / path.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
+        (root / path.lstrip("/")).write_text(text)
+    (root / "etc/blank").write_text("")
+    finish.scrub(ctx)
+    assert not (root / finish.RESOLVED_BACKUP.lstrip("/")).exists()
+    assert not (root / "etc/resolvconf/resolv.conf.d/original").exists()
+    assert not (root / "var/backups/resolv.conf").exists()
+    assert (root / "etc/keep-similar").exists() and (root / "etc/blank").exists()
+    assert (root / "usr/share/doc/example").exists()  # only where copies are kept
+
+
 @pytest.mark.parametrize(("argv", "kept"), [([], False), (["--keep-apt-lists"], True)])
 def test_apt_lists_go_unless_kept(make_context: MakeContext, argv: list[str], kept: bool) -> None:
     ctx, _ = make_context(*argv)
@@ -792,3 +814,28 @@ def test_no_live_config_no_locale_generated(make_context: MakeContext) -> None:
     (ctx.root / "etc/locale.gen").write_text("# en_US.UTF-8 UTF-8\n")
     finish.pregenerate_live_locales(ctx)
     assert runner.commands("locale-gen") == []
+
+
+@pytest.mark.parametrize(("argv", "kept_off"), [(["--user", "anna/pw", "--user", "bob/pw", "--sudo"], True),
+                                                 ([], False)])
+def test_live_config_makes_no_account_of_its_own_beside_the_users(make_context: MakeContext, argv: list[str],
+                                                                   kept_off: bool) -> None:
+    """live-config's user-setup would add 'user' (password 'live') beside the build's users, and
+    its sudo component gives the live user NOPASSWD sudo at every boot (issue 22)."""
+    ctx, _ = make_context(*argv)
+    (ctx.root / "usr/lib/live/config").mkdir(parents=True)
+    (ctx.root / "lib").symlink_to("usr/lib")  # merged /usr: the components are found through /lib
+    finish.keep_live_config_off_the_accounts(ctx)
+    state = ctx.root / "var/lib/live/config"
+    marked = sorted(p.name for p in state.iterdir()) if state.exists() else []
+    assert marked == (["live-debconfig_passwd", "sudo", "user-setup"] if kept_off else [])
+    conf = ctx.root / "etc/live/config.conf.d/vmdebootstrap.conf"
+    assert conf.is_file() == kept_off
+    if kept_off:
+        assert 'LIVE_USERNAME="anna"' in conf.read_text().splitlines()
+
+
+def test_no_live_config_no_live_config_settings(make_context: MakeContext) -> None:
+    ctx, _ = make_context("--user", "anna/pw")
+    finish.keep_live_config_off_the_accounts(ctx)
+    assert not (ctx.root / "var/lib/live").exists() and not (ctx.root / "etc/live").exists()

@@ -560,9 +560,9 @@ def test_output_below_a_file_is_refused(vmd: Vmd, tmp_path: Path) -> None:
 
 
 def test_validate_returns_frozen_settings(scripts: Path, out: Path) -> None:
-    raw, _ = cli.load(["--no-default-configs", "--debootstrap-scripts", str(scripts), "--distribution",
+    raw = cli.load(["--no-default-configs", "--debootstrap-scripts", str(scripts), "--distribution",
                        "bookworm", "--tarball", str(out / "x.tar"), "--apt-mirror", "http://apt.example/d/",
-                       "--configure-apt"])
+                       "--configure-apt"]).values
     s = settings.validate(raw)
     assert (s.arch.name, s.release.name) == ("amd64", "bookworm")
     assert s.mirrors.image == "http://apt.example/d/"
@@ -577,8 +577,8 @@ def test_validate_returns_frozen_settings(scripts: Path, out: Path) -> None:
 
 def test_validate_has_no_side_effects(scripts: Path, out: Path) -> None:
     before = sorted(os.listdir(out))
-    values, _ = cli.load(["--no-default-configs", "--debootstrap-scripts", str(scripts), "--distribution",
-                          "bookworm", "--squash", str(out / "live")])
+    values = cli.load(["--no-default-configs", "--debootstrap-scripts", str(scripts), "--distribution",
+                          "bookworm", "--squash", str(out / "live")]).values
     settings.validate(values)
     assert sorted(os.listdir(out)) == before
 

@@ -24,10 +24,11 @@ import os
 import re
 import shlex
 import shutil
+import stat
 from pathlib import Path
 
 from .. import outputs, reproducible
-from ..chroot import exists_in, has_unit, target_path, use_host_dns, write_file
+from ..chroot import exists_in, has_unit, host_resolv_conf, target_path, use_host_dns, write_file
 from ..context import Context
 from .bootstrap import NO_VALID_UNTIL_CONF
 
@@ -92,6 +93,7 @@ def run(ctx: Context) -> None:
         download(ctx, names)
     run(["apt-get", "clean"], chroot=root)
     pregenerate_live_locales(ctx)
+    keep_live_config_off_the_accounts(ctx)
     if not ctx.settings.update_initramfs:
         return
     if not exists_in(root, "/usr/sbin/update-initramfs"):
@@ -130,6 +132,34 @@ def pregenerate_live_locales(ctx: Context) -> None:
     ctx.runner.run(["locale-gen", "--keep-existing"], chroot=root)
 
 
+LIVE_CONFIG_COMPONENTS = "/lib/live/config"
+LIVE_CONFIG_STATE = "/var/lib/live/config"
+LIVE_CONFIG_CONF = "/etc/live/config.conf.d/vmdebootstrap.conf"
+# live-config's components that make accounts at every boot: user-setup and
+# live-debconfig_passwd create LIVE_USERNAME ("user", password "live") when it is missing,
+# and sudo gives LIVE_USERNAME passwordless sudo (NOPASSWD: ALL in /etc/sudoers.d/live).
+# A component skips itself when its state file exists (component_was_executed), whatever
+# the kernel command line says; "components" there would discard a nocomponents setting.
+LIVE_CONFIG_ACCOUNT_COMPONENTS = ("user-setup", "live-debconfig_passwd", "sudo")
+
+
+def keep_live_config_off_the_accounts(ctx: Context) -> None:
+    """With --user, the accounts are the build's: live-config makes no user of its own and
+    gives nobody passwordless sudo; its other components (a display manager's autologin)
+    know the first --user as the live user."""
+    root, users = ctx.root, ctx.settings.users
+    if not users or not exists_in(root, LIVE_CONFIG_COMPONENTS):
+        return
+    write_file(root, LIVE_CONFIG_CONF, "# Written by vmdebootstrap: the accounts are the build's (--user).\n"
+                                       f'LIVE_USERNAME="{users[0].name}"\n')
+    state = target_path(root, LIVE_CONFIG_STATE)
+    state.mkdir(parents=True, exist_ok=True)
+    for component in LIVE_CONFIG_ACCOUNT_COMPONENTS:
+        (state / component).touch()
+    log.info("live-config: the live user is %s; its components %s are marked as done", users[0].name,
+             ", ".join(LIVE_CONFIG_ACCOUNT_COMPONENTS))
+
+
 def download(ctx: Context, names: list[str]) -> None:
     """The packages ``names`` from the target's own archive, unpacked into ctx.downloads:
     what the outputs take from the release they boot, never from the host."""
@@ -161,14 +191,7 @@ def scrub(ctx: Context) -> None:
     if ctx.interpreter_copy is not None and ctx.interpreter_copy.exists():
         ctx.interpreter_copy.unlink()
     target_path(root, NO_VALID_UNTIL_CONF).unlink(missing_ok=True)
-    resolved = has_unit(root, "systemd-resolved.service")
-    resolv = root / "etc/resolv.conf"
-    if resolv.is_symlink() or resolv.exists():
-        resolv.unlink()
-    if resolved:
-        resolv.symlink_to("../run/systemd/resolve/stub-resolv.conf")
-    else:
-        write_file(root, "/etc/resolv.conf", "")
+    _own_resolver(ctx)
 
     # Empty, not absent: systemd then treats the first boot as such and writes a new id.
     if (root / "etc/machine-id").exists() or (root / "etc").is_dir():
@@ -201,6 +224,54 @@ def scrub(ctx: Context) -> None:
             else:
                 os.unlink(entry)
     _normalize(ctx)
+
+
+# systemd-resolved's postinst moves a regular /etc/resolv.conf here -- the host's, lent to the
+# build -- and its postrm moves it back when no resolver is running: the host's name servers
+# would come back as the image's.  Without the file that postrm writes an empty resolv.conf.
+RESOLVED_BACKUP = "/etc/.resolv.conf.systemd-resolved.bak"
+# Where packages keep copies of the resolv.conf they found (resolvconf's "original" among them).
+RESOLV_COPIES_BELOW = ("/etc", "/var/backups", "/var/lib")
+
+
+def _own_resolver(ctx: Context) -> None:
+    """The image's resolv.conf (systemd-resolved's stub, else empty), and no copy of the host's."""
+    root = ctx.root
+    resolv = root / "etc/resolv.conf"
+    if resolv.is_symlink() or resolv.exists():
+        resolv.unlink()
+    if has_unit(root, "systemd-resolved.service"):
+        resolv.symlink_to("../run/systemd/resolve/stub-resolv.conf")
+    else:
+        write_file(root, "/etc/resolv.conf", "")
+    target_path(root, RESOLVED_BACKUP).unlink(missing_ok=True)
+    # What this build lent, and what the host has now (a tree from the stage cache was lent it earlier).
+    for copy in copies_of(root, {ctx.lent_dns, host_resolv_conf()}, RESOLV_COPIES_BELOW):
+        log.warning("%s held the build host's resolv.conf (a package's copy of it); removed", copy)
+        (root / copy.lstrip("/")).unlink()
+
+
+def copies_of(root: Path, contents: set[str], below: tuple[str, ...]) -> list[str]:
+    """The regular files below ``below`` (paths in the image) whose bytes are one of ``contents``
+    (blank ones are no one's in particular and never match)."""
+    wanted = {text.encode() for text in contents if text.strip()}
+    sizes = {len(data) for data in wanted}
+    found = []
+    for top in below if wanted else ():
+        for dirpath, _dirnames, filenames in os.walk(target_path(root, top)):
+            for name in filenames:
+                path = os.path.join(dirpath, name)
+                try:
+                    info = os.lstat(path)
+                    if not stat.S_ISREG(info.st_mode) or info.st_size not in sizes:
+                        continue
+                    with open(path, "rb") as stream:
+                        same = stream.read() in wanted
+                except OSError:
+                    continue
+                if same:
+                    found.append("/" + os.path.relpath(path, root))
+    return sorted(found)
 
 
 def _normalize(ctx: Context) -> None:

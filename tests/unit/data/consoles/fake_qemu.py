@@ -8,6 +8,7 @@ file) is a JSON scenario:
                 "exit": print all of boot, then exit with status 1 (QEMU failing to start)
   menu          print a GRUB menu first and read keys until a carriage return
   user, password, state, failed, id, cmdline, rootfs, secureboot   what the guest answers
+  sudo_status   the exit status of `sudo -n true` (default 1: a password is required)
   password_change   ask for a new password after logging in (and wait forever)
   noise         print a kernel message in the middle of the state output
   seabios       lines written to the SeaBIOS debug log (-chardev file,id=firmware,path=...)
@@ -91,7 +92,15 @@ class Guest:
                    "The programs included with the Debian GNU/Linux system are free software;\n\n"
                    "\x1b[?2004h\x1b[01;32muser@debian\x1b[00m:\x1b[01;34m~\x1b[00m$ ")
 
-    def answer(self, command: str) -> str:
+    def answer(self, command: str) -> tuple[str, int]:
+        """What the guest prints for ``command``, and its exit status."""
+        if command == "sudo -n true":
+            status = int(str(self.scenario.get("sudo_status", 1)))
+            return ("sudo: a password is required\n" if status else ""), status
+        output = self.output(command)
+        return output, 127 if output.endswith(": command not found\n") else 0
+
+    def output(self, command: str) -> str:
         scenario = self.scenario
         if command.startswith("systemctl is-system-running"):
             noise = "[   81.234567] random: crng init done\n" if scenario.get("noise") else ""
@@ -117,7 +126,8 @@ class Guest:
             line = self.read_line()
             if marked := MARKED.match(line):
                 tag, name = marked["tag"], marked["name"]
-                self.write(f"{tag}-{name}-begin\n{self.answer(marked['command'])}{tag}-{name}-end-0\n")
+                output, status = self.answer(marked["command"])
+                self.write(f"{tag}-{name}-begin\n{output}{tag}-{name}-end-{status}\n")
             self.write("user@debian:~$ ")
 
 
