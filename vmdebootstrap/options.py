@@ -149,7 +149,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("seed", "str", "",
            "seed of the identifiers that would otherwise be random: filesystem UUIDs, partition GUIDs, volume "
            "ids (default: derived from the output's name, the release, the architecture and the disk layout, so "
-           "that the same settings make the same image)", _G_OUT, "SEED"),
+           "that the same settings make the same image); given, also of the salts of clear-text passwords, "
+           "which are random without it", _G_OUT, "SEED"),
     Option("pkglist", "bool", False,
            "write FILE.packages (package and version per line) next to an --image, --tarball or --iso FILE "
            "(a --squash directory always gets filesystem.packages)", _G_OUT),

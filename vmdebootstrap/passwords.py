@@ -1,19 +1,24 @@
-"""Password hashes with a salt from the build's seed, made by the host's libcrypt (libxcrypt).
+"""Password hashes made by the host's libcrypt (libxcrypt), with a random salt or, with
+--seed, a salt derived from it.
 
-chpasswd in the target would pick a random salt: /etc/shadow, and so every output, would
-differ on each build.  The hash is made here instead, with the method the release's PAM
-uses (releases.Release.password_hash), and the salt derived from the seed and the user's
-name; chpasswd --encrypted writes it.  libxcrypt's crypt_gensalt takes the random bytes
-from its caller, so the salt's format and the cost are libxcrypt's own defaults.
+The hash is made here, with the method the release's PAM uses (releases.Release.password_hash),
+and chpasswd --encrypted writes it.  The salt is random, as chpasswd's own would be, unless
+the build has a --seed: then it derives from the seed and the user's name, so that the same
+inputs give the same /etc/shadow and the same image (docs/reproducible.md).  A salt derived
+from what everyone can read (the output's name, the release) would be the same in every
+image of that name: a given password's hash could be computed once for all of them.
+libxcrypt's crypt_gensalt takes the random bytes from its caller, so the salt's format and
+the cost are libxcrypt's own defaults.
 
 The plaintext stays in this process: it is on no argv, in no log.  Give a hash
-(--user NAME/HASH ... as before) to keep a salt of your own.
+(--user NAME/hashed:HASH) to keep a salt of your own.
 """
 
 from __future__ import annotations
 
 import ctypes
 import functools
+import secrets
 
 from . import identity
 from .errors import BuildError
@@ -36,10 +41,11 @@ def _libcrypt() -> ctypes.CDLL:
     return lib
 
 
-def hashed(password: str, method: str, seed: str, user: str) -> str:
-    """crypt(3) hash of ``password`` by ``method``, salted from ``seed`` and ``user``."""
+def hashed(password: str, method: str, seed: str | None, user: str) -> str:
+    """crypt(3) hash of ``password`` by ``method``, salted from ``seed`` and ``user`` (None: at random)."""
     lib = _libcrypt()
-    random = identity.bytes_for(seed, f"password-salt:{user}", SALT_BYTES)
+    random = secrets.token_bytes(SALT_BYTES) if seed is None else \
+        identity.bytes_for(seed, f"password-salt:{user}", SALT_BYTES)
     setting = lib.crypt_gensalt(PREFIXES[method], 0, random, SALT_BYTES)
     if not setting:
         raise BuildError(f"the host's libcrypt cannot make a {method} salt")

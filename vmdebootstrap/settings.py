@@ -107,6 +107,7 @@ class Settings:
     stage_cache: bool
     owner: str
     seed: str  # of the identifiers (identity.py): --seed, else derived from what makes the outputs these
+    salt_seed: str | None  # what password salts derive from: --seed; None: random salts (passwords.py)
     source_date_epoch: int | None  # --source-date-epoch or SOURCE_DATE_EPOCH; None: the InRelease's Date
     pkglist: bool
     sbom: bool  # the SBOMs (steps/manifest.py)
@@ -489,5 +490,6 @@ def _settings(v: Parsed, release: Release, arch: Architecture, *, outputs: dict[
         source_date_epoch=_epoch(v),
         seed=v.text("seed") or identity.derived_seed(*sorted(path.name for path in outputs.values()), release,
                                                      arch.name, request),
+        salt_seed=v.text("seed") or None,
         dry_run=v.flag("dry-run"),
     )

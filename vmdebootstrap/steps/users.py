@@ -8,8 +8,8 @@ every variant, minbase included); adduser is not in trixie's minbase and later, 
 ``packages`` asks the packages step for it whenever there are users to make.
 
 Passwords are hashed by the method the release's PAM uses (releases.Release.password_hash)
-with a salt from the build's seed (passwords.py: the same inputs give the same
-/etc/shadow), and the hash goes to chpasswd --encrypted *inside the target* on stdin:
+with a random salt, or one derived from --seed (passwords.py: then the same inputs give
+the same /etc/shadow), and the hash goes to chpasswd --encrypted *inside the target* on stdin:
 the plaintext never appears on an argv, in ps or in the log (reliability.md §3.9).
 """
 
@@ -39,7 +39,7 @@ def set_password(ctx: Context, user: User) -> None:
     assert user.password is not None
     settings = ctx.settings
     crypted = user.password if user.hashed else \
-        passwords.hashed(user.password, settings.release.password_hash, settings.seed, user.name)
+        passwords.hashed(user.password, settings.release.password_hash, settings.salt_seed, user.name)
     ctx.runner.run(["chpasswd", "--encrypted"], chroot=ctx.root, input=f"{user.name}:{crypted}\n")
 
 
