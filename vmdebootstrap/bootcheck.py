@@ -7,8 +7,10 @@ and the menu entry, and turns the results into lines a person reads.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
@@ -33,7 +35,6 @@ def run(settings: Settings, image: Path, workdir: Path, kind: Literal["iso", "di
     assert test is not None and test.user.password is not None
     if not kind:
         kind = "iso" if image.suffix == ".iso" else "disk"
-    workdir.mkdir(parents=True, exist_ok=True)
     user, password = test.user.name, test.user.password
 
     def boot(firmware: str) -> boottest.BootResult:
@@ -43,17 +44,38 @@ def run(settings: Settings, image: Path, workdir: Path, kind: Literal["iso", "di
                                   grub_entry_keys=SERIAL_ENTRY_KEYS if kind == "iso" else "", sudo=settings.sudo)
 
     firmwares = list(test.firmwares)
-    if parallel_boots(len(firmwares)):
-        with concurrent.futures.ThreadPoolExecutor(len(firmwares)) as pool:
-            booted = list(pool.map(boot, firmwares))
-    else:
-        booted = [boot(firmware) for firmware in firmwares]
+    with private_files(workdir, settings.logging.mode):
+        if parallel_boots(len(firmwares)):
+            with concurrent.futures.ThreadPoolExecutor(len(firmwares)) as pool:
+                booted = list(pool.map(boot, firmwares))
+        else:
+            booted = [boot(firmware) for firmware in firmwares]
     passed = True
     for result in booted:
         if results is not None:
             results.append(result)
         passed = _report(settings, result) and passed
     return passed
+
+
+@contextlib.contextmanager
+def private_files(workdir: Path, mode: int) -> Iterator[None]:
+    """The transcripts, the firmware's logs and its variables are as private as the build log
+    (--log-mode, 0600 by default): what the boot test and QEMU write below ``workdir`` is made
+    with a umask to match, and whatever an earlier run left there is given the mode too."""
+    directory_mode = mode | (mode & 0o444) >> 2  # x where r: 0600 -> 0700, 0644 -> 0755
+    saved = os.umask(0o777 & ~directory_mode)
+    try:
+        workdir.mkdir(parents=True, exist_ok=True)
+        yield
+    finally:
+        os.umask(saved)
+        os.chmod(workdir, directory_mode)
+        for directory, names, files in os.walk(workdir):
+            for name in names:
+                os.chmod(os.path.join(directory, name), directory_mode)
+            for name in files:
+                os.chmod(os.path.join(directory, name), mode)
 
 
 def parallel_boots(count: int, cores: int | None = None) -> bool:

@@ -16,7 +16,7 @@ from typing import NoReturn
 from . import __version__
 from .config import default_config_files, format_value, parse_size, read_config_file
 from .errors import UsageError
-from .options import OPTIONS, default_of
+from .options import OPTIONS, default_of, redacted
 
 PROG = "vmdebootstrap"
 
@@ -87,11 +87,13 @@ def merge(command_line: dict[str, object], config_files: list[str], notes: list[
 
 
 def dump_config(values: dict[str, object]) -> str:
+    """The settings as a [config] file; passwords and a URL's credentials shown as <secret>
+    (as in --report): put them back before using it."""
     lines = ["[config]"]
     for option in OPTIONS:
         if option.cli_only:
             continue
-        lines.append(f"{option.name} = {format_value(option, values[option.name])}".rstrip())
+        lines.append(f"{option.name} = {format_value(option, redacted(option, values[option.name]))}".rstrip())
     return "\n".join(lines) + "\n"
 
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Literal
 
-from . import __version__, archive, binfmt, bootcheck, cli, diskfull, hostdeps, recipe, report, run, sandbox, ui
+from . import __version__, archive, binfmt, bootcheck, cli, diskfull, hostdeps, recipe, report, run, sandbox, secret, ui
 from .errors import BuildError, Interrupted, UsageError
 from .run import Runner, command_failure
 from .settings import Settings, validate
@@ -59,6 +59,11 @@ def prepare(argv: list[str]) -> Settings | int:
     return settings
 
 
+def _say(text: str) -> None:
+    """One message on stderr, prefixed with the program's name; a mirror URL's credentials redacted."""
+    print(f"{cli.PROG}: {secret.without_credentials(text)}", file=sys.stderr)
+
+
 def _mirror_codename(mirror: str) -> Callable[[str], str | None]:
     """What --distribution stable (testing, ...) is on the mirror, asked only for such a name."""
     return lambda suite: archive.codename(Runner(), mirror, suite) if mirror else None
@@ -71,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         prepared = prepare(argv)
     except UsageError as exc:
-        print(f"{cli.PROG}: error: {exc}", file=sys.stderr)
+        _say(f"error: {exc}")
         return 2
     if isinstance(prepared, int):
         return prepared
@@ -136,7 +141,7 @@ def run_boot_test_only(settings: Settings, argv: Sequence[str] = ()) -> int:
         if not passed:
             record.fail("the boot test failed", "boot-test-failed")
     except BuildError as exc:
-        print(f"{cli.PROG}: error: {exc}", file=sys.stderr)
+        _say(f"error: {exc}")
         record.fail(str(exc))
     finally:
         display.close()
@@ -212,8 +217,7 @@ def _report_failure(exc: BuildError | OSError, failed_step: str, settings: Setti
     if lines:
         log.error("last output lines:\n  %s", "\n  ".join(lines), extra=ui.LOG_ONLY)
     shown = f"\n{cli.PROG}: last output lines of the command:" + "".join(f"\n  {line}" for line in lines)
-    print(f"{cli.PROG}: error: {where}: {message}{shown if lines else ''}\n{cli.PROG}: full log: {path}",
-          file=sys.stderr)
+    _say(f"error: {where}: {message}{shown if lines else ''}\n{cli.PROG}: full log: {path}")
     record.fail(f"{where}: {message}")
     return 1
 
@@ -226,7 +230,7 @@ def _boot_test_after_build(settings: Settings, display: ui.Display, path: str, r
             passed = bootcheck.run(settings, booted, Path(path).with_suffix(".boot"), kind=kind,
                                    results=record.boot_results)
     except (BuildError, Interrupted) as exc:
-        print(f"{cli.PROG}: error: boot test: {exc}", file=sys.stderr)
+        _say(f"error: boot test: {exc}")
         record.fail(f"boot test: {exc}", "interrupted" if isinstance(exc, Interrupted) else "boot-test-failed")
         return 1
     finally:

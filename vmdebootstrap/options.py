@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Literal
 
-from . import architectures, bootloaders, releases, values
+from . import architectures, bootloaders, releases, secret, values
 from .values import Bootstrapper, Parser
 
 Kind = Literal["bool", "str", "list", "size"]
@@ -278,6 +278,16 @@ BY_NAME: dict[str, Option] = {o.name: o for o in OPTIONS}
 # Names from older vmdebootstrap versions that config files in the wild still carry.
 # cliapp accepted them as settings; we accept and ignore the ones that only tuned cliapp itself.
 IGNORED_LEGACY_KEYS = frozenset({"log-max", "log-keep", "output", "dump-memory-profile", "memory-dump-interval"})
+
+
+def redacted(option: Option, value: object) -> object:
+    """The value as the build shows it anywhere (--dump-config, the report): a secret option's
+    (a password) as secret.REDACTED, the credentials of a URL in any other redacted."""
+    if option.secret and value:
+        return [secret.REDACTED] * len(value) if isinstance(value, list) else secret.REDACTED
+    if isinstance(value, list):
+        return [secret.without_credentials(str(item)) for item in value]
+    return secret.without_credentials(value) if isinstance(value, str) else value
 
 
 def default_of(option: Option) -> object:

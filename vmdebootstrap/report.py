@@ -8,7 +8,7 @@ that, and readers ignore what they do not know.  docs/report.md holds the JSON S
 tests/unit/test_report.py checks reports against.
 
 Passwords never enter it: the options marked ``secret`` in the table are redacted, and
-the accounts are named without them.
+the accounts are named without them; nor do the credentials of a mirror URL (secret.py).
 """
 
 from __future__ import annotations
@@ -22,12 +22,12 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import __version__, archive, cli, recipe
+from . import __version__, archive, cli, recipe, secret
 from .boottest import BootResult
 from .chroot import target_path
 from .context import Context
 from .digest import file_sha256
-from .options import OPTIONS, Option
+from .options import OPTIONS, redacted
 from .run import CommandRunner
 from .settings import Settings
 from .ui import StepRecord
@@ -36,7 +36,6 @@ log = logging.getLogger("vmdebootstrap")
 
 FORMAT = "vmdebootstrap-report"
 VERSION = 1
-REDACTED = "<secret>"
 
 
 def _time(seconds: float) -> str:
@@ -49,13 +48,6 @@ def _release_date(value: object) -> str | None:
         return email.utils.parsedate_to_datetime(str(value)).isoformat() if value else None
     except (TypeError, ValueError):
         return None
-
-
-def redacted(option: Option, value: object) -> object:
-    """The option's value as the report shows it: a secret one (a password) only as REDACTED."""
-    if not option.secret or not value:
-        return value
-    return [REDACTED] * len(value) if isinstance(value, list) else REDACTED
 
 
 def given(argv: Sequence[str]) -> tuple[dict[str, object], list[str]]:
@@ -183,7 +175,9 @@ class Report:
         if path is None:
             return
         try:
-            text = json.dumps(self.document(status, records), indent=2, default=str) + "\n"
+            # Credentials of a mirror URL go wherever they appear (the settings, the release, an error).
+            text = secret.without_credentials(json.dumps(self.document(status, records), indent=2, default=str))
+            text += "\n"
             partial = path.with_name(f".{path.name}.partial")
             partial.write_text(text)
             os.replace(partial, path)

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Literal, TextIO
 
+from . import secret
 from .errors import Interrupted
 
 log = logging.getLogger("vmdebootstrap")
@@ -64,6 +65,7 @@ class Display:
 
     # -- called by the runner for every output line -------------------------
     def on_line(self, line: str) -> None:
+        line = secret.without_credentials(line)
         stripped = line.strip()
         if stripped:
             self.detail = stripped
@@ -192,8 +194,10 @@ def setup(log_path: str, level: str, mode: int, display: Display, verbose: bool)
     file_handler = logging.StreamHandler(os.fdopen(fd, "a", encoding="utf-8"))
     file_handler.setFormatter(logging.Formatter(LOG_FORMAT))
     file_handler.setLevel(getattr(logging, level.upper(), logging.DEBUG) if level != "fatal" else logging.CRITICAL)
+    file_handler.addFilter(secret.CredentialsFilter())
     log.addHandler(file_handler)
     console = _ConsoleHandler(display)
+    console.addFilter(secret.CredentialsFilter())
     console.setFormatter(logging.Formatter("%(message)s"))
     if display.live:
         console.setLevel(logging.DEBUG if verbose else logging.WARNING)

@@ -44,3 +44,8 @@ def test_every_firmware_is_booted_and_reported(fake: Fake, make_settings: MakeSe
     assert bootcheck.run(settings, scenario, tmp_path / "boot", "iso", results)
     assert [r.firmware for r in results] == ["bios", "uefi"]  # reported in the order asked for
     assert all(r.passed for r in results)
+    # The transcripts and the UEFI variables are as private as the build log (issue 22).
+    made = [tmp_path / "boot", *(tmp_path / "boot").rglob("*")]
+    assert {p.name for p in made} >= {"console-amd64-bios.log", "console-amd64-uefi.log", "efivars-amd64.fd"}
+    assert {oct(p.stat().st_mode & 0o777) for p in made if p.is_file()} == {"0o600"}
+    assert {oct(p.stat().st_mode & 0o777) for p in made if p.is_dir()} == {"0o700"}

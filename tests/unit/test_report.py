@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from vmdebootstrap import main, options, report, ui
+from vmdebootstrap import main, options, report, secret, ui
 from vmdebootstrap.boottest import BootResult
 from vmdebootstrap.run import Result
 
@@ -123,8 +123,35 @@ def test_a_built_tarball_s_report(make_settings: MakeSettings, tmp_path: Path, o
     assert isinstance(settings, dict)
     assert settings["tarball"] == str(out / "root.tar") and settings["hostname"] == "debian"
     # Passwords never: the secret options are redacted, and nothing else carries them.
-    assert settings["user"] == [report.REDACTED] and settings["root-password"] == report.REDACTED
+    assert settings["user"] == [secret.REDACTED] and settings["root-password"] == secret.REDACTED
     assert SECRET not in text
+
+
+@pytest.mark.usefixtures("process_state", "faked")
+def test_a_mirror_s_credentials_are_in_no_report_log_or_message(make_settings: MakeSettings, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """The failing bootstrap's command line names the mirror, credentials and all (issue 22)."""
+    mirror = "http://builder:M1rror-S3cret@m.example/debian/"
+    status, document, text = build(make_settings, tmp_path, monkeypatch, "--mirror", mirror, "--configure-apt",
+                                   "--apt-mirror", "https://ro:Apt-T0ken@apt.example/debian/", fail="debootstrap")
+    assert status == 1
+    log = (tmp_path / "build.log").read_text()
+    shown = capsys.readouterr().err
+    assert "builder:<secret>@m.example" in str(document["error"]) and "builder:<secret>@m.example" in log
+    for where in (text, log, shown):
+        assert "M1rror-S3cret" not in where and "Apt-T0ken" not in where
+    assert document["release"]["mirror"] == "http://builder:<secret>@m.example/debian/"  # type: ignore[index]
+
+
+@pytest.mark.parametrize(("text", "shown"), [
+    ("debootstrap trixie /r http://u:pw@m.example/debian/", "debootstrap trixie /r http://u:<secret>@m.example/debian/"),
+    ("https://deploy:gl-T0k3n@h.example:8443/x", "https://deploy:<secret>@h.example:8443/x"),
+    ("http://m.example:8080/debian/ and ftp://a@b/", "http://m.example:8080/debian/ and ftp://a@b/"),  # none
+    ("file:///srv/mirror/@x", "file:///srv/mirror/@x"),
+])
+def test_credentials_of_urls_are_redacted(text: str, shown: str) -> None:
+    assert secret.without_credentials(text) == shown
 
 
 @pytest.mark.usefixtures("process_state", "faked")

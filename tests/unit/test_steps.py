@@ -843,3 +843,22 @@ def test_no_live_config_no_live_config_settings(make_context: MakeContext) -> No
     ctx, _ = make_context("--user", "anna/pw")
     finish.keep_live_config_off_the_accounts(ctx)
     assert not (ctx.root / "var/lib/live").exists() and not (ctx.root / "etc/live").exists()
+
+
+@pytest.mark.parametrize("configure", [True, False])
+def test_a_mirror_s_credentials_leave_the_sources_for_auth_conf(make_context: MakeContext, configure: bool) -> None:
+    """sources.list is world-readable: the password of an authenticated mirror goes to apt's
+    auth.conf.d, readable by root only (issue 22)."""
+    mirror = "http://builder:p%40ss@m.example/debian/"
+    ctx, _ = make_context("--mirror", mirror, "--distribution", "trixie", *(["--configure-apt"] if configure else []))
+    (ctx.root / "etc/apt/sources.list.d").mkdir(parents=True)
+    (ctx.root / "etc/apt/sources.list").write_text(f"deb {mirror} trixie main\n")  # as the bootstrapper leaves it
+    if configure:
+        system.configure_apt(ctx)
+    finish.scrub(ctx)
+    sources = [p for p in (ctx.root / "etc/apt").rglob("*") if p.suffix in (".list", ".sources")]
+    assert sources and all("p%40ss" not in p.read_text() and "builder" not in p.read_text() for p in sources)
+    assert any("http://m.example/debian/" in p.read_text() for p in sources)
+    auth = ctx.root / "etc/apt/auth.conf.d/90vmdebootstrap.conf"
+    assert auth.read_text().splitlines()[1:] == ["machine m.example/debian/ login builder password p@ss"]
+    assert auth.stat().st_mode & 0o777 == 0o600

@@ -12,7 +12,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[2] / "vmdebootstrap"
 MAX_FUNCTION_LINES = 60
 # Plain data and parsers: read by everything, so they import nothing that reads them.
-DATA_LAYER = ("architectures", "releases", "values", "options", "errors", "bootloaders")
+DATA_LAYER = ("architectures", "releases", "values", "options", "errors", "bootloaders", "secret")
 
 
 def modules() -> dict[str, Path]:

@@ -30,6 +30,7 @@ from pathlib import Path
 from .. import outputs, reproducible
 from ..chroot import exists_in, has_unit, host_resolv_conf, target_path, use_host_dns, write_file
 from ..context import Context
+from . import system
 from .bootstrap import NO_VALID_UNTIL_CONF
 
 log = logging.getLogger("vmdebootstrap")
@@ -192,6 +193,10 @@ def scrub(ctx: Context) -> None:
         ctx.interpreter_copy.unlink()
     target_path(root, NO_VALID_UNTIL_CONF).unlink(missing_ok=True)
     _own_resolver(ctx)
+    moved = system.credentials_to_auth_conf(root)
+    if moved:
+        log.info("the credentials of %s moved from the apt sources to %s (mode 0600)", ", ".join(moved),
+                 system.AUTH_CONF)
 
     # Empty, not absent: systemd then treats the first boot as such and writes a new id.
     if (root / "etc/machine-id").exists() or (root / "etc").is_dir():

@@ -8,6 +8,9 @@ leads out of it) and enables units with systemctl in the chroot.  Undoes: nothin
 from __future__ import annotations
 
 import logging
+import re
+from pathlib import Path
+from urllib.parse import unquote
 
 from ..chroot import has_unit, target_path, write_file
 from ..context import Context
@@ -86,6 +89,34 @@ def configure_apt(ctx: Context) -> None:
     for extra in target_path(root, "/etc/apt/sources.list.d").glob("*"):
         if extra.suffix in (".list", ".sources") and extra != written:
             extra.unlink()
+
+
+AUTH_CONF = "/etc/apt/auth.conf.d/90vmdebootstrap.conf"
+_WITH_CREDENTIALS = re.compile(r"\b(?P<scheme>https?|ftp)://(?P<user>[^/\s:@]+):(?P<password>[^/\s@]*)@(?P<rest>[^\s\]]+)")
+
+
+def credentials_to_auth_conf(root: Path) -> list[str]:
+    """A mirror's credentials in the image's apt sources (http://user:password@host/...) go to
+    an apt auth.conf(5) file only root can read; the sources keep the URL without them
+    (sources.list is world-readable).  Returns the machines moved (for the log)."""
+    machines: dict[str, tuple[str, str]] = {}
+
+    def strip(match: re.Match[str]) -> str:
+        machines[match["rest"]] = (unquote(match["user"]), unquote(match["password"]))
+        return f"{match['scheme']}://{match['rest']}"
+
+    parts = sorted(target_path(root, "/etc/apt/sources.list.d").glob("*"))
+    for path in [target_path(root, ONE_LINE_SOURCES), *(p for p in parts if p.suffix in (".list", ".sources"))]:
+        if path.is_file() and not path.is_symlink():
+            text = path.read_text()
+            stripped = _WITH_CREDENTIALS.sub(strip, text)
+            if stripped != text:
+                path.write_text(stripped)
+    if machines:
+        write_file(root, AUTH_CONF, "# Written by vmdebootstrap: the credentials of the mirrors in the sources.\n"
+                   + "".join(f"machine {machine} login {user} password {password}\n"
+                             for machine, (user, password) in machines.items()), 0o600)
+    return sorted(machines)
 
 
 def run(ctx: Context) -> None:
