@@ -30,8 +30,11 @@ BASE = {
     "gpgv": "gpgv",
     "/usr/lib/apt/apt-helper": "apt",
     "/usr/share/keyrings/debian-archive-keyring.gpg": "debian-archive-keyring",
-    "/usr/share/distro-info/debian.csv": "distro-info-data",
 }
+# What --distribution stable (testing, ...) means when the mirror cannot say: Debian's release
+# dates.  Without it the built-in release table answers (releases.codename), so no build
+# needs it: installed by the installer, recommended by the Debian package.
+SUITE_NAMES_PACKAGES = ("distro-info-data",)
 # Foreign --arch builds: the registered qemu-user binfmt handlers (probed by binfmt.py);
 # arch-test for mmdebstrap's emulation check.
 FOREIGN_PACKAGES = ("qemu-user-static", "binfmt-support", "arch-test")
@@ -71,17 +74,23 @@ def required(settings: Settings) -> dict[str, str]:
     return tools
 
 
-def missing(settings: Settings) -> list[str]:
-    """What this build needs and the host lacks, as 'tool (package P)'."""
-    return [f"{name} (package {package})" for name, package in required(settings).items()
-            if not (os.path.exists(name) if name.startswith("/") else shutil.which(name))]
+def missing(settings: Settings) -> dict[str, str]:
+    """What this build needs and the host lacks: tool (or file) -> its Debian package."""
+    return {name: package for name, package in required(settings).items()
+            if not (os.path.exists(name) if name.startswith("/") else shutil.which(name))}
+
+
+def missing_message(lacking: dict[str, str]) -> str:
+    """One line: what is missing, and the apt-get command that installs it (as root)."""
+    tools = ", ".join(f"{name} (package {package})" for name, package in lacking.items())
+    return f"missing host tools: {tools}; install them with: apt-get install {' '.join(sorted(set(lacking.values())))}"
 
 
 def host_packages(settings: Settings | None = None) -> list[str]:
     """The packages a build needs; without settings, what any build may need (the installer's list)."""
     if settings is not None:
         return sorted({*required(settings).values(), *FAST_PATH_PACKAGES})
-    packages: set[str] = {*BASE.values(), *FAST_PATH_PACKAGES, *FOREIGN_PACKAGES}
+    packages: set[str] = {*BASE.values(), *FAST_PATH_PACKAGES, *FOREIGN_PACKAGES, *SUITE_NAMES_PACKAGES}
     for kind in outputs.kinds():
         packages |= set(kind.host_tools(None).values())
     for arch in architectures.ARCHITECTURES.values():
@@ -104,6 +113,7 @@ def package_relations() -> dict[str, list[str]]:
         "Recommends-image": image_tools,
         "Recommends-boot-test": {p for arch in architectures.ARCHITECTURES.values() for p in boot_test_packages(arch)},
         "Recommends-foreign": set(FOREIGN_PACKAGES),
+        "Recommends-suites": set(SUITE_NAMES_PACKAGES),
     }
     seen = set(ESSENTIAL)
     relations = {}

@@ -47,7 +47,7 @@ def prepare(argv: list[str]) -> Settings | int:
         raise UsageError("You need to have root privileges to run this script.")
     missing = hostdeps.missing(settings)
     if missing:
-        raise UsageError("missing host tools: " + ", ".join(missing) + " (run: make install)")
+        raise UsageError(hostdeps.missing_message(missing))
     if settings.foreign:
         try:
             binfmt.probe(settings.arch)

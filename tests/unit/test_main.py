@@ -105,6 +105,19 @@ def test_missing_host_tools_reported(vmd: Vmd, out: Path, monkeypatch: pytest.Mo
     assert err.startswith("vmdebootstrap: error: missing host tools: ")
     assert "mksquashfs (package squashfs-tools)" in err and "zstd (package zstd)" in err
     assert "tar (package" not in err
+    # What a Debian user runs, whether they installed the .deb or a checkout (issue 22).
+    assert err.rstrip().endswith("; install them with: apt-get install squashfs-tools zstd")
+    assert "make install" not in err
+
+
+@pytest.mark.usefixtures("as_root")
+def test_no_distro_info_data_is_no_missing_host_tool(vmd: Vmd, out: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """"stable" falls back to the built-in table without it (releases.codename): no build needs it."""
+    monkeypatch.setattr(shutil, "which", lambda tool: "/usr/bin/" + tool)
+    real = os.path.exists
+    monkeypatch.setattr(os.path, "exists", lambda path: False if "distro-info" in str(path) else real(path))
+    monkeypatch.setattr(sandbox, "run_in_namespaces", lambda argv: 0)
+    assert vmd("--tarball", str(out / "root.tar"), "--distribution", "bookworm")[0] == 0
 
 
 @pytest.mark.usefixtures("as_root")

@@ -127,6 +127,17 @@ def test_the_esp_is_what_grub_install_uefi_secure_boot_makes(make_context: MakeC
     assert (esp / "BOOT/BOOTX64.EFI").read_bytes() == b"usr/lib/shim/shimx64.efi.signed"
 
 
+@pytest.mark.parametrize(("argv", "package"), [
+    (["--arch", "amd64"], "grub-efi-amd64"), (["--arch", "amd64", "--uefi-ia32"], "grub-efi-amd64"),
+    (["--arch", "i386", "--distribution", "bookworm"], "grub-efi-ia32"), (["--arch", "arm64"], "grub-efi-arm64"),
+])
+def test_the_removable_path_stays_current_for_the_image_s_own_grub(make_settings: MakeSettings, out: Path,
+                                                                   argv: list[str], package: str) -> None:
+    """i386 UEFI images never had it: the names were amd64's and arm64's, by hand (issue 22)."""
+    settings = make_settings("--image", str(out / "x.img"), "--use-uefi", "--grub", "--part-type", "gpt", *argv)
+    assert grub_efi.removable_path_selections(settings) == f"{package} grub2/force_efi_extra_removable boolean true\n"
+
+
 # -- the boot test --------------------------------------------------------------------------------------
 
 

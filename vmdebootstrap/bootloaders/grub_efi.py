@@ -113,11 +113,15 @@ def fill_esp(ctx: Context, made: Image, arches: list[Architecture]) -> None:
         _keep_removable_path_current(ctx)
 
 
+def removable_path_selections(settings: Settings) -> str:
+    """debconf answers that make later upgrades of the image's GRUB packages (grub-efi-amd64,
+    grub-efi-ia32, grub-efi-arm64: the architecture record's) keep the removable path current."""
+    names = [arch.efi.grub_package for arch in _arches(settings)[:1] if arch.efi]
+    return "".join(f"{name} grub2/force_efi_extra_removable boolean true\n" for name in names)
+
+
 def _keep_removable_path_current(ctx: Context) -> None:
-    """Later upgrades of grub-efi in the booted system keep the removable path current."""
-    ctx.runner.run(["debconf-set-selections"], chroot=ctx.root,
-                   input="grub-efi-amd64 grub2/force_efi_extra_removable boolean true\n"
-                         "grub-efi-arm64 grub2/force_efi_extra_removable boolean true\n")
+    ctx.runner.run(["debconf-set-selections"], chroot=ctx.root, input=removable_path_selections(ctx.settings))
 
 
 def finish(_ctx: Context, _image: Image) -> None:
