@@ -18,6 +18,7 @@ dpkg status, and the parts that debsbom leaves in hash order are put in a fixed 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import io
 import logging
@@ -25,18 +26,25 @@ import re
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from cyclonedx.model import HashAlgorithm, HashType
 from cyclonedx.model.bom import Bom
+from cyclonedx.model.bom_ref import BomRef
+from cyclonedx.model.component import Component, ComponentType
 from cyclonedx.output import make_outputter
 from cyclonedx.schema import OutputFormat, SchemaVersion
+from debian.deb822 import Deb822
 from debsbom.generate import Debsbom, SBOMType
+from spdx_tools.spdx.model.checksum import Checksum, ChecksumAlgorithm
 from spdx_tools.spdx.model.document import Document
-from spdx_tools.spdx.model.relationship import Relationship
+from spdx_tools.spdx.model.package import Package, PackagePurpose
+from spdx_tools.spdx.model.relationship import Relationship, RelationshipType
+from spdx_tools.spdx.model.spdx_no_assertion import SpdxNoAssertion
 from spdx_tools.spdx.writer.json.json_writer import write_document_to_stream
 
 log = logging.getLogger("vmdebootstrap")
@@ -51,7 +59,8 @@ _DPKG_FILES = ("status", "arch-native")
 
 
 def write(root: Path, spdx_out: Path, cdx_out: Path | None = None, *, name: str, epoch: int,
-          seed: str, version: str | None = None, arch: str | None = None) -> None:
+          seed: str, version: str | None = None, arch: str | None = None, shipped: Sequence[str] = (),
+          files: Sequence[tuple[str, str]] = ()) -> None:
     """Write the SBOM of the packages installed in ``root`` (a root filesystem directory).
 
     Only ``root/var/lib/dpkg`` is read, and only the packages whose dpkg state is
@@ -62,13 +71,45 @@ def write(root: Path, spdx_out: Path, cdx_out: Path | None = None, *, name: str,
     since 1970, as SOURCE_DATE_EPOCH, which is not read here) and ``seed`` anything that
     identifies the build.  ``cdx_out``: also CycloneDX.  ``arch``: the system's Debian
     architecture (else debsbom reads it from the root).
+
+    ``shipped``: the control paragraphs (``dpkg-deb --field``) of packages that are not
+    installed in the root but whose files the output carries (the ISO's boot files); they
+    are listed like the installed ones.  ``files``: (name, SHA-256) of the output files the
+    document describes: each is a package of purpose FILE that contains the system (SPDX),
+    a file component that depends on it (CycloneDX).
     """
+    scanned = scan(root, name=name, epoch=epoch, seed=seed, version=version, arch=arch, shipped=shipped,
+                   file_names=[file for file, _digest in files])
+    scanned.write(spdx_out, cdx_out, files)
+
+
+@dataclasses.dataclass
+class Scanned:
+    """The documents of one root (and what an output ships besides), before the output files
+    are known: scanning takes seconds, and the outputs are hashed meanwhile (steps/manifest.py)."""
+
+    name: str
+    spdx: Document
+    cdx: Bom
+
+    def write(self, spdx_out: Path, cdx_out: Path | None, files: Sequence[tuple[str, str]] = ()) -> None:
+        """Write the documents, describing ``files`` ((name, SHA-256), as ``write`` has them)."""
+        spdx_out.write_text(_spdx_json(_with_files_spdx(self.spdx, self.name, files)), encoding="utf-8")
+        if cdx_out is not None:
+            cdx_out.write_text(_cdx_json(_with_files_cdx(self.cdx, files)), encoding="utf-8")
+
+
+def scan(root: Path, *, name: str, epoch: int, seed: str, version: str | None = None, arch: str | None = None,
+         shipped: Sequence[str] = (), file_names: Sequence[str] = ()) -> Scanned:
+    """The documents ``write`` writes, for output files of these names (see ``write``)."""
     if not NAME_PATTERN.fullmatch(name):
         raise ValueError(f"SBOM name {name!r}: only letters, digits, '.' and '-' (it is part of an SPDX id)")
     if epoch < 0:
         raise ValueError(f"SBOM epoch {epoch}: seconds since 1970, not negative")
     with tempfile.TemporaryDirectory(prefix="vmdebootstrap-sbom-") as scratch, _debsbom_quiet():
-        digest = _stage_dpkg_database(root, Path(scratch))
+        digest = _stage_dpkg_database(root, Path(scratch), shipped)
+        # The files' names keep the documents of two outputs of one root apart.
+        digest = hashlib.sha256("\n".join([digest, *file_names]).encode()).hexdigest()
         generator = Debsbom(
             distro_name=name,
             distro_version=version,
@@ -82,9 +123,7 @@ def write(root: Path, spdx_out: Path, cdx_out: Path | None = None, *, name: str,
         generator.scan()
         _settle_virtual_providers(generator)
         _warn_of_foreign_architectures(generator)
-        spdx_out.write_text(_spdx_json(generator.generate(SBOMType.SPDX)), encoding="utf-8")
-        if cdx_out is not None:
-            cdx_out.write_text(_cdx_json(generator.generate(SBOMType.CycloneDX)), encoding="utf-8")
+        return Scanned(name, generator.generate(SBOMType.SPDX), generator.generate(SBOMType.CycloneDX))
 
 
 @contextlib.contextmanager
@@ -100,9 +139,10 @@ def _debsbom_quiet() -> Iterator[None]:
         logger.setLevel(level)
 
 
-def _stage_dpkg_database(root: Path, scratch: Path) -> str:
-    """Copy the dpkg files that debsbom reads into ``scratch`` (an empty root) and return
-    the digest of the status file.
+def _stage_dpkg_database(root: Path, scratch: Path, shipped: Sequence[str] = ()) -> str:
+    """Copy the dpkg files that debsbom reads into ``scratch`` (an empty root), the
+    ``shipped`` packages added to its status as installed, and return the digest of the
+    status file.
 
     Pointed at the image's root, debsbom would also read apt's lists and extended_states
     there: the SBOM would then depend on what apt last downloaded.  A root of only the
@@ -115,7 +155,54 @@ def _stage_dpkg_database(root: Path, scratch: Path) -> str:
     for name in _DPKG_FILES:
         if (source / name).is_file():
             shutil.copyfile(source / name, target / name)
+    if shipped:
+        status = (target / "status").read_text(encoding="utf-8")
+        added = _shipped_paragraphs(status, shipped)
+        (target / "status").write_text(status.rstrip("\n") + "\n\n" + "\n".join(added), encoding="utf-8")
     return hashlib.sha256((target / "status").read_bytes()).hexdigest()
+
+
+def _shipped_paragraphs(status: str, shipped: Sequence[str]) -> list[str]:
+    """dpkg status paragraphs for ``shipped`` control paragraphs, but those of packages the
+    status has already (the same name and architecture: the root installed it too)."""
+    installed = {(p.get("Package"), p.get("Architecture")) for p in Deb822.iter_paragraphs(status)}
+    added = []
+    for text in sorted(shipped):
+        control = Deb822(text)
+        if (control.get("Package"), control.get("Architecture")) in installed:
+            continue
+        fields = [f"{key}: {value}" for key, value in control.items()]
+        added.append("\n".join([fields[0], "Status: install ok installed", *fields[1:]]) + "\n")
+    return added
+
+
+def _file_id(name: str) -> str:
+    return "SPDXRef-File-" + re.sub(r"[^A-Za-z0-9.-]", "-", name)
+
+
+def _with_files_spdx(document: Document, system: str, files: Sequence[tuple[str, str]]) -> Document:
+    """The output files, with their SHA-256, as packages of purpose FILE that contain the system."""
+    for name, sha256 in files:
+        document.packages.append(Package(
+            spdx_id=_file_id(name), name=name, file_name=name, download_location=SpdxNoAssertion(),
+            files_analyzed=False, checksums=[Checksum(ChecksumAlgorithm.SHA256, sha256)],
+            primary_package_purpose=PackagePurpose.FILE, license_concluded=SpdxNoAssertion(),
+            license_declared=SpdxNoAssertion(), copyright_text=SpdxNoAssertion()))
+        document.relationships.append(Relationship("SPDXRef-DOCUMENT", RelationshipType.DESCRIBES, _file_id(name)))
+        document.relationships.append(Relationship(_file_id(name), RelationshipType.CONTAINS, f"SPDXRef-{system}"))
+    return document
+
+
+def _with_files_cdx(bom: Bom, files: Sequence[tuple[str, str]]) -> Bom:
+    """The output files, with their SHA-256, as file components that depend on the system."""
+    system = bom.metadata.component
+    for name, sha256 in files:
+        component = Component(type=ComponentType.FILE, name=name, bom_ref=BomRef(f"file:{name}"),
+                              hashes=[HashType(alg=HashAlgorithm.SHA_256, content=sha256)])
+        bom.components.add(component)
+        if system is not None:
+            bom.register_dependency(component, [system])
+    return bom
 
 
 def _document_uuid(kind: str, seed: str, digest: str) -> uuid.UUID:

@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import filecmp
+import hashlib
+import json
+import lzma
 import subprocess
+import urllib.request
 from pathlib import Path
 
 import pytest
+from debian.deb822 import Packages
+
+from .. import sbomcheck
 
 pytestmark = pytest.mark.integration
+# Files the ISO boots with, and the packages of trixie they come from (issue 22).
+BOOT_PACKAGES = ("shim-signed", "shim-helpers-amd64-signed", "grub-efi-amd64-signed", "grub-efi-amd64-bin",
+                 "isolinux", "syslinux-common")
 
 
 def xorriso(iso: Path, *args: str) -> str:
@@ -26,7 +36,8 @@ def iso(live: dict[str, object]) -> Path:
 @pytest.fixture(scope="session")
 def extracted(iso: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     target = tmp_path_factory.mktemp("iso")
-    for inside in ("/boot/grub/grub.cfg", "/isolinux/isolinux.cfg", "/live/vmlinuz", "/live/initrd.img",
+    for inside in ("/boot/grub/grub.cfg", "/isolinux/isolinux.cfg", "/isolinux/isolinux.bin",
+                   "/isolinux/ldlinux.c32", "/live/vmlinuz", "/live/initrd.img",
                    "/live/filesystem.squashfs", "/EFI/boot/bootx64.efi", "/EFI/boot/grubx64.efi",
                    "/boot/grub/efi.img"):
         out = target / inside.lstrip("/")
@@ -103,3 +114,42 @@ def test_live_boot_is_in_the_initrd(extracted: Path) -> None:
     listing = subprocess.run(["lsinitramfs", str(extracted / "live/initrd.img")], capture_output=True,
                              text=True, check=True).stdout
     assert "scripts/live" in listing
+
+
+@pytest.fixture(scope="session")
+def trixie_packages(mirror: str) -> dict[str, Packages]:
+    """trixie's amd64 Packages index on the build mirror (its architecture "all" packages too)."""
+    with urllib.request.urlopen(f"{mirror}dists/trixie/main/binary-amd64/Packages.xz", timeout=300) as answer:
+        text = lzma.decompress(answer.read()).decode()
+    return {paragraph["Package"]: paragraph for paragraph in Packages.iter_paragraphs(text)}
+
+
+def test_the_iso_s_sbom_names_its_boot_packages_and_its_own_checksum(iso: Path,
+                                                                    trixie_packages: dict[str, Packages]) -> None:
+    spdx, cdx = iso.with_name(iso.name + ".spdx.json"), iso.with_name(iso.name + ".cdx.json")
+    assert sbomcheck.validate_spdx(spdx) == [] and sbomcheck.validate_cyclonedx(cdx) == []
+    listed = {entry.split()[0]: entry.split()[1] for entry in sbomcheck.packages_in_spdx(spdx)}
+    for name in BOOT_PACKAGES:  # at the versions of the release the image is, never the host's
+        index = trixie_packages[name]
+        assert listed[f"{name}:{index['Architecture']}"] == index["Version"], name
+    assert {p.split()[0] for p in sbomcheck.packages_in_cyclonedx(cdx)} == set(listed)
+    digest = hashlib.sha256(iso.read_bytes()).hexdigest()
+    document = json.loads(spdx.read_text())
+    [file] = [p for p in document["packages"] if p.get("primaryPackagePurpose") == "FILE"]
+    assert (file["name"], file["checksums"]) == (iso.name, [{"algorithm": "SHA256", "checksumValue": digest}])
+    [component] = [c for c in json.loads(cdx.read_text())["components"] if c["type"] == "file"]
+    assert component["hashes"] == [{"alg": "SHA-256", "content": digest}]
+
+
+def test_isolinux_is_the_target_release_s(extracted: Path, mirror: str, trixie_packages: dict[str, Packages],
+                                          tmp_path: Path) -> None:
+    """The ISO's ISOLINUX is trixie's isolinux package's, byte for byte, whatever the build host has."""
+    debs = {}
+    for name in ("isolinux", "syslinux-common"):
+        debs[name] = tmp_path / f"{name}.deb"
+        urllib.request.urlretrieve(mirror + trixie_packages[name]["Filename"], debs[name])
+        subprocess.run(["dpkg-deb", "-x", str(debs[name]), str(tmp_path / "unpacked")], check=True)
+    assert (extracted / "isolinux/isolinux.bin").read_bytes() == \
+        (tmp_path / "unpacked/usr/lib/ISOLINUX/isolinux.bin").read_bytes()
+    assert (extracted / "isolinux/ldlinux.c32").read_bytes() == \
+        (tmp_path / "unpacked/usr/lib/syslinux/modules/bios/ldlinux.c32").read_bytes()

@@ -364,3 +364,54 @@ def test_a_name_that_cannot_be_an_spdx_id_is_refused(tmp_path: Path, name: str) 
 def test_a_root_without_a_dpkg_database_is_refused(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="no dpkg database"):
         sbom.write(tmp_path, tmp_path / "out.json", None, name="x", epoch=EPOCH, seed=SEED)
+
+
+# What an output carries beyond the root (the ISO's boot files), and the output files themselves (issue 22).
+SHIPPED = ("Package: isolinux\nVersion: 3:6.04~git20190206.bf6db5b4+dfsg1-3.1\nArchitecture: all\n"
+           "Maintainer: Debian CD Group <debian-cd@lists.debian.org>\nSource: syslinux\n"
+           "Description: collection of bootloaders (ISO 9660 bootloader)\n",
+           "Package: shim-signed\nSource: shim-signed (1.47)\nVersion: 1.47+15.8-1\nArchitecture: amd64\n"
+           "Maintainer: Debian EFI team <debian-efi@lists.debian.org>\nDescription: Secure Boot chain-loading "
+           "bootloader (Microsoft-signed binary)\n",
+           # installed in the root already: listed once
+           "Package: dpkg\nVersion: 1.21.22\nArchitecture: amd64\nMaintainer: Dpkg Developers "
+           "<debian-dpkg@lists.debian.org>\nDescription: Debian package management system\n")
+FILES = (("live.iso", "ab" * 32), ("live.iso.packages", "cd" * 32))
+
+
+@pytest.fixture
+def shipped(tmp_path: Path) -> tuple[Path, Path]:
+    root = make_root(tmp_path / "root")
+    spdx, cdx = tmp_path / "iso.spdx.json", tmp_path / "iso.cdx.json"
+    sbom.write(root, spdx, cdx, name="test-image", epoch=EPOCH, seed=SEED, version="12", shipped=SHIPPED,
+               files=FILES)
+    return spdx, cdx
+
+
+def test_shipped_packages_are_listed_with_their_version_and_purl(shipped: tuple[Path, Path]) -> None:
+    spdx, cdx = shipped
+    assert sbomcheck.validate_spdx(spdx) == [] and sbomcheck.validate_cyclonedx(cdx) == []
+    for listed in (sbomcheck.packages_in_spdx(spdx), sbomcheck.packages_in_cyclonedx(cdx)):
+        assert listed == INSTALLED | {"isolinux:all 3:6.04~git20190206.bf6db5b4+dfsg1-3.1",
+                                      "shim-signed:amd64 1.47+15.8-1"}
+    purls = {ref["referenceLocator"] for package in load(spdx)["packages"] for ref in package.get("externalRefs", [])}
+    assert {purl for purl in purls if "linux@" in purl or "shim" in purl} == {
+        "pkg:deb/debian/isolinux@3:6.04~git20190206.bf6db5b4%2Bdfsg1-3.1?arch=all",
+        "pkg:deb/debian/shim-signed@1.47%2B15.8-1?arch=amd64", "pkg:deb/debian/shim-signed@1.47?arch=source",
+        "pkg:deb/debian/syslinux@3:6.04~git20190206.bf6db5b4%2Bdfsg1-3.1?arch=source"}
+
+
+def test_the_output_files_and_their_sha256_are_in_both_documents(shipped: tuple[Path, Path]) -> None:
+    spdx, cdx = shipped
+    document = load(spdx)
+    files = {p["name"]: p for p in document["packages"] if p.get("primaryPackagePurpose") == "FILE"}
+    assert {name: p["checksums"] for name, p in files.items()} == {
+        name: [{"algorithm": "SHA256", "checksumValue": digest}] for name, digest in FILES}
+    described = {r["relatedSpdxElement"] for r in document["relationships"] if r["relationshipType"] == "DESCRIBES"}
+    assert {p["SPDXID"] for p in files.values()} <= described
+    contains = {(r["spdxElementId"], r["relatedSpdxElement"]) for r in document["relationships"]
+                if r["relationshipType"] == "CONTAINS"}
+    assert ("SPDXRef-File-live.iso", "SPDXRef-test-image") in contains
+    components = {c["name"]: c for c in load(cdx)["components"] if c["type"] == "file"}
+    assert {name: c["hashes"] for name, c in components.items()} == {
+        name: [{"alg": "SHA-256", "content": digest}] for name, digest in FILES}

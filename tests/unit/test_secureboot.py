@@ -11,6 +11,7 @@ import pytest
 from vmdebootstrap import disk
 from vmdebootstrap.bootloaders import grub_efi
 from vmdebootstrap.boottest import qemu_command, read_console
+from vmdebootstrap.errors import BuildError
 from vmdebootstrap.outputs import iso
 
 from .conftest import MakeContext, MakeSettings
@@ -59,7 +60,7 @@ def unpacked(ctx_downloads: Path, *names: str) -> None:
 def test_the_iso_boots_shim_then_the_cd_grub_debian_signs(make_context: MakeContext, out: Path) -> None:
     ctx, runner = make_context("--iso", str(out / "x.iso"))
     assert iso.downloads(ctx.settings) == ["grub-efi-amd64-bin", "shim-signed", "shim-helpers-amd64-signed",
-                                           "grub-efi-amd64-signed"]
+                                           "grub-efi-amd64-signed", "isolinux", "syslinux-common"]
     unpacked(ctx.downloads, "usr/lib/shim/shimx64.efi.signed", "usr/lib/shim/mmx64.efi.signed",
              "usr/lib/grub/x86_64-efi-signed/gcdx64.efi.signed")
     tree = ctx.workdir / "iso"
@@ -79,7 +80,7 @@ def test_the_iso_boots_shim_then_the_cd_grub_debian_signs(make_context: MakeCont
 
 def test_the_iso_without_secure_boot_makes_its_grub(make_context: MakeContext, out: Path) -> None:
     ctx, runner = make_context("--iso", str(out / "x.iso"), "--no-secure-boot")
-    assert iso.downloads(ctx.settings) == ["grub-efi-amd64-bin"]
+    assert iso.downloads(ctx.settings) == ["grub-efi-amd64-bin", "isolinux", "syslinux-common"]
     (ctx.downloads / "usr/lib/grub/x86_64-efi").mkdir(parents=True)
     runner.responder = lambda argv: (Path(argv[argv.index("-o") + 1]).write_bytes(b"core") and None) \
         if argv[0] == "grub-mkimage" else None
@@ -89,12 +90,30 @@ def test_the_iso_without_secure_boot_makes_its_grub(make_context: MakeContext, o
 
 
 def test_a_missing_signed_file_names_the_packages(make_context: MakeContext, out: Path) -> None:
-    from vmdebootstrap.errors import BuildError
 
     ctx, _ = make_context("--iso", str(out / "x.iso"))
     with pytest.raises(BuildError, match=r"shimx64.efi.signed for EFI/BOOT/BOOTX64.EFI was not found in "
                                          r"shim-signed, shim-helpers-amd64-signed, grub-efi-amd64-signed"):
         iso.make_efi_image(ctx, ctx.workdir / "iso", "/.disk/m")
+
+
+def test_isolinux_and_its_mbr_are_the_release_s_not_the_host_s(make_context: MakeContext, out: Path) -> None:
+    """A Debian 12 and a Debian 13 host made different ISOs from the same inputs (issue 22)."""
+    ctx, _ = make_context("--iso", str(out / "x.iso"), "--distribution", "trixie")
+    files = [f"{iso.ISOLINUX_DIR}/isolinux.bin", *(f"{iso.SYSLINUX_MODULES}/{m}" for m in iso.ISOLINUX_MODULES)]
+    unpacked(ctx.downloads, *files)
+    tree = ctx.workdir / "iso"
+    tree.mkdir()
+    iso.make_isolinux(ctx, tree)
+    assert (tree / "isolinux/isolinux.bin").read_bytes() == f"{iso.ISOLINUX_DIR}/isolinux.bin".encode()
+    assert (tree / "isolinux/ldlinux.c32").read_bytes() == f"{iso.SYSLINUX_MODULES}/ldlinux.c32".encode()
+    argv = iso.xorriso_argv(ctx, tree, out / "x.iso", {})
+    assert argv[argv.index("-isohybrid-mbr") + 1] == str(ctx.downloads / iso.ISOLINUX_DIR / "isohdpfx.bin")
+    assert "isolinux" not in set(iso.host_tools(ctx.settings).values())
+    (ctx.downloads / iso.SYSLINUX_MODULES / "menu.c32").unlink()
+    (tree / "isolinux").rename(tree / "before")
+    with pytest.raises(BuildError, match=r"menu\.c32 was not found in isolinux or syslinux-common of trixie"):
+        iso.make_isolinux(ctx, tree)
 
 
 # -- the UEFI disk image -------------------------------------------------------------------------------

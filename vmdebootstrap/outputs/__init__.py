@@ -50,5 +50,11 @@ def kinds() -> list[OutputKind]:
             for option in OPTIONS if option.output]
 
 
+def by_name() -> dict[str, OutputKind]:
+    """Each kind by its option's name (the keys of Settings.outputs)."""
+    return {option.name: cast(OutputKind, importlib.import_module(f"{__name__}.{option.name}"))
+            for option in OPTIONS if option.output}
+
+
 def wanted(settings: Settings) -> list[OutputKind]:
     return [kind for kind in kinds() if kind.wanted(settings)]

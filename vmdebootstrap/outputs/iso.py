@@ -1,8 +1,8 @@
 """Output "iso": a bootable hybrid live ISO, laid out as Debian's own live images are.
 
-Reads: ctx.live_files (the squashfs step's), GRUB's EFI modules unpacked by the finish
-step, ISOLINUX from the host.  Writes: the ISO (and with --pkglist ISO.packages) under
-partial names; its tree in the work directory.  Undoes: nothing.
+Reads: ctx.live_files (the squashfs step's), the boot files the finish step unpacked from
+the release (GRUB's EFI modules or signed images, ISOLINUX).  Writes: the ISO (and with
+--pkglist ISO.packages) under partial names; its tree in the work directory.  Undoes: nothing.
 
     /live/filesystem.squashfs, vmlinuz, initrd.img, filesystem.packages
     /isolinux/...            BIOS El Torito entry (ISOLINUX; amd64 and i386)
@@ -15,9 +15,12 @@ so that ``dd`` to a USB stick boots on BIOS and UEFI machines, like Debian's ISO
 (check with ``xorriso -indev X -report_el_torito plain``).  arm64 gets a UEFI-only
 ISO with the ESP appended as a GPT partition.
 
-GRUB's EFI modules come from the image's own release (``apt-get download`` inside
-the target by the finish step, unpacked into the work directory, never installed in
-the image); ``grub-mkimage`` and ISOLINUX come from the host.  With Secure Boot (the
+Every file the ISO boots with comes from the image's own release (``apt-get download``
+inside the target by the finish step, unpacked into the work directory, never installed
+in the image), as the build's SBOM lists them: GRUB's EFI modules or signed images, and
+ISOLINUX, its MBR and modules (isolinux, syslinux-common); a Debian 12 and a Debian 13
+host make the same ISO.  Only ``grub-mkimage`` runs on the host, without Secure Boot (it
+assembles the release's modules into the GRUB image).  With Secure Boot (the
 default where the release has the signed chain for the architecture) EFI/BOOT holds
 shim, signed by Microsoft, and the GRUB image Debian signs for CDs instead, from the
 release's shim-signed, shim-helpers-*-signed and grub-efi-*-signed (docs/secureboot.md).
@@ -41,20 +44,20 @@ log = logging.getLogger("vmdebootstrap")
 NAME = "iso"
 STEP = "iso"
 
-ISOLINUX_DIR = Path("/usr/lib/ISOLINUX")
-SYSLINUX_MODULES = Path("/usr/lib/syslinux/modules/bios")
+# Where the release's isolinux and syslinux-common put them (below ctx.downloads).
+ISOLINUX_DIR = "usr/lib/ISOLINUX"
+SYSLINUX_MODULES = "usr/lib/syslinux/modules/bios"
 ISOLINUX_MODULES = ("ldlinux.c32", "menu.c32", "libutil.c32", "libcom32.c32")
+ISOLINUX_PACKAGES = ("isolinux", "syslinux-common")
 
 GRUB_MODULES = (
     "iso9660", "fat", "part_gpt", "part_msdos", "normal", "configfile", "linux", "search",
     "search_fs_file", "search_label", "echo", "test", "serial", "terminal", "efi_gop", "all_video",
     "gfxterm", "sleep", "ls", "cat", "reboot", "halt",
 )  # fmt: skip
-# Host tools and files the ISO needs; ISOLINUX only for PC BIOS.
-TOOLS = {"xorriso": "xorriso", "grub-mkimage": "grub-common", "mkfs.fat": "dosfstools", "mcopy": "mtools",
-         "mmd": "mtools"}  # fmt: skip
-BIOS_FILES = {"/usr/lib/ISOLINUX/isohdpfx.bin": "isolinux",
-              "/usr/lib/syslinux/modules/bios/menu.c32": "syslinux-common"}  # fmt: skip
+# Host tools the ISO needs; grub-mkimage only without Secure Boot.
+TOOLS = {"xorriso": "xorriso", "mkfs.fat": "dosfstools", "mcopy": "mtools", "mmd": "mtools"}  # fmt: skip
+UNSIGNED_TOOLS = {"grub-mkimage": "grub-common"}
 
 
 def wanted(settings: Settings) -> bool:
@@ -72,12 +75,13 @@ def packages(_settings: Settings) -> list[str]:
 def downloads(settings: Settings) -> list[str]:
     efi = settings.arch.efi
     assert efi is not None  # validation refuses --iso for other architectures
-    return [efi.grub_modules_package, *(efi.signed_packages if settings.secure_boot else ())]
+    bios = ISOLINUX_PACKAGES if settings.arch.pc_bios else ()
+    return [efi.grub_modules_package, *(efi.signed_packages if settings.secure_boot else ()), *bios]
 
 
 def host_tools(settings: Settings | None) -> Mapping[str, str]:
-    bios = settings is None or settings.arch.pc_bios
-    return {**TOOLS, **(BIOS_FILES if bios else {})}
+    unsigned = settings is None or not settings.secure_boot
+    return {**TOOLS, **(UNSIGNED_TOOLS if unsigned else {})}
 
 
 def boot_parameters(ctx: Context) -> str:
@@ -210,11 +214,16 @@ def make_efi_image(ctx: Context, tree: Path, marker: str) -> None:
 
 
 def make_isolinux(ctx: Context, tree: Path) -> None:
+    """ISOLINUX and its modules, the release's (syslinux's ldlinux.c32 must match its isolinux.bin)."""
     directory = tree / "isolinux"
     directory.mkdir()
-    shutil.copy2(ISOLINUX_DIR / "isolinux.bin", directory / "isolinux.bin")
-    for module in ISOLINUX_MODULES:
-        shutil.copy2(SYSLINUX_MODULES / module, directory / module)
+    sources = {"isolinux.bin": ctx.downloads / ISOLINUX_DIR / "isolinux.bin",
+               **{module: ctx.downloads / SYSLINUX_MODULES / module for module in ISOLINUX_MODULES}}
+    for name, source in sources.items():
+        if not source.is_file():
+            raise BuildError(f"{source.name} was not found in {' or '.join(ISOLINUX_PACKAGES)} of "
+                             f"{ctx.settings.release}")
+        shutil.copy2(source, directory / name)
     (directory / "isolinux.cfg").write_text(isolinux_cfg(ctx))
 
 
@@ -225,7 +234,7 @@ def xorriso_argv(ctx: Context, tree: Path, output: Path, grafts: dict[str, Path]
     ]  # fmt: skip
     if ctx.settings.arch.pc_bios:
         argv += [
-            "-isohybrid-mbr", os.fspath(ISOLINUX_DIR / "isohdpfx.bin"),
+            "-isohybrid-mbr", os.fspath(ctx.downloads / ISOLINUX_DIR / "isohdpfx.bin"),
             "-b", "isolinux/isolinux.bin", "-c", "isolinux/boot.cat",
             "-no-emul-boot", "-boot-load-size", "4", "-boot-info-table",
             "-eltorito-alt-boot", "-e", "boot/grub/efi.img", "-no-emul-boot", "-isohybrid-gpt-basdat",

@@ -183,6 +183,10 @@ def download(ctx: Context, names: list[str]) -> None:
     command = shlex.join([*apt, "download", *names])
     ctx.runner.run(["sh", "-c", f"cd /{DOWNLOAD_DIR} && {command}"], chroot=ctx.root)
     for deb in sorted(directory.glob("*.deb")):
+        control = ctx.runner.run(["dpkg-deb", "--field", os.fspath(deb)], capture=True, quiet=True).output
+        name = next((line.split(":", 1)[1].strip() for line in control.splitlines() if line.startswith("Package:")),
+                    deb.name.split("_")[0])
+        ctx.shipped[name] = control
         ctx.runner.run(["dpkg-deb", "-x", os.fspath(deb), os.fspath(ctx.downloads)])
     shutil.rmtree(directory)
 

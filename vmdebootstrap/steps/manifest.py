@@ -19,10 +19,15 @@ import logging
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from .. import outputs
 from ..context import Context
 from ..digest import file_sha256
 from ..errors import BuildError
+
+if TYPE_CHECKING:
+    from .. import sbom
 
 log = logging.getLogger("vmdebootstrap")
 
@@ -37,18 +42,21 @@ SWITCH_INTERVAL = 0.0005
 
 
 def run(ctx: Context) -> None:
-    # The outputs are hashed while the SBOM is written (seconds each for a disk image;
-    # hashlib and the reads release the GIL); write_sums then finds their sums known.
+    # The outputs are hashed while the SBOMs are scanned (seconds each for a disk image;
+    # hashlib and the reads release the GIL); the SBOMs and write_sums then find their sums known.
     default = sys.getswitchinterval()
     sys.setswitchinterval(SWITCH_INTERVAL)
     try:
         with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
             ahead = pool.submit(_hash_all, [partial for partial, _final in ctx.outputs.files()])
-            if ctx.settings.sbom:
-                write_sboms(ctx)
+            scanned = scan_sboms(ctx) if ctx.settings.sbom else []
             ahead.result()
     finally:
         sys.setswitchinterval(default)
+    for stem, files, documents in scanned:
+        documents.write(ctx.outputs.partial(stem.with_name(stem.name + ".spdx.json")),
+                        ctx.outputs.partial(stem.with_name(stem.name + ".cdx.json")),
+                        [(name, file_sha256(partial)) for name, partial in files])
     write_sums(ctx)
 
 
@@ -57,35 +65,46 @@ def _hash_all(paths: list[Path]) -> None:
         file_sha256(path)
 
 
-def sbom_stems(ctx: Context) -> list[Path]:
-    """For each output, the final path its SBOM files are named after (minus .spdx.json)."""
-    stems = []
-    for kind, final in ctx.settings.outputs.items():
-        stems.append(final / "filesystem" if kind == "squash" else final)
-    return stems
+def sbom_stem(kind: str, final: Path) -> Path:
+    """The final path an output's SBOM files are named after (minus .spdx.json)."""
+    return final / "filesystem" if kind == "squash" else final
 
 
-def write_sboms(ctx: Context) -> None:
+def files_of(ctx: Context, final: Path) -> list[tuple[str, Path]]:
+    """(name, partial path) of the files an output is: the file itself, or those the build
+    wrote into its directory (so far: not its SBOMs, not SHA256SUMS)."""
+    return [(written.name, partial) for partial, written in ctx.outputs.files()
+            if final in (written, written.parent)]
+
+
+Scan = tuple[Path, list[tuple[str, Path]], "sbom.Scanned"]
+
+
+def scan_sboms(ctx: Context) -> list[Scan]:
+    """Each output's SBOM documents: the tree's packages, those whose files the output takes
+    from the release besides (the ISO's boot files: its kind's downloads), and its files."""
     try:
         from .. import sbom  # here: debsbom is optional where Debian lacks it
     except ImportError as exc:
         log.warning("no SBOM: %s (pip install 'debsbom[spdx,cdx]'; Debian has it from forky on)", exc)
-        return
+        return []
     settings = ctx.settings
-    spdx, cdx = ctx.workdir / "sbom.spdx.json", ctx.workdir / "sbom.cdx.json"
     version_file = ctx.root / "etc/debian_version"
     version = version_file.read_text().strip() if version_file.is_file() else None
-    try:
-        sbom.write(ctx.root, spdx, cdx, name=f"debian-{settings.release}-{settings.arch.name}",
-                   epoch=ctx.epoch if ctx.epoch is not None else int(time.time()), seed=settings.seed,
-                   version=version, arch=settings.arch.name)
-    except (OSError, ValueError, RuntimeError) as exc:
-        raise BuildError(f"the SBOM could not be written: {exc}") from exc
-    for stem in sbom_stems(ctx):
-        for made, suffix in ((spdx, ".spdx.json"), (cdx, ".cdx.json")):
-            ctx.outputs.partial(stem.with_name(stem.name + suffix)).write_bytes(made.read_bytes())
-    spdx.unlink()
-    cdx.unlink()
+    kinds = outputs.by_name()
+    scanned = []
+    for kind, final in settings.outputs.items():
+        shipped = [ctx.shipped[name] for name in kinds[kind].downloads(settings) if name in ctx.shipped]
+        files = files_of(ctx, final)
+        try:
+            documents = sbom.scan(ctx.root, name=f"debian-{settings.release}-{settings.arch.name}",
+                                  epoch=ctx.epoch if ctx.epoch is not None else int(time.time()), seed=settings.seed,
+                                  version=version, arch=settings.arch.name, shipped=shipped,
+                                  file_names=[name for name, _partial in files])
+        except (OSError, ValueError, RuntimeError) as exc:
+            raise BuildError(f"the SBOM could not be written: {exc}") from exc
+        scanned.append((sbom_stem(kind, final), files, documents))
+    return scanned
 
 
 def write_sums(ctx: Context) -> None:
