@@ -12,9 +12,8 @@ import resource
 import signal
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
 
 from . import __version__, archive, binfmt, bootcheck, cli, diskfull, hostdeps, recipe, report, run, sandbox, secret, ui
 from .errors import BuildError, Interrupted, UsageError
@@ -32,11 +31,12 @@ def prepare(argv: list[str]) -> Settings | int:
     values = loaded.values
     if cli.print_and_exit_requests(values, loaded.files):
         return 0
-    settings = validate(values, ask=_mirror_codename(str(values["mirror"])), notes=loaded.notes)
+    settings = validate(values, ask=_mirror_codename(str(values["mirror"])), notes=loaded.notes,
+                        config_files=loaded.files)
     if values["print-host-packages"]:  # for the configured build: after validation
         print(" ".join(hostdeps.host_packages(settings)))
         return 0
-    if settings.boot_test is not None and settings.boot_test.image is not None:
+    if settings.boot_test_only is not None:
         return settings
     if settings.dry_run:
         for note in settings.notes:  # a build logs them (log_notes): here nothing else will
@@ -80,12 +80,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if isinstance(prepared, int):
         return prepared
-    if _boot_test_only(prepared) is not None and os.geteuid() != 0:
-        return run_boot_test_only(prepared, argv)  # QEMU needs no root; no namespaces then
+    if prepared.boot_test_only is not None and os.geteuid() != 0:
+        return run_boot_test_only(prepared)  # QEMU needs no root; no namespaces then
     if not sandbox.in_namespaces():
         return sandbox.run_in_namespaces(argv)
     sandbox.take_hostname(prepared.hostname)
-    return run_build(prepared, argv)
+    return run_build(prepared)
 
 
 def _install_signal_handlers() -> list[int]:
@@ -107,10 +107,6 @@ def _install_signal_handlers() -> list[int]:
     return received
 
 
-def _boot_test_only(settings: Settings) -> Path | None:
-    return settings.boot_test.image if settings.boot_test is not None else None
-
-
 def log_path(settings: Settings) -> str:
     if settings.logging.path is not None:
         return os.path.abspath(settings.logging.path)
@@ -127,15 +123,15 @@ def _start_logging(settings: Settings, steps: int) -> tuple[ui.Display, str]:
     return display, path
 
 
-def run_boot_test_only(settings: Settings, argv: Sequence[str] = ()) -> int:
+def run_boot_test_only(settings: Settings) -> int:
     display, path = _start_logging(settings, 1)
-    record = report.Report(settings, argv, path)
-    image = _boot_test_only(settings)
+    record = report.Report(settings, path, plan=lambda _cached: [recipe.BOOT_TEST])
+    image = settings.boot_test_only
     assert image is not None
     image = image.resolve()
     status = 1
     try:
-        with display.step("boot test", lambda: f" ({image.name})"):
+        with display.step(recipe.BOOT_TEST, lambda: f" ({image.name})"):
             passed = bootcheck.run(settings, image, Path(path).with_suffix(".boot"), results=record.boot_results)
         status = 0 if passed else 1
         if not passed:
@@ -149,13 +145,13 @@ def run_boot_test_only(settings: Settings, argv: Sequence[str] = ()) -> int:
     return status
 
 
-def run_build(settings: Settings, argv: Sequence[str] = ()) -> int:
+def run_build(settings: Settings) -> int:
     """The build, its boot test, and --report FILE written however they end."""
-    if _boot_test_only(settings) is not None:
-        return run_boot_test_only(settings, argv)
+    if settings.boot_test_only is not None:
+        return run_boot_test_only(settings)
     os.umask(0o022)  # #822180: a restrictive umask broke images
     display, path = _start_logging(settings, len(recipe.plan(settings)))
-    record = report.Report(settings, argv, path)
+    record = report.Report(settings, path, plan=lambda cached: recipe.plan(settings, cached))
     status = 1
     try:
         status = _build(settings, display, path, record)
@@ -223,10 +219,10 @@ def _report_failure(exc: BuildError | OSError, failed_step: str, settings: Setti
 
 
 def _boot_test_after_build(settings: Settings, display: ui.Display, path: str, record: report.Report) -> int:
-    kind: Literal["iso", "disk"] = "iso" if "iso" in settings.outputs else "disk"
+    assert settings.booted is not None  # validation refuses --boot-test without an output that boots
+    kind, booted = settings.booted
     try:
-        with display.step("boot test"):
-            booted = settings.outputs["iso" if kind == "iso" else "image"]
+        with display.step(recipe.BOOT_TEST):
             passed = bootcheck.run(settings, booted, Path(path).with_suffix(".boot"), kind=kind,
                                    results=record.boot_results)
     except (BuildError, Interrupted) as exc:

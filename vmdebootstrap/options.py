@@ -41,6 +41,9 @@ class Option:
     cli_only: bool = False
     parse: Parser | None = None  # raw value -> typed value (None: the kind's plain value)
     output: Literal["", "file", "directory"] = ""  # an output kind, written to a file or a directory
+    # How the boot test boots the output ("iso": as a CD-ROM, "disk": as a hard disk; "": it
+    # does not boot).  Validation reads it, so it is table data, not the kind module's.
+    boots: Literal["", "iso", "disk"] = ""
     # An input path (a file or directory the build reads): written in a config file, it is
     # relative to that file's directory (config.py); on the command line, to the current one.
     reads: bool = False
@@ -103,7 +106,7 @@ OPTIONS: tuple[Option, ...] = (
     # -- output ---------------------------------------------------------
     Option("image", "str", "",
            "build a bootable disk image FILE (raw; qcow2 if FILE ends in .qcow2 or with --convert-qcow2)",
-           _G_OUT, "FILE", parse=_V.path, output="file"),
+           _G_OUT, "FILE", parse=_V.path, output="file", boots="disk"),
     Option("size", "size", 1_000_000_000, "size of the disk image (k/m/g decimal, ki/mi/gi binary)",
            _G_OUT, "SIZE"),
     Option("tarball", "str", "", "write the root filesystem as a tarball FILE, compressed by its suffix",
@@ -111,7 +114,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("squash", "str", "", "write filesystem.squashfs, the kernel and initrd into DIRECTORY",
            _G_OUT, "DIRECTORY", parse=_V.path, output="directory"),
     Option("iso", "str", "", "write a bootable hybrid live ISO FILE (BIOS and UEFI; implies the squashfs)",
-           _G_OUT, "FILE", parse=_V.path, output="file"),
+           _G_OUT, "FILE", parse=_V.path, output="file", boots="iso"),
     Option("iso-label", "str", "", "volume label of the ISO (default: DEBIAN_LIVE_<SUITE>_<ARCH>)", _G_OUT,
            "LABEL"),
     Option("kernel-append", "str", "", "extra kernel parameters for the ISO's menu entries", _G_OUT,
@@ -274,6 +277,7 @@ OPTIONS: tuple[Option, ...] = (
 )
 
 BY_NAME: dict[str, Option] = {o.name: o for o in OPTIONS}
+OUTPUTS: tuple[Option, ...] = tuple(o for o in OPTIONS if o.output)  # the output kinds, in the table's order
 
 # Names from older vmdebootstrap versions that config files in the wild still carry.
 # cliapp accepted them as settings; we accept and ignore the ones that only tuned cliapp itself.

@@ -85,10 +85,14 @@ STEPS: tuple[Step, ...] = (
 )
 
 
+# The name of the step main.py runs after the recipe when the build has --boot-test.
+BOOT_TEST = "boot test"
+
+
 def plan(settings: Settings, cached: bool = False) -> list[str]:
     """The names of the steps this build runs, in order (main.py runs the boot test after it)."""
     names = [step.name for step in _planned(settings, cached)]
-    return names + (["boot test"] if settings.boot_test is not None else [])
+    return names + ([BOOT_TEST] if settings.boot_test is not None else [])
 
 
 def _planned(settings: Settings, cached: bool) -> list[Step]:

@@ -19,15 +19,14 @@ import json
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from . import __version__, archive, cli, recipe, secret
+from . import __version__, archive, secret
 from .boottest import BootResult
 from .chroot import target_path
 from .context import Context
 from .digest import file_sha256
-from .options import OPTIONS, redacted
 from .run import CommandRunner
 from .settings import Settings
 from .ui import StepRecord
@@ -48,12 +47,6 @@ def _release_date(value: object) -> str | None:
         return email.utils.parsedate_to_datetime(str(value)).isoformat() if value else None
     except (TypeError, ValueError):
         return None
-
-
-def given(argv: Sequence[str]) -> tuple[dict[str, object], list[str]]:
-    """The settings as given (defaults, config files, command line), secrets redacted; the files read."""
-    loaded = cli.load(list(argv))
-    return {o.name: redacted(o, loaded.values[o.name]) for o in OPTIONS if not o.cli_only}, loaded.files
 
 
 def installed_packages(status: str) -> int:
@@ -80,11 +73,14 @@ def boot_result(result: BootResult) -> dict[str, object]:
 
 
 class Report:
-    """Collects what the build did; ``write`` puts it into --report FILE (nothing without one)."""
+    """Collects what the build did; ``write`` puts it into --report FILE (nothing without one).
 
-    def __init__(self, settings: Settings, argv: Sequence[str], log_path: str) -> None:
+    ``plan`` gives the names of the steps the build runs (recipe.plan; the argument: whether
+    the tree comes from the stage cache), for those that did not run."""
+
+    def __init__(self, settings: Settings, log_path: str, plan: Callable[[bool], list[str]]) -> None:
         self.settings = settings
-        self.argv = list(argv)
+        self.plan = plan
         self.log_path = log_path
         self.started = time.time()
         self.release_file: dict[str, object] | None = None
@@ -140,14 +136,11 @@ class Report:
                for r in records]
         cached = self.bootstrap is not None and self.bootstrap["stage_cache"] == "hit"
         names = {r.name for r in records}
-        only_boot = self.settings.boot_test is not None and self.settings.boot_test.image is not None
-        planned = ["boot test"] if only_boot else recipe.plan(self.settings, cached)
         return ran + [{"name": name, "started": None, "seconds": None, "outcome": "not run"}
-                      for name in planned if name not in names]
+                      for name in self.plan(cached) if name not in names]
 
     def document(self, status: int, records: Sequence[StepRecord]) -> dict[str, object]:
         settings, finished = self.settings, time.time()
-        values, files = given(self.argv)
         return {
             "format": FORMAT, "version": VERSION,
             "tool": {"name": "vmdebootstrap", "version": __version__},
@@ -155,7 +148,7 @@ class Report:
             "seconds": round(finished - self.started, 1),
             "exit_status": status, "outcome": self.outcome or ("built" if status == 0 else "failed"),
             "error": self.error, "log": self.log_path,
-            "settings": values, "config_files": files,
+            "settings": dict(settings.given), "config_files": list(settings.config_files),
             "release": {"name": settings.release.name, "architecture": settings.arch.name,
                         "mirror": settings.mirrors.build, "apt_mirror": settings.mirrors.image,
                         "components": list(settings.mirrors.components), "release_file": self.release_file},

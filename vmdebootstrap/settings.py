@@ -15,12 +15,12 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 from . import architectures, bootloaders, disk, hooks, identity, releases, values
 from .architectures import Architecture
 from .errors import UsageError
-from .options import BY_NAME, OPTIONS, parsed
+from .options import BY_NAME, OPTIONS, OUTPUTS, parsed, redacted
 from .releases import Release
 from .values import Bootstrapper, Compression, Invalid, User
 
@@ -113,9 +113,27 @@ class Settings:
     sbom: bool  # the SBOMs (steps/manifest.py)
     dry_run: bool
     notes: tuple[str, ...] = ()  # warnings from reading the settings, logged when the build starts
+    # Every option's value as given (defaults < config files < command line), passwords and a
+    # URL's credentials redacted, and the config files read: what --report says was asked.
+    given: Mapping[str, object] = dataclasses.field(default_factory=dict)
+    config_files: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
         return f"Settings(arch={self.arch.name!r}, release={self.release.name!r})"
+
+    @property
+    def boot_test_only(self) -> Path | None:
+        """--boot-test-only FILE: this run boots FILE and builds nothing."""
+        return self.boot_test.image if self.boot_test is not None else None
+
+    @property
+    def booted(self) -> tuple[Literal["iso", "disk"], Path] | None:
+        """What the boot test boots after the build, and as what (the first output that boots)."""
+        for kind, path in self.outputs.items():
+            how = BY_NAME[kind].boots
+            if how:
+                return how, path
+        return None
 
 
 def default_kernel(arch: Architecture, release: Release) -> str:
@@ -150,7 +168,7 @@ def _check_as_the_old_tool(raw: Mapping[str, object], ask: releases.MirrorAnswer
     image, tarball, squash, iso = (str(raw[name]) for name in ("image", "tarball", "squash", "iso"))
     if squash and image:
         raise UsageError("--image can no longer be used with --squash")
-    if not (image or tarball or squash or iso):
+    if not any(raw[option.name] for option in OUTPUTS):  # the old tool's words name the old tool's kinds
         raise UsageError("You must give disk image filename or use either a tarball filename or use squash")
     if int(str(raw["size"])) <= MIN_IMAGE_SIZE:
         raise UsageError(f"A size of {raw['size']} bytes is too small for a bootstrap.")
@@ -269,8 +287,8 @@ def _check_output_paths(outputs: Mapping[str, Path]) -> None:
 
 
 def _outputs(v: Parsed) -> dict[str, Path]:
-    return {option.name: Path(os.path.abspath(path)) for option in OPTIONS
-            if option.output and (path := v.optional(option.name, Path)) is not None}
+    return {option.name: Path(os.path.abspath(path)) for option in OUTPUTS
+            if (path := v.optional(option.name, Path)) is not None}
 
 
 def chosen_bootloader(bootloader: str, use_uefi: bool, grub: bool, extlinux: bool) -> str:
@@ -403,20 +421,25 @@ def _check_combinations(v: Parsed, arch: Architecture, outputs: Mapping[str, Pat
         if v.flag("empty-root-password") and v.values[other]:
             raise UsageError(f"--empty-root-password and --{other} contradict each other")
     if v.flag("boot-test"):
-        if not ({"iso", "image"} & set(outputs)):
-            raise UsageError("--boot-test boots the --iso or --image: give one of them")
-        if "image" in outputs and not v.flag("serial-console"):
+        if not any(BY_NAME[kind].boots for kind in outputs):
+            bootable = " or ".join(f"--{option.name}" for option in OUTPUTS if option.boots)
+            raise UsageError(f"--boot-test boots the {bootable}: give one of them")
+        # A disk boots as its bootloader says; an ISO has a menu entry for the serial console.
+        if any(BY_NAME[kind].boots == "disk" for kind in outputs) and not v.flag("serial-console"):
             raise UsageError("--boot-test logs in over the serial console: add --serial-console")
 
 
 def validate(raw: Mapping[str, object], ask: releases.MirrorAnswer | None = None,
-             notes: Sequence[str] = ()) -> Settings:
+             notes: Sequence[str] = (), config_files: Sequence[str] = ()) -> Settings:
     """Check everything that can be checked without side effects; return the typed settings.
 
     ``ask`` answers which codename a symbolic suite (stable, testing...) has on the mirror;
-    ``notes`` (what reading the config files found to say) go into Settings.notes.
+    ``notes`` (what reading the config files found to say) and ``config_files`` (those read)
+    are kept for the log and the report.
     """
-    return dataclasses.replace(_validated(raw, ask), notes=tuple(notes))
+    given = {option.name: redacted(option, raw[option.name]) for option in OPTIONS if not option.cli_only}
+    return dataclasses.replace(_validated(raw, ask), notes=tuple(notes), given=given,
+                               config_files=tuple(config_files))
 
 
 def _validated(raw: Mapping[str, object], ask: releases.MirrorAnswer | None) -> Settings:

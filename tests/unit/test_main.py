@@ -167,15 +167,15 @@ def test_root_valid_build_goes_into_the_sandbox(vmd: Vmd, out: Path, monkeypatch
 def test_inside_the_sandbox_the_build_runs(vmd: Vmd, out: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(shutil, "which", lambda tool: "/usr/bin/" + tool)
     monkeypatch.setattr(sandbox, "in_namespaces", lambda: True)
-    built: list[tuple[settings.Settings, list[str]]] = []
+    built: list[settings.Settings] = []
     named: list[str] = []
-    monkeypatch.setattr(main, "run_build", lambda s, argv: built.append((s, argv)) or 0)
+    monkeypatch.setattr(main, "run_build", lambda s: built.append(s) or 0)
     monkeypatch.setattr(sandbox, "take_hostname", named.append)
     status, _, _ = vmd("--tarball", str(out / "root.tar"), "--distribution", "bookworm", "--hostname", "box")
     assert status == 0
     assert named == ["box"]  # the build's UTS namespace has the image's host name, not the host's
-    assert len(built) == 1 and built[0][0].hostname == "box"
-    assert built[0][1][-2:] == ["--hostname", "box"]  # the options, for the report's settings
+    assert len(built) == 1 and built[0].hostname == "box"
+    assert built[0].given["hostname"] == "box"  # the options as given, for the report's settings
 
 
 def test_print_requests_exit_before_validation(vmd: Vmd) -> None:

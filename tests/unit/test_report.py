@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from vmdebootstrap import main, options, report, secret, ui
+from vmdebootstrap import main, options, recipe, report, secret, ui
 from vmdebootstrap.boottest import BootResult
 from vmdebootstrap.run import Result
 
@@ -87,7 +87,7 @@ def build(make_settings: MakeSettings, tmp_path: Path, monkeypatch: pytest.Monke
             str(tmp_path / "build.log"), "--report", str(tmp_path / "report.json"), "--user", f"alice/{SECRET}",
             "--root-password", SECRET, *argv]
     monkeypatch.setattr(main, "Runner", lambda on_line=None: FakeRunner(Mirror(fail)))
-    status = REAL_RUN_BUILD(make_settings(*args), ["--no-default-configs", *args])
+    status = REAL_RUN_BUILD(make_settings(*args))
     text = (tmp_path / "report.json").read_text()
     return status, json.loads(text), text
 
@@ -185,7 +185,7 @@ def test_steps_after_a_failure_are_listed_as_not_run(make_settings: MakeSettings
 def test_boot_results_and_every_outcome_fit_the_schema(make_settings: MakeSettings, tmp_path: Path) -> None:
     settings = make_settings("--iso", str(tmp_path / "live.iso"), "--boot-test", "--user", "u/pw",
                              "--report", str(tmp_path / "r.json"))
-    record = report.Report(settings, [], str(tmp_path / "build.log"))
+    record = report.Report(settings, str(tmp_path / "build.log"), plan=lambda cached: recipe.plan(settings, cached))
     record.boot_results += [
         BootResult("bios", True, 41.72, "login prompt after 42 s; system running", [], tmp_path / "bios.log",
                    system_state="running"),
@@ -214,7 +214,7 @@ def test_the_schema_knows_every_output_kind() -> None:
 
 
 def test_without_report_nothing_is_written(make_settings: MakeSettings, tmp_path: Path) -> None:
-    record = report.Report(make_settings(), [], str(tmp_path / "build.log"))
+    record = report.Report(make_settings(), str(tmp_path / "build.log"), plan=lambda _cached: [])
     record.write(0, [])
     assert not record.wanted
     assert sorted(os.listdir(tmp_path)) == ["debootstrap-scripts", "out"]
