@@ -184,6 +184,12 @@ def use_host_dns(ctx: Context) -> None:
     write_file(ctx.root, "/etc/resolv.conf", content)
 
 
+def package_listing(ctx: Context) -> str:
+    """"package<TAB>version" per line, as dpkg-query shows what the target has: a --squash
+    directory's filesystem.packages and the FILE.packages of --pkglist."""
+    return ctx.runner.run(["dpkg-query", "--show"], chroot=ctx.root, capture=True).output
+
+
 def host_resolv_conf() -> str:
     host = Path("/etc/resolv.conf")
     return host.read_text(errors="replace") if host.exists() else ""

@@ -4,10 +4,17 @@ data layer importing nothing of the build."""
 from __future__ import annotations
 
 import ast
+import importlib
+import inspect
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from vmdebootstrap import bootloaders
+from vmdebootstrap.bootloaders import loader
+from vmdebootstrap.options import OUTPUTS
+from vmdebootstrap.outputs import OutputKind
 
 PACKAGE = Path(__file__).resolve().parents[2] / "vmdebootstrap"
 MAX_FUNCTION_LINES = 60
@@ -76,3 +83,54 @@ def test_the_data_layer_does_not_import_the_build(layer: str) -> None:
     allowed = {f"vmdebootstrap.{name}" for name in DATA_LAYER} | {"vmdebootstrap"}
     edges = graph()
     assert edges[f"vmdebootstrap.{layer}"] - allowed == set()
+
+
+# -- the plug-in seams: every registered module provides its whole interface --------------------------
+
+
+def interface(protocol: type) -> dict[str, list[str] | None]:
+    """Member name -> its parameter names (None: an attribute, such as STEP) of a Protocol."""
+    members: dict[str, list[str] | None] = {name: None for name in getattr(protocol, "__annotations__", {})}
+    for name, value in vars(protocol).items():
+        if callable(value) and not name.startswith("_"):
+            members[name] = [p for p in inspect.signature(value).parameters if p != "self"]
+    return members
+
+
+def conforms(module: object, protocol: type) -> list[str]:
+    problems = []
+    for name, parameters in interface(protocol).items():
+        if not hasattr(module, name):
+            problems.append(f"{name} missing")
+        elif parameters is not None and [p.lstrip("_") for p in inspect.signature(getattr(module, name)).parameters] \
+                != parameters:  # an unused one may say so with a leading _
+            problems.append(f"{name}{inspect.signature(getattr(module, name))} takes other parameters than "
+                            f"the interface's {name}({', '.join(parameters)})")
+    return problems
+
+
+@pytest.mark.parametrize("kind", [o.name for o in OUTPUTS])
+def test_every_output_kind_provides_the_whole_interface(kind: str) -> None:
+    """A kind that lacks a function fails here, not in a build (outputs.OutputKind)."""
+    assert set(interface(OutputKind)) >= {"STEP", "wanted", "stem", "packages", "downloads", "host_tools", "run"}
+    assert conforms(importlib.import_module(f"vmdebootstrap.outputs.{kind}"), OutputKind) == []
+
+
+@pytest.mark.parametrize("name", bootloaders.NAMES)
+def test_every_bootloader_provides_the_whole_interface(name: str) -> None:
+    assert set(interface(loader.Bootloader)) >= {"packages", "host_tools", "install", "finish"}
+    assert conforms(importlib.import_module(f"vmdebootstrap.bootloaders.{bootloaders.REGISTRY[name].module}"),
+                    loader.Bootloader) == []
+
+
+def test_the_conformance_check_finds_what_is_missing() -> None:
+    class Half:
+        STEP = "x"
+
+        @staticmethod
+        def wanted(other: object) -> bool:
+            return bool(other)
+
+    assert "stem missing" in conforms(Half, OutputKind)
+    assert "wanted(other: 'object') -> 'bool' takes other parameters than the interface's wanted(settings)" in \
+        conforms(Half, OutputKind)

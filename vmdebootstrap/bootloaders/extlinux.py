@@ -36,38 +36,38 @@ def host_tools(settings: Settings | None) -> Mapping[str, str]:
     return tools
 
 
-def install(ctx: Context, made: Image) -> None:
+def install(ctx: Context, image: Image) -> None:
     """extlinux.conf in the tree; extlinux itself goes into the finished filesystem (finish)."""
     directory = target_path(ctx.root, "/boot") / "extlinux"
     directory.mkdir(exist_ok=True)
-    (directory / "extlinux.conf").write_text(extlinux_conf(ctx, made))
+    (directory / "extlinux.conf").write_text(extlinux_conf(ctx, image))
 
 
-def extlinux_conf(ctx: Context, made: Image) -> str:
+def extlinux_conf(ctx: Context, image: Image) -> str:
     boot = target_path(ctx.root, "/boot")
-    image = ctx.settings.arch.kernel_image
-    kernels = sorted(boot.glob(f"{image}-*"))
+    kernel = ctx.settings.arch.kernel_image
+    kernels = sorted(boot.glob(f"{kernel}-*"))
     if not kernels:
         raise BuildError("no kernel in /boot: extlinux has nothing to boot (use --no-extlinux with --no-kernel)")
-    version = kernels[-1].name[len(image) + 1:]
-    prefix = "/" if made.layout.boot_holder.role == "boot" else "/boot/"
-    append = f"initrd={prefix}initrd.img-{version} root=UUID={made.uuids['root']} ro"
+    version = kernels[-1].name[len(kernel) + 1:]
+    prefix = "/" if image.layout.boot_holder.role == "boot" else "/boot/"
+    append = f"initrd={prefix}initrd.img-{version} root=UUID={image.uuids['root']} ro"
     lines = ["# Written by vmdebootstrap (extlinux is deprecated: kernel upgrades do not update this file)",
              "default linux", "timeout 10", "prompt 0"]
     if ctx.settings.serial_console:
         lines.insert(1, "serial 0 115200")
         append += " " + kernel_console_args(ctx)
-    lines += ["label linux", f"  kernel {prefix}{image}-{version}", f"  append {append}"]
+    lines += ["label linux", f"  kernel {prefix}{kernel}-{version}", f"  append {append}"]
     return "\n".join(lines) + "\n"
 
 
-def finish(ctx: Context, made: Image) -> None:
+def finish(ctx: Context, image: Image) -> None:
     """extlinux --install into the filesystem that holds /boot, mounted from its byte range of
     the image for this alone (extlinux has no way to work on an unmounted filesystem), and the
     MBR.  The mount makes the filesystem's times those of this moment: not reproducible."""
-    holder = made.layout.boot_holder
-    device = LoopDevice(made.raw, holder.start, holder.size)
-    made.stack.callback(device.detach)
+    holder = image.layout.boot_holder
+    device = LoopDevice(image.raw, holder.start, holder.size)
+    image.stack.callback(device.detach)
     point = ctx.workdir / "extlinux-boot"
     point.mkdir()
     with contextlib.ExitStack() as stack:
@@ -83,11 +83,11 @@ def finish(ctx: Context, made: Image) -> None:
         os.pwrite(stream.fileno(), bytes(sector), 0)
         os.fsync(stream.fileno())
     device.detach()
-    if made.request.mbr:
-        ctx.runner.run(["install-mbr", os.fspath(made.raw)])
+    if image.request.mbr:
+        ctx.runner.run(["install-mbr", os.fspath(image.raw)])
     else:
-        mbr = "/usr/lib/syslinux/mbr/gptmbr.bin" if made.layout.label == "gpt" else "/usr/lib/syslinux/mbr/mbr.bin"
+        mbr = "/usr/lib/syslinux/mbr/gptmbr.bin" if image.layout.label == "gpt" else "/usr/lib/syslinux/mbr/mbr.bin"
         code = Path(mbr).read_bytes()[:440]
-        with open(made.raw, "r+b") as image:
-            os.pwrite(image.fileno(), code, 0)
-            os.fsync(image.fileno())
+        with open(image.raw, "r+b") as stream:
+            os.pwrite(stream.fileno(), code, 0)
+            os.fsync(stream.fileno())

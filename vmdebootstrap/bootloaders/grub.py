@@ -1,7 +1,7 @@
 """What GRUB needs on a disk image, for BIOS (grub_pc.py) and UEFI (grub_efi.py) alike.
 
 GRUB comes from the image itself (grub-pc or grub-efi-*, installed by the packages
-step), and its tools run inside the tree the image's filesystems are made from.
+step), and its tools run inside the tree the image's filesystems are image from.
 grub-install is not used: it needs the partitions as the kernel's devices (and the ESP
 mounted as vfat), and the tree is no device at all.  Instead the steps grub-install
 performs are done explicitly, and each is visible here:
@@ -37,39 +37,39 @@ PROBE_DEVICES = {"root": "/dev/vmdebootstrap-root", "boot": "/dev/vmdebootstrap-
 FS_MODULES = {"ext2": "ext2", "ext3": "ext2", "ext4": "ext2", "btrfs": "btrfs", "xfs": "xfs", "vfat": "fat"}
 
 
-def prepare(ctx: Context, made: Image) -> None:
+def prepare(ctx: Context, image: Image) -> None:
     """GRUB's defaults and grub.cfg: what both platforms share."""
     write_grub_defaults(ctx)
-    update_grub(ctx, made)
+    update_grub(ctx, image)
 
 
 def kernel_console_args(ctx: Context) -> str:
     return f"console=tty0 console={ctx.settings.arch.serial_console},115200n8"
 
 
-def probe_answers(made: Image) -> dict[str, dict[str, str]]:
+def probe_answers(image: Image) -> dict[str, dict[str, str]]:
     """What grub-probe would say of the finished image's root (and /boot) filesystems, by device."""
     answers = {}
     for role, device in PROBE_DEVICES.items():
-        part = made.layout.by_role(role)
+        part = image.layout.by_role(role)
         if part is None:
             continue
-        table = made.layout.label
+        table = image.layout.label
         place = f"hd0,{table}{part.number}"
         answers[device] = {
-            "device": device, "fs_uuid": made.uuids[role], "fs": FS_MODULES[part.fstype],
-            "fs_label": role, "partuuid": made.part_uuids[role], "partmap": table, "abstraction": "",
+            "device": device, "fs_uuid": image.uuids[role], "fs": FS_MODULES[part.fstype],
+            "fs_label": role, "partuuid": image.part_uuids[role], "partmap": table, "abstraction": "",
             "cryptodisk_uuid": "", "drive": f"({place})", "compatibility_hint": place,
             "hints_string": f"--hint-bios={place} --hint-efi={place} --hint-baremetal=ahci0,{table}{part.number}",
         }
     return answers
 
 
-def probe_script(made: Image) -> str:
+def probe_script(image: Image) -> str:
     """A grub-probe for update-grub in the tree: answers from probe_answers, for paths and devices."""
-    boot = PROBE_DEVICES["boot"] if made.layout.by_role("boot") else PROBE_DEVICES["root"]
+    boot = PROBE_DEVICES["boot"] if image.layout.by_role("boot") else PROBE_DEVICES["root"]
     cases = [f"    '{device}:{target}') echo '{answer}' ;;"
-             for device, table in probe_answers(made).items() for target, answer in table.items()]
+             for device, table in probe_answers(image).items() for target, answer in table.items()]
     return "\n".join([
         "#!/bin/sh",
         "# vmdebootstrap: what grub-probe would say of the finished image (only while update-grub runs)",
@@ -94,11 +94,11 @@ def probe_script(made: Image) -> str:
     ])
 
 
-def mkrelpath_script(made: Image) -> str:
+def mkrelpath_script(image: Image) -> str:
     """A grub-mkrelpath for update-grub in the tree: a path relative to the filesystem it will be on."""
     # As grub-mkrelpath: a filesystem's own root is the empty string, so that 10_linux's
     # "${rel_dirname}/${basename}" reads /vmlinuz-… on a separate /boot, never //vmlinuz-….
-    boot = ['    /boot) echo ;;', '    /boot/*) echo "${path#/boot}" ;;'] if made.layout.by_role("boot") else []
+    boot = ['    /boot) echo ;;', '    /boot/*) echo "${path#/boot}" ;;'] if image.layout.by_role("boot") else []
     return "\n".join([
         "#!/bin/sh",
         "# vmdebootstrap: where a path will lie on the finished image's filesystems (only while update-grub runs)",
@@ -128,14 +128,14 @@ def write_grub_defaults(ctx: Context) -> None:
     write_file(ctx.root, "/etc/default/grub.d/vmdebootstrap.cfg", "\n".join(lines) + "\n")
 
 
-def update_grub(ctx: Context, made: Image) -> None:
-    stand_ins = {GRUB_PROBE: probe_script(made), GRUB_MKRELPATH: mkrelpath_script(made)}
+def update_grub(ctx: Context, image: Image) -> None:
+    stand_ins = {GRUB_PROBE: probe_script(image), GRUB_MKRELPATH: mkrelpath_script(image)}
     dev = ctx.root / "dev"  # the chroot's own tmpfs: 10_linux names the root by UUID if its link exists
     (dev / "disk/by-uuid").mkdir(parents=True, exist_ok=True)
     for role, device in PROBE_DEVICES.items():
-        if role in made.uuids:
+        if role in image.uuids:
             (dev / device.removeprefix("/dev/")).touch()
-            (dev / "disk/by-uuid" / made.uuids[role]).symlink_to(device)
+            (dev / "disk/by-uuid" / image.uuids[role]).symlink_to(device)
     with contextlib.ExitStack() as undo:
         for path, script in stand_ins.items():
             real = target_path(ctx.root, path)
@@ -167,17 +167,17 @@ def copy_modules(ctx: Context, platform: str) -> None:
             shutil.copy2(path, target / path.name)
 
 
-def early_config(made: Image) -> str:
-    holder = made.layout.boot_holder
+def early_config(image: Image) -> str:
+    holder = image.layout.boot_holder
     prefix = "/grub" if holder.role == "boot" else "/boot/grub"
-    return f"search.fs_uuid {made.uuids[holder.role]} root\nset prefix=($root)'{prefix}'\n"
+    return f"search.fs_uuid {image.uuids[holder.role]} root\nset prefix=($root)'{prefix}'\n"
 
 
-def make_core_image(ctx: Context, made: Image, platform: str, output: str, extra: list[str]) -> Path:
+def make_core_image(ctx: Context, image: Image, platform: str, output: str, extra: list[str]) -> Path:
     """grub-mkimage in the image: the core image for ``platform`` at ``output`` (a path inside)."""
     copy_modules(ctx, platform)
-    write_file(ctx.root, f"/boot/grub/{platform}/load.cfg", early_config(made))
-    fs_modules = sorted({FS_MODULES[made.layout.boot_holder.fstype]})
+    write_file(ctx.root, f"/boot/grub/{platform}/load.cfg", early_config(image))
+    fs_modules = sorted({FS_MODULES[image.layout.boot_holder.fstype]})
     modules = [*extra, "part_msdos", "part_gpt", *fs_modules, "search_fs_uuid"]
     ctx.runner.run(["grub-mkimage", "--format", platform, "--directory", f"/usr/lib/grub/{platform}",
                     "--config", f"/boot/grub/{platform}/load.cfg", "--prefix", "/boot/grub",

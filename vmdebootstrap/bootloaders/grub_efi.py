@@ -2,7 +2,7 @@
 
 The loaders go onto the ESP both at the Debian path and at the removable-media path
 (EFI/BOOT/BOOTX64.EFI, so firmware with empty variables finds it).  The files are put
-below /boot/efi and the FAT partition is made from them at the end
+below /boot/efi and the FAT partition is image from them at the end
 (outputs/image.copy_fat_partitions), so the ESP is never mounted and no firmware
 variable (NVRAM) of the build host is ever touched (grub-install without --no-nvram
 would write them).
@@ -12,7 +12,7 @@ With Secure Boot (settings.secure_boot) the ESP is what ``grub-install
 packages: EFI/debian holds shim (signed by Microsoft), GRUB signed by Debian, MokManager,
 fallback and a grub.cfg that finds /boot by its UUID; EFI/BOOT holds shim as BOOTX64.EFI
 with GRUB and MokManager beside it, but not fallback, which would write a boot entry
-into the machine's NVRAM at the first boot.  Without it, GRUB's core image made by
+into the machine's NVRAM at the first boot.  Without it, GRUB's core image image by
 grub-mkimage stands at both paths.
 """
 
@@ -52,16 +52,16 @@ def host_tools(_settings: Settings | None) -> Mapping[str, str]:
     return {}  # GRUB and its tools come from the image
 
 
-def install(ctx: Context, made: Image) -> None:
-    grub.prepare(ctx, made)
+def install(ctx: Context, image: Image) -> None:
+    grub.prepare(ctx, image)
     own, *companion = _arches(ctx.settings)
     if ctx.settings.secure_boot:
-        fill_esp_signed(ctx, made, own)
+        fill_esp_signed(ctx, image, own)
     else:
         if ctx.settings.secure_boot_note:
             log.info("the image boots with unsigned GRUB: %s", ctx.settings.secure_boot_note)
         companion.insert(0, own)
-    fill_esp(ctx, made, companion)
+    fill_esp(ctx, image, companion)
 
 
 def signed_files(efi: Efi) -> dict[str, str]:
@@ -76,7 +76,7 @@ def signed_files(efi: Efi) -> dict[str, str]:
     }
 
 
-def fill_esp_signed(ctx: Context, made: Image, arch: Architecture) -> None:
+def fill_esp_signed(ctx: Context, image: Image, arch: Architecture) -> None:
     """shim, signed GRUB, MokManager and fallback at the Debian path; shim, GRUB and MokManager
     at the removable path; the image's own files, as grub-install --uefi-secure-boot copies them."""
     efi = arch.efi
@@ -91,7 +91,7 @@ def fill_esp_signed(ctx: Context, made: Image, arch: Architecture) -> None:
             shutil.copyfile(source, debian / name)
         elif not name.endswith(".CSV"):  # the CSV comes with shim-unsigned, which nothing requires
             raise BuildError(f"the image has no {path} (from {', '.join(efi.signed_packages)})")
-    (debian / "grub.cfg").write_text(grub.early_config(made) + "configfile $prefix/grub.cfg\n")
+    (debian / "grub.cfg").write_text(grub.early_config(image) + "configfile $prefix/grub.cfg\n")
     grub.copy_modules(ctx, efi.grub_platform)  # as grub-install does: for the menu's insmod and later installs
     for name, target in ((f"shim{efi.suffix}.efi", efi.removable_name), (efi.grub_name, efi.grub_name),
                          (f"mm{efi.suffix}.efi", f"mm{efi.suffix}.efi")):
@@ -99,13 +99,13 @@ def fill_esp_signed(ctx: Context, made: Image, arch: Architecture) -> None:
     _keep_removable_path_current(ctx)
 
 
-def fill_esp(ctx: Context, made: Image, arches: list[Architecture]) -> None:
+def fill_esp(ctx: Context, image: Image, arches: list[Architecture]) -> None:
     """GRUB's core image at the Debian path and the removable-media path of the ESP."""
     esp = target_path(ctx.root, "/boot/efi")
     for arch in arches:
         assert arch.efi is not None
         platform = arch.efi.grub_platform
-        binary = grub.make_core_image(ctx, made, platform, f"/boot/grub/{platform}/core.efi", [])
+        binary = grub.make_core_image(ctx, image, platform, f"/boot/grub/{platform}/core.efi", [])
         for target in (esp / "EFI/debian" / arch.efi.grub_name, esp / "EFI/BOOT" / arch.efi.removable_name):
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(binary, target)

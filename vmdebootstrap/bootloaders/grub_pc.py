@@ -36,20 +36,20 @@ def host_tools(_settings: Settings | None) -> Mapping[str, str]:
     return {}  # GRUB and its tools come from the image
 
 
-def install(ctx: Context, made: Image) -> None:
-    grub.prepare(ctx, made)
-    install_grub_bios(ctx, made)
+def install(ctx: Context, image: Image) -> None:
+    grub.prepare(ctx, image)
+    install_grub_bios(ctx, image)
 
 
-def install_grub_bios(ctx: Context, made: Image) -> None:
-    core_path = grub.make_core_image(ctx, made, "i386-pc", "/boot/grub/i386-pc/core.img", ["biosdisk"])
+def install_grub_bios(ctx: Context, image: Image) -> None:
+    core_path = grub.make_core_image(ctx, image, "i386-pc", "/boot/grub/i386-pc/core.img", ["biosdisk"])
     core = bytearray(core_path.read_bytes())
     boot = bytearray(target_path(ctx.root, "/usr/lib/grub/i386-pc/boot.img").read_bytes())
-    grub_part = made.layout.by_role("bios_grub")
+    grub_part = image.layout.by_role("bios_grub")
     if grub_part is not None:
         first, room = grub_part.start // SECTOR, grub_part.size
     else:  # msdos: the gap between the MBR and the first partition
-        first, room = 1, made.layout.partitions[0].start - SECTOR
+        first, room = 1, image.layout.partitions[0].start - SECTOR
     if len(core) > room:
         raise BuildError(f"GRUB's core image ({len(core)} bytes) does not fit into the {room} bytes before "
                          "the first partition")
@@ -59,10 +59,10 @@ def install_grub_bios(ctx: Context, made: Image) -> None:
     struct.pack_into("<QH", core, CORE_BLOCKLIST, first + 1, sectors - 1)
     struct.pack_into("<Q", boot, BOOT_KERNEL_SECTOR, first)
     boot[BOOT_DRIVE_CHECK:BOOT_DRIVE_CHECK + 2] = b"\x90\x90"  # use the drive the BIOS booted (as grub-setup)
-    with open(made.raw, "r+b") as image:
-        os.pwrite(image.fileno(), bytes(boot[:MBR_CODE_END]), 0)
-        os.pwrite(image.fileno(), bytes(core), first * SECTOR)
-        os.fsync(image.fileno())
+    with open(image.raw, "r+b") as stream:
+        os.pwrite(stream.fileno(), bytes(boot[:MBR_CODE_END]), 0)
+        os.pwrite(stream.fileno(), bytes(core), first * SECTOR)
+        os.fsync(stream.fileno())
     log.info("GRUB for BIOS: boot.img in the MBR, core.img (%d sectors) from sector %d", sectors, first)
 
 

@@ -1,9 +1,10 @@
 """Output kinds: one module each, registered in one place -- the option table.
 
 Every option with ``output`` set (options.py) names an output kind, made by the module
-of the same name here.  Each module provides what ``OutputKind`` lists; the recipe runs
-the step of every kind the build wants, after the tree is finished, in the order of the
-option table.  A disk image is the one kind with more steps than its own: its
+of the same name here; its table entry holds the facts validation reads (how it boots).
+Each module provides what ``OutputKind`` lists (tests/unit/test_structure.py checks every
+one); the recipe runs the step of every kind the build wants, after the tree is finished,
+in the order of the option table.  A disk image is the one kind with more steps than its own: its
 partitions exist before the bootstrap and its bootloader is installed from inside the
 target (recipe.py names those steps).
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Protocol, cast
 
 from ..context import Context
@@ -29,6 +31,10 @@ class OutputKind(Protocol):
 
     def note(self, ctx: Context) -> str:
         """Shown after the step's name."""
+
+    def stem(self, final: Path) -> Path:
+        """What the files beside the output are named after: STEM.packages (--pkglist),
+        STEM.spdx.json and STEM.cdx.json (the SBOM), written by the manifest step."""
 
     def packages(self, settings: Settings) -> list[str]:
         """Packages the image needs for it (steps/packages.py)."""

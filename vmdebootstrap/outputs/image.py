@@ -1,4 +1,4 @@
-"""Output "image": a disk image -- the file, its partitions, and filesystems made from the tree.
+"""Output "image": a disk image -- the file, its partitions, and filesystems image from the tree.
 
 Reads: settings.disk (disk.Request), the finished tree.  Writes: the image under its
 partial name.  Undoes: what finishing it mounts or attaches (extlinux, xfs), on the
@@ -17,7 +17,7 @@ initramfs is built once, with the final fstab).
 
 ``install_bootloader`` (step "bootloader"): the chosen bootloader's module, in the tree.
 
-``run`` (step "image", last): the package list; each partition's filesystem made from
+``run`` (step "image", last): each partition's filesystem image from
 its part of the tree (mkfs.ext4 -d, mkfs.btrfs --rootdir, mkfs.fat and mcopy, mkswap)
 and written into its byte range; the bootloader's last words (extlinux installs into
 the finished filesystem); the file allocated in full unless --sparse; --convert-qcow2.
@@ -48,7 +48,7 @@ TOOLS = {"parted": "parted", "sfdisk": "fdisk", "mkswap": "util-linux", "mkfs.ex
 ROOT_FS_TOOLS = {"btrfs": {"mkfs.btrfs": "btrfs-progs"}, "xfs": {"mkfs.xfs": "xfsprogs"}}
 QCOW2_TOOLS = {"qemu-img": "qemu-utils"}
 LABELS = {"root": "root", "boot": "boot", "swap": "swap", "esp": "ESP"}
-SCRATCH = "filesystems"  # the work directory's room for filesystems made apart (btrfs, xfs, swap, FAT)
+SCRATCH = "filesystems"  # the work directory's room for filesystems image apart (btrfs, xfs, swap, FAT)
 
 
 def wanted(settings: Settings) -> bool:
@@ -57,6 +57,10 @@ def wanted(settings: Settings) -> bool:
 
 def note(ctx: Context) -> str:
     return f" ({ctx.settings.outputs[NAME]})"
+
+
+def stem(final: Path) -> Path:
+    return final
 
 
 def packages(_settings: Settings) -> list[str]:
@@ -156,10 +160,10 @@ def partition(ctx: Context) -> None:
     ctx.image = Image(request, layout, raw, final, uuids, part_uuids, disk_id, stack)
 
 
-def write_fstab(ctx: Context, made: Image) -> None:
-    write_file(ctx.root, "/etc/fstab", disk.fstab(made.layout, made.uuids))
+def write_fstab(ctx: Context, image: Image) -> None:
+    write_file(ctx.root, "/etc/fstab", disk.fstab(image.layout, image.uuids))
     # initramfs-tools' resume hook would otherwise look at the *host's* swap (/proc/swaps).
-    resume = f"RESUME=UUID={made.uuids['swap']}\n" if "swap" in made.uuids else "RESUME=none\n"
+    resume = f"RESUME=UUID={image.uuids['swap']}\n" if "swap" in image.uuids else "RESUME=none\n"
     write_file(ctx.root, "/etc/initramfs-tools/conf.d/resume", resume)
 
 
@@ -173,33 +177,30 @@ def install_bootloader(ctx: Context) -> None:
 
 
 def run(ctx: Context) -> None:
-    made = ctx.image
-    assert made is not None
-    if ctx.settings.pkglist:
-        manifest = ctx.runner.run(["dpkg-query", "--show"], chroot=ctx.root, capture=True).output
-        ctx.outputs.partial(made.final.with_name(made.final.name + ".packages")).write_text(manifest)
+    image = ctx.image
+    assert image is not None
     scratch = ctx.workdir / SCRATCH
     empty = scratch / "empty"  # what a mount point holds in the filesystem above it
     empty.mkdir(parents=True, mode=0o755)
     if ctx.epoch is not None:
         os.utime(empty, (ctx.epoch, ctx.epoch))
-    for part in made.layout.partitions:
+    for part in image.layout.partitions:
         if part.role != "bios_grub":
             with contextlib.ExitStack() as hidden:
-                hide_other_filesystems(ctx, made, part, hidden, empty)
-                make_filesystem(ctx, made, part, scratch)
-    loader.load(made.request.bootloader).finish(ctx, made)
-    made.stack.close()
-    if not made.request.sparse:  # allocated in full, as the old zero-filled images were
-        with open(made.raw, "r+b") as stream:
-            os.posix_fallocate(stream.fileno(), 0, made.layout.image_size)
-    if made.request.qcow2:
-        qcow2 = ctx.outputs.partial(made.final)
-        ctx.runner.run(["qemu-img", "convert", "-O", "qcow2", os.fspath(made.raw), os.fspath(qcow2)])
-        made.raw.unlink()  # no IMAGE.raw is left behind
+                hide_other_filesystems(ctx, image, part, hidden, empty)
+                make_filesystem(ctx, image, part, scratch)
+    loader.load(image.request.bootloader).finish(ctx, image)
+    image.stack.close()
+    if not image.request.sparse:  # allocated in full, as the old zero-filled images were
+        with open(image.raw, "r+b") as stream:
+            os.posix_fallocate(stream.fileno(), 0, image.layout.image_size)
+    if image.request.qcow2:
+        qcow2 = ctx.outputs.partial(image.final)
+        ctx.runner.run(["qemu-img", "convert", "-O", "qcow2", os.fspath(image.raw), os.fspath(qcow2)])
+        image.raw.unlink()  # no IMAGE.raw is left behind
 
 
-def hide_other_filesystems(ctx: Context, made: Image, part: disk.Partition, stack: contextlib.ExitStack,
+def hide_other_filesystems(ctx: Context, image: Image, part: disk.Partition, stack: contextlib.ExitStack,
                            empty: Path) -> None:
     """An empty directory mounted over every mount point below ``part``'s: the /boot of the
     tree goes into the /boot filesystem, the root filesystem holds an empty /boot (as under
@@ -207,24 +208,24 @@ def hide_other_filesystems(ctx: Context, made: Image, part: disk.Partition, stac
     if not part.mountpoint:
         return
     inside = part.mountpoint.rstrip("/") + "/"
-    for other in made.layout.partitions:
+    for other in image.layout.partitions:
         if other is not part and other.mountpoint.startswith(inside):
             target = ctx.root / other.mountpoint.lstrip("/")
             target.mkdir(parents=True, exist_ok=True)
             mounts.mount(ctx.runner, stack, os.fspath(empty), target, bind=True)
 
 
-def make_filesystem(ctx: Context, made: Image, part: disk.Partition, scratch: Path) -> None:
+def make_filesystem(ctx: Context, image: Image, part: disk.Partition, scratch: Path) -> None:
     """``part``'s filesystem with its part of the tree, written into its byte range of the image."""
     source = ctx.root / part.mountpoint.lstrip("/") if part.mountpoint else None
-    uuid = made.uuids[part.role]
+    uuid = image.uuids[part.role]
     if part.fstype.startswith("ext"):
         assert source is not None
         fake_time = {"E2FSPROGS_FAKE_TIME": str(ctx.epoch)} if ctx.epoch is not None else {}
-        ctx.runner.run(mkfs_ext_argv(part, made.raw, source, uuid, ctx.settings.release.ext4_metadata_csum),
+        ctx.runner.run(mkfs_ext_argv(part, image.raw, source, uuid, ctx.settings.release.ext4_metadata_csum),
                        env=fake_time)
         if ctx.epoch is not None:
-            reproducible.ext_times(ctx.runner, made.raw, part.start, source, epoch=ctx.epoch, scratch=scratch)
+            reproducible.ext_times(ctx.runner, image.raw, part.start, source, epoch=ctx.epoch, scratch=scratch)
         return
     alone = scratch / f"{part.role}.fs"
     with open(alone, "wb") as stream:
@@ -241,7 +242,7 @@ def make_filesystem(ctx: Context, made: Image, part: disk.Partition, scratch: Pa
     else:
         assert source is not None
         fill_by_copy(ctx, part, alone, source, uuid)
-    copy_into(alone, made.raw, part.start)
+    copy_into(alone, image.raw, part.start)
     alone.unlink()
 
 
@@ -266,7 +267,7 @@ def fill_fat(ctx: Context, part: disk.Partition, fat: Path, source: Path, uuid: 
 
 
 def fill_by_copy(ctx: Context, part: disk.Partition, alone: Path, source: Path, uuid: str) -> None:
-    """xfs, whose mkfs cannot take a directory: made empty, mounted and filled by cp."""
+    """xfs, whose mkfs cannot take a directory: image empty, mounted and filled by cp."""
     ctx.runner.run(["mkfs.xfs", "-q", "-f", "-L", LABELS[part.role], "-m", f"uuid={uuid}", os.fspath(alone)])
     with contextlib.ExitStack() as stack:
         device = LoopDevice(alone)

@@ -1,8 +1,8 @@
 """Output "iso": a bootable hybrid live ISO, laid out as Debian's own live images are.
 
 Reads: ctx.live_files (the squashfs step's), the boot files the finish step unpacked from
-the release (GRUB's EFI modules or signed images, ISOLINUX).  Writes: the ISO (and with
---pkglist ISO.packages) under partial names; its tree in the work directory.  Undoes: nothing.
+the release (GRUB's EFI modules or signed images, ISOLINUX).  Writes: the ISO under its
+partial name; its tree in the work directory.  Undoes: nothing.
 
     /live/filesystem.squashfs, vmlinuz, initrd.img, filesystem.packages
     /isolinux/...            BIOS El Torito entry (ISOLINUX; amd64 and i386)
@@ -66,6 +66,10 @@ def wanted(settings: Settings) -> bool:
 
 def note(ctx: Context) -> str:
     return f" ({ctx.settings.outputs[NAME]})"
+
+
+def stem(final: Path) -> Path:
+    return final
 
 
 def packages(_settings: Settings) -> list[str]:
@@ -279,8 +283,6 @@ def run(ctx: Context) -> None:
     output = ctx.outputs.partial(final)
     ctx.runner.run(xorriso_argv(ctx, tree, output, grafts))
     verify(ctx, output)
-    if ctx.settings.pkglist and "filesystem.packages" in live_files:
-        shutil.copy2(live_files["filesystem.packages"], ctx.outputs.partial(final.with_name(final.name + ".packages")))
 
 
 def verify(ctx: Context, iso: Path) -> None:

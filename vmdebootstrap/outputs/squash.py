@@ -20,6 +20,7 @@ import shutil
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from ..chroot import package_listing
 from ..context import Context
 from ..errors import BuildError
 from ..settings import Settings
@@ -41,6 +42,10 @@ def wanted(settings: Settings) -> bool:
 
 def note(ctx: Context) -> str:
     return f" ({ctx.settings.squash_compression})"
+
+
+def stem(final: Path) -> Path:
+    return final / "filesystem"  # filesystem.packages is a live file: the ISO has it too
 
 
 def packages(_settings: Settings) -> list[str]:
@@ -138,9 +143,8 @@ def write(ctx: Context, directory: Path, place: Callable[[str], Path]) -> dict[s
     if settings.kernel_package and image not in written:
         raise BuildError(f"no kernel found in {root}/boot although {settings.kernel_package} was to be "
                          "installed")
-    manifest = ctx.runner.run(["dpkg-query", "--show"], chroot=root, capture=True).output
     written["filesystem.packages"] = place("filesystem.packages")
-    written["filesystem.packages"].write_text(manifest)
+    written["filesystem.packages"].write_text(package_listing(ctx))
 
     check_free_space(root, directory, settings.squash_compression)
     squashfs = written["filesystem.squashfs"] = place("filesystem.squashfs")

@@ -1,7 +1,6 @@
 """Output "tarball": the root filesystem as a tarball, compressed according to its suffix.
 
-Reads: the finished tree.  Writes: the tarball (and with --pkglist FILE.packages) under
-partial names.  Undoes: nothing.
+Reads: the finished tree.  Writes: the tarball under its partial name.  Undoes: nothing.
 """
 
 from __future__ import annotations
@@ -27,6 +26,10 @@ def wanted(settings: Settings) -> bool:
 
 def note(_ctx: Context) -> str:
     return ""
+
+
+def stem(final: Path) -> Path:
+    return final
 
 
 def packages(_settings: Settings) -> list[str]:
@@ -68,6 +71,3 @@ def run(ctx: Context) -> None:
     final = ctx.settings.outputs[NAME]
     ctx.outputs.directory(final.parent)
     ctx.runner.run(tar_argv(ctx.root, ctx.outputs.partial(final), ctx.epoch))
-    if ctx.settings.pkglist:
-        manifest = ctx.runner.run(["dpkg-query", "--show"], chroot=ctx.root, capture=True).output
-        ctx.outputs.partial(final.with_name(final.name + ".packages")).write_text(manifest)

@@ -1,12 +1,13 @@
 """Step "manifest": what is inside the outputs, stated exactly, next to them.
 
 Reads: the finished tree's dpkg database, the outputs written so far (under their partial
-names).  Writes: for each output its SBOM, ``NAME.spdx.json`` (SPDX 2.3) and
-``NAME.cdx.json`` (CycloneDX 1.6), of the packages installed in the tree (sbom.py; a
---squash directory's are ``filesystem.spdx.json`` and ``filesystem.cdx.json``), and in
-each directory the build writes into a ``SHA256SUMS`` of the files it wrote there; the
-lines of other files already in that SHA256SUMS are kept.  All are published with the
-outputs, under partial names until then.  Undoes: nothing.
+names).  Writes, beside each output and named after its kind's ``stem`` (FILE, or a
+--squash directory's ``filesystem``): with --pkglist ``STEM.packages``, the package list;
+its SBOM, ``STEM.spdx.json`` (SPDX 2.3) and ``STEM.cdx.json`` (CycloneDX 1.6), of the
+packages installed in the tree and those whose files it ships (sbom.py); and in each
+directory the build writes into a ``SHA256SUMS`` of the files it wrote there, the lines
+of other files already in that SHA256SUMS kept.  All are published with the outputs,
+under partial names until then.  Undoes: nothing.
 
 The SBOM needs debsbom (a dependency of the pip install; packaged in Debian from forky
 on): where it cannot be imported the build says so and writes none.
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .. import outputs
+from ..chroot import package_listing
 from ..context import Context
 from ..digest import file_sha256
 from ..errors import BuildError
@@ -42,6 +44,8 @@ SWITCH_INTERVAL = 0.0005
 
 
 def run(ctx: Context) -> None:
+    if ctx.settings.pkglist:
+        write_package_lists(ctx)
     # The outputs are hashed while the SBOMs are scanned (seconds each for a disk image;
     # hashlib and the reads release the GIL); the SBOMs and write_sums then find their sums known.
     default = sys.getswitchinterval()
@@ -65,9 +69,17 @@ def _hash_all(paths: list[Path]) -> None:
         file_sha256(path)
 
 
-def sbom_stem(kind: str, final: Path) -> Path:
-    """The final path an output's SBOM files are named after (minus .spdx.json)."""
-    return final / "filesystem" if kind == "squash" else final
+def write_package_lists(ctx: Context) -> None:
+    """--pkglist: STEM.packages beside each output that has none of its own (a --squash
+    directory has its filesystem.packages, a file of the live medium)."""
+    kinds, written = outputs.by_name(), {final for _partial, final in ctx.outputs.files()}
+    listing = ""
+    for kind, final in ctx.settings.outputs.items():
+        stem = kinds[kind].stem(final)
+        path = stem.with_name(stem.name + ".packages")
+        if path not in written:
+            listing = listing or package_listing(ctx)
+            ctx.outputs.partial(path).write_text(listing)
 
 
 def files_of(ctx: Context, final: Path) -> list[tuple[str, Path]]:
@@ -103,7 +115,7 @@ def scan_sboms(ctx: Context) -> list[Scan]:
                                   file_names=[name for name, _partial in files])
         except (OSError, ValueError, RuntimeError) as exc:
             raise BuildError(f"the SBOM could not be written: {exc}") from exc
-        scanned.append((sbom_stem(kind, final), files, documents))
+        scanned.append((kinds[kind].stem(final), files, documents))
     return scanned
 
 
