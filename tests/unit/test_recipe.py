@@ -170,6 +170,21 @@ def test_squash_build(make_settings: MakeSettings, workdir: Path, out: Path) -> 
     check_mounts_undone(runner)
 
 
+def test_pkglist_writes_one_list_beside_each_output_the_manifest_step(make_settings: MakeSettings, workdir: Path,
+                                                                      out: Path) -> None:
+    """--pkglist's FILE.packages, once, by the manifest step, for every kind; a --squash
+    directory keeps its own filesystem.packages (a file of the live medium) and gets no second."""
+    runner = FakeRunner(Responder())
+    outputs, _ = build(["--pkglist", "--lock-root-password"], make_settings, workdir, runner)
+    assert (out / "root.tar.packages").read_text() == "bash\t5.2\n"
+    assert out / "root.tar.packages" in outputs
+    runner = FakeRunner(Responder())
+    outputs, _ = build(["--squash", str(out / "live"), "--pkglist", "--lock-root-password"], make_settings,
+                       workdir, runner)
+    assert [p.name for p in outputs if p.name.endswith(".packages")] == ["filesystem.packages"]
+    assert len(runner.commands("dpkg-query")) == 1
+
+
 @pytest.mark.parametrize(("fail", "step"), [("apt-get", "packages"), ("systemctl", "system"),
                                             ("passwd", "users"), ("tar", "tarball")])
 def test_failed_step_leaves_nothing(make_settings: MakeSettings, workdir: Path, out: Path, fail: str,
