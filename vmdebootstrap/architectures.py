@@ -24,6 +24,33 @@ class Efi:
     suffix: str = ""  # x64, aa64: in the names of shim, MokManager and the signed GRUB images
     signed: bool = False  # Debian signs shim (with Microsoft's signature), GRUB and the kernel for it
 
+    # The files of shim-signed, shim-helpers-*-signed and grub-efi-*-signed, and their names on
+    # an ESP: the ISO (outputs/iso.py) and UEFI disk images (bootloaders/grub_efi.py) take them here.
+    @property
+    def shim(self) -> str:
+        return f"shim{self.suffix}.efi"  # signed by Microsoft
+
+    @property
+    def mokmanager(self) -> str:
+        return f"mm{self.suffix}.efi"
+
+    @property
+    def fallback(self) -> str:
+        return f"fb{self.suffix}.efi"  # writes a boot entry from BOOT<SUFFIX>.CSV into the NVRAM
+
+    @property
+    def fallback_csv(self) -> str:
+        return f"BOOT{self.suffix.upper()}.CSV"
+
+    @property
+    def cd_grub(self) -> str:
+        return f"gcd{self.suffix}.efi"  # the GRUB image Debian signs for CDs: its prefix is (its device)/boot/grub
+
+    def signed_path(self, name: str) -> str:
+        """Where the signed packages put ``name`` (shim, mokmanager, fallback, cd_grub, grub_name) in a root."""
+        return f"{self.signed_grub_dir}/{name}.signed" if name in (self.cd_grub, self.grub_name) \
+            else f"/usr/lib/shim/{name}.signed"
+
     @property
     def signed_packages(self) -> tuple[str, ...]:
         """shim signed by Microsoft, MokManager and fallback, GRUB signed by Debian."""

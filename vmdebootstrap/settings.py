@@ -191,10 +191,10 @@ def _check_as_the_old_tool(raw: Mapping[str, object], ask: releases.MirrorAnswer
     if not release.ext4_boots and image and raw["roottype"] == "ext4":
         raise UsageError(
             "Wheezy images using ext4 will not be able to boot. Please use --roottype ext2 or --roottype ext3")
-    loader = chosen_bootloader(str(raw["bootloader"] or ""), bool(raw["use-uefi"]), bool(raw["grub"]),
-                               bool(raw["extlinux"]))
-    if image and raw["roottype"] == "btrfs" and loader == "extlinux":
-        raise UsageError("extlinux is not yet supported on btrfs. Use grub.")
+    loader = bootloaders.REGISTRY.get(chosen_bootloader(str(raw["bootloader"] or ""), bool(raw["use-uefi"]),
+                                                        bool(raw["grub"]), bool(raw["extlinux"])))
+    if image and raw["roottype"] == "btrfs" and loader and "btrfs" in loader.unbootable_roots:
+        raise UsageError(f"{loader.name} is not yet supported on btrfs. Use grub.")
     return release
 
 
@@ -305,13 +305,7 @@ def _disk_request(v: Parsed, arch: Architecture) -> disk.Request:
     boot_fs = v.text("boottype") if v.number("bootsize") else ""
     if v.text("bootflag") and v.text("bootflag") not in PARTED_FLAGS:
         raise UsageError(f"--bootflag {v.text('bootflag')}: not a parted flag ({', '.join(PARTED_FLAGS)})")
-    if bootloader == "extlinux" and v.text("roottype") == "xfs":
-        raise UsageError("extlinux cannot boot from xfs. Use grub.")
-    if bootloader == "extlinux" and boot_fs == "vfat":
-        raise UsageError("extlinux installs into the /boot filesystem, not vfat: use --grub, or --no-extlinux "
-                         "and a --customize hook that writes the board's bootloader")
-    if v.flag("mbr") and bootloader != "extlinux":
-        raise UsageError("--mbr writes an MBR for extlinux; GRUB writes its own")
+    _check_bootloader(entry, arch, v.text("roottype"), boot_fs, v.flag("mbr"))
     if v.flag("uefi-ia32") and not (entry.esp and arch.efi_companion):
         raise UsageError("--uefi-ia32 adds 32-bit UEFI GRUB to an amd64 --use-uefi image")
     request = disk.Request(
@@ -325,6 +319,19 @@ def _disk_request(v: Parsed, arch: Architecture) -> disk.Request:
     )
     disk.plan(request)  # raises when the partitions do not fit
     return request
+
+
+def _check_bootloader(entry: bootloaders.Entry, arch: Architecture, root_fs: str, boot_fs: str, mbr: bool) -> None:
+    """What the bootloader's registry entry says it cannot do (bootloaders/__init__.py)."""
+    if entry.pc_bios and not arch.pc_bios:
+        raise UsageError(f"--bootloader {entry.name} boots through a PC BIOS: {arch.name} has none")
+    if root_fs in entry.unbootable_roots:
+        raise UsageError(f"{entry.name} cannot boot from {root_fs}. Use grub.")
+    if boot_fs in entry.unbootable_boots:
+        raise UsageError(f"{entry.name} installs into the /boot filesystem, not {boot_fs}: {entry.why_not_boot}")
+    if mbr and not entry.mbr:
+        takers = " or ".join(e.name for e in bootloaders.REGISTRY.values() if e.mbr)
+        raise UsageError(f"--mbr writes an MBR for {takers}; {entry.name} writes its own")
 
 
 def _script(scripts: Path, release: Release) -> Path | None:

@@ -107,8 +107,11 @@ def test_image_bootloader_packages(vmd: Vmd, out: Path) -> None:
     assert "grub-pc" in image("--grub")
     assert "grub-pc" not in image("--grub", "--use-uefi")
     assert not [p for p in image() if p.startswith("grub")]
-    # grub-pc is for PCs only.
-    assert "grub-pc" not in image("--arch", "armhf", "--grub")
+    # grub-pc is for PCs only: refused before anything, as its registry entry says (it used to
+    # build an image with no bootloader package, which failed late).
+    status, _, err = vmd("--image", str(out / "x.img"), "--arch", "armhf", "--grub", "--dry-run")
+    assert (status, err) == (2, "vmdebootstrap: error: --bootloader grub-pc boots through a PC BIOS: armhf has "
+                                "none\n")
     # Bootloaders never go into tarballs.
     assert not [p for p in packages(vmd, out, "--grub") if p.startswith("grub")]
 

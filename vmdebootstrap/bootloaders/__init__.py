@@ -14,17 +14,30 @@ import dataclasses
 
 @dataclasses.dataclass(frozen=True)
 class Entry:
+    """One bootloader and what settings.validate must know of it: the partition layout it
+    wants and what it cannot boot (every refusal there comes from these fields)."""
+
     name: str  # --bootloader NAME
     module: str  # vmdebootstrap.bootloaders.<module>
-    esp: bool = False  # boots with UEFI from an EFI system partition
+    esp: bool = False  # boots with UEFI from an EFI system partition (architectures with an Efi record)
+    pc_bios: bool = False  # boots through a PC BIOS: only architectures that have one
     bios_grub: bool = False  # on GPT its core image needs a bios_grub partition
     legacy_boot: bool = False  # on GPT it boots the partition marked legacy_boot
+    mbr: bool = False  # --mbr: install-mbr's MBR instead of its own
+    # Filesystems it cannot boot: the root's (/boot on it) and a separate /boot partition's.
+    unbootable_roots: tuple[str, ...] = ()
+    unbootable_boots: tuple[str, ...] = ()
+    why_not_boot: str = ""  # what to do instead, when the /boot filesystem is one of those
 
 
 REGISTRY: dict[str, Entry] = {e.name: e for e in (
-    Entry("grub-pc", "grub_pc", bios_grub=True),
+    Entry("grub-pc", "grub_pc", pc_bios=True, bios_grub=True),
     Entry("grub-efi", "grub_efi", esp=True),
-    Entry("extlinux", "extlinux", legacy_boot=True),
+    # extlinux installs into the filesystem that holds /boot (ext2/3/4 here: its btrfs support
+    # was never enabled by the old tool, and it cannot read xfs v5 at all).
+    Entry("extlinux", "extlinux", legacy_boot=True, mbr=True, unbootable_roots=("btrfs", "xfs"),
+          unbootable_boots=("vfat",),
+          why_not_boot="use --grub, or --no-extlinux and a --customize hook that writes the board's bootloader"),
     Entry("none", "none"),
 )}
 NAMES = tuple(REGISTRY)

@@ -3,7 +3,7 @@
 The loaders go onto the ESP both at the Debian path and at the removable-media path
 (EFI/BOOT/BOOTX64.EFI, so firmware with empty variables finds it).  The files are put
 below /boot/efi and the FAT partition is image from them at the end
-(outputs/image.copy_fat_partitions), so the ESP is never mounted and no firmware
+(outputs/image.fill_fat), so the ESP is never mounted and no firmware
 variable (NVRAM) of the build host is ever touched (grub-install without --no-nvram
 would write them).
 
@@ -66,13 +66,9 @@ def install(ctx: Context, image: Image) -> None:
 
 def signed_files(efi: Efi) -> dict[str, str]:
     """The files of EFI/debian: name on the ESP -> where the signed packages put it in the image."""
-    shim = "/usr/lib/shim"
     return {
-        f"shim{efi.suffix}.efi": f"{shim}/shim{efi.suffix}.efi.signed",  # signed by Microsoft
-        efi.grub_name: f"{efi.signed_grub_dir}/{efi.grub_name}.signed",  # signed by Debian
-        f"mm{efi.suffix}.efi": f"{shim}/mm{efi.suffix}.efi.signed",  # MokManager
-        f"fb{efi.suffix}.efi": f"{shim}/fb{efi.suffix}.efi.signed",  # fallback
-        f"BOOT{efi.suffix.upper()}.CSV": f"{shim}/BOOT{efi.suffix.upper()}.CSV",  # what fallback reads
+        **{name: efi.signed_path(name) for name in (efi.shim, efi.grub_name, efi.mokmanager, efi.fallback)},
+        efi.fallback_csv: f"/usr/lib/shim/{efi.fallback_csv}",  # what fallback reads (shim-unsigned)
     }
 
 
@@ -93,8 +89,8 @@ def fill_esp_signed(ctx: Context, image: Image, arch: Architecture) -> None:
             raise BuildError(f"the image has no {path} (from {', '.join(efi.signed_packages)})")
     (debian / "grub.cfg").write_text(grub.early_config(image) + "configfile $prefix/grub.cfg\n")
     grub.copy_modules(ctx, efi.grub_platform)  # as grub-install does: for the menu's insmod and later installs
-    for name, target in ((f"shim{efi.suffix}.efi", efi.removable_name), (efi.grub_name, efi.grub_name),
-                         (f"mm{efi.suffix}.efi", f"mm{efi.suffix}.efi")):
+    for name, target in ((efi.shim, efi.removable_name), (efi.grub_name, efi.grub_name),
+                         (efi.mokmanager, efi.mokmanager)):
         shutil.copyfile(debian / name, removable / target)
     _keep_removable_path_current(ctx)
 

@@ -28,8 +28,8 @@ MBR_CODE_END = 0x1B8  # disk signature and partition table follow: kept
 CORE_BLOCKLIST = SECTOR - 12  # start (u64), length (u16), segment (u16)
 
 
-def packages(settings: Settings) -> list[str]:
-    return ["grub-pc"] if settings.arch.pc_bios else []  # for PCs only
+def packages(_settings: Settings) -> list[str]:
+    return ["grub-pc"]  # on a PC: its registry entry (pc_bios) has validation refuse the others
 
 
 def host_tools(_settings: Settings | None) -> Mapping[str, str]:

@@ -180,11 +180,10 @@ def signed_loaders(ctx: Context) -> dict[str, Path]:
     from a stick (Debian's grub2 debian/build-efi-images, docs/secureboot.md)."""
     efi = ctx.settings.arch.efi
     assert efi is not None
-    files = {
-        efi.removable_name: ctx.downloads / f"usr/lib/shim/shim{efi.suffix}.efi.signed",
-        f"grub{efi.suffix}.efi": ctx.downloads / f"{efi.signed_grub_dir.lstrip('/')}/gcd{efi.suffix}.efi.signed",
-        f"mm{efi.suffix}.efi": ctx.downloads / f"usr/lib/shim/mm{efi.suffix}.efi.signed",
-    }
+    # shim starts grub<suffix>.efi beside it: that name, with the CD image's contents.
+    files = {name: ctx.downloads / efi.signed_path(signed).lstrip("/")
+             for name, signed in ((efi.removable_name, efi.shim), (efi.grub_name, efi.cd_grub),
+                                  (efi.mokmanager, efi.mokmanager))}
     for name, path in files.items():
         if not path.is_file():
             raise BuildError(f"{path.name} for EFI/BOOT/{name} was not found in {', '.join(efi.signed_packages)}")
