@@ -3,7 +3,7 @@
     .venv/bin/python -m benchmarks.boot ISO FIRMWARE WORKDIR [KEYS]
 
 prints one JSON object: {"passed": ..., "seconds_to_login": ..., "verdict": ...}.  The same
-QEMU command, CPU model and timeout as ``--boot-test`` (vmdebootstrap/boottest.py); KEYS
+QEMU command, CPU model and timeout as ``--boot-test`` (vmdebootstrap/boot/); KEYS
 are typed at a GRUB menu on the serial console (default: none).
 """
 
@@ -13,15 +13,17 @@ import json
 import sys
 from pathlib import Path
 
-from vmdebootstrap import architectures, boottest
+from vmdebootstrap import architectures
+from vmdebootstrap.boot import console as boot_console
+from vmdebootstrap.boot import qemu
 
 
 def main() -> None:
     iso, firmware, workdir = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
     keys = sys.argv[4].encode().decode("unicode_escape") if len(sys.argv) > 4 else ""
-    target = boottest.BootTarget(image=iso, kind="iso", arch=architectures.ARCHITECTURES["amd64"],
+    target = qemu.BootTarget(image=iso, kind="iso", arch=architectures.ARCHITECTURES["amd64"],
                                  firmware=firmware)
-    result = boottest.boot_test(target, "user", "live", workdir, timeout=900, grub_entry_keys=keys)
+    result = boot_console.boot_test(target, "user", "live", workdir, timeout=900, grub_entry_keys=keys)
     print(json.dumps({"passed": result.passed, "seconds_to_login": result.seconds_to_login,
                       "verdict": result.verdict}))
 

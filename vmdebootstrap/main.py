@@ -15,7 +15,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from . import __version__, archive, binfmt, bootcheck, cli, diskfull, hostdeps, recipe, report, run, sandbox, secret, ui
+from . import __version__, archive, binfmt, cli, diskfull, hostdeps, recipe, report, run, sandbox, secret, ui
+from .boot import check as boot_check
 from .errors import BuildError, Interrupted, UsageError
 from .run import Runner, command_failure
 from .settings import Settings, validate
@@ -132,7 +133,7 @@ def run_boot_test_only(settings: Settings) -> int:
     status = 1
     try:
         with display.step(recipe.BOOT_TEST, lambda: f" ({image.name})"):
-            passed = bootcheck.run(settings, image, Path(path).with_suffix(".boot"), results=record.boot_results)
+            passed = boot_check.run(settings, image, Path(path).with_suffix(".boot"), results=record.boot_results)
         status = 0 if passed else 1
         if not passed:
             record.fail("the boot test failed", "boot-test-failed")
@@ -223,7 +224,7 @@ def _boot_test_after_build(settings: Settings, display: ui.Display, path: str, r
     kind, booted = settings.booted
     try:
         with display.step(recipe.BOOT_TEST):
-            passed = bootcheck.run(settings, booted, Path(path).with_suffix(".boot"), kind=kind,
+            passed = boot_check.run(settings, booted, Path(path).with_suffix(".boot"), kind=kind,
                                    results=record.boot_results)
     except (BuildError, Interrupted) as exc:
         _say(f"error: boot test: {exc}")

@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from . import __version__, archive, secret
-from .boottest import BootResult
+from .boot.console import BootResult
 from .chroot import target_path
 from .context import Context
 from .digest import file_sha256

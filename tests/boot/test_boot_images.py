@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from vmdebootstrap import boottest
 from vmdebootstrap.architectures import ARCHITECTURES
+from vmdebootstrap.boot import console as boot_console
+from vmdebootstrap.boot import qemu
 
 from ..conftest import PASSWORD
 from .test_boot_iso import no_qemu_left
@@ -24,10 +25,10 @@ from .test_boot_iso import no_qemu_left
 pytestmark = pytest.mark.boot
 
 
-def boot_disk(image: object, arch: str, firmware: str, workdir: Path, timeout: int = 900) -> boottest.BootResult:
+def boot_disk(image: object, arch: str, firmware: str, workdir: Path, timeout: int = 900) -> boot_console.BootResult:
     assert isinstance(image, Path)
-    target = boottest.BootTarget(image=image, kind="disk", arch=ARCHITECTURES[arch], firmware=firmware)
-    result = boottest.boot_test(target, "user", PASSWORD, workdir, timeout=timeout, sudo=True)  # all --sudo
+    target = qemu.BootTarget(image=image, kind="disk", arch=ARCHITECTURES[arch], firmware=firmware)
+    result = boot_console.boot_test(target, "user", PASSWORD, workdir, timeout=timeout, sudo=True)  # all --sudo
     console = result.console_log.read_text(errors="replace")
     assert result.passed, f"{result.verdict}\n{console[-3000:]}"
     assert result.sudo_status not in (0, None), result.verdict
@@ -65,8 +66,8 @@ def test_enforcing_firmware_refuses_a_loader_its_keys_do_not_sign(uefi_image: di
     loader = tmp_path / "loader.efi"
     subprocess.run(["mcopy", "-i", esp, "::/EFI/debian/grubx64.efi", str(loader)], check=True, env=env)
     subprocess.run(["mcopy", "-o", "-i", esp, str(loader), "::/EFI/BOOT/BOOTX64.EFI"], check=True, env=env)
-    target = boottest.BootTarget(image=raw, kind="disk", arch=ARCHITECTURES["amd64"], firmware="uefi-secure")
-    result = boottest.boot_test(target, "user", PASSWORD, tmp_path / "work", timeout=600)
+    target = qemu.BootTarget(image=raw, kind="disk", arch=ARCHITECTURES["amd64"], firmware="uefi-secure")
+    result = boot_console.boot_test(target, "user", PASSWORD, tmp_path / "work", timeout=600)
     assert not result.passed
     assert result.verdict.startswith("Secure Boot: the firmware refused the loader ("), result.verdict
     assert "Access Denied" in result.verdict

@@ -2,7 +2,7 @@
 
 Logs in over the serial console (the ISO's serial-console menu entry), checks the
 user's groups, the kernel command line and the live overlay root, powers off, and
-leaves no QEMU process behind.  KVM is used only where it works (boottest.kvm_usable);
+leaves no QEMU process behind.  KVM is used only where it works (qemu.kvm_usable);
 here that means TCG.
 """
 
@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from vmdebootstrap import boottest
 from vmdebootstrap.architectures import ARCHITECTURES
-from vmdebootstrap.bootcheck import SERIAL_ENTRY_KEYS
+from vmdebootstrap.boot import console as boot_console
+from vmdebootstrap.boot import qemu
+from vmdebootstrap.boot.check import SERIAL_ENTRY_KEYS
 
 from ..conftest import PASSWORD
 
@@ -28,11 +29,11 @@ def no_qemu_left(image: Path) -> bool:
                           check=False).stdout == b""
 
 
-def boot(image: Path, arch: str, firmware: str, workdir: Path, timeout: int = 900) -> boottest.BootResult:
-    target = boottest.BootTarget(image=image, kind="iso", arch=ARCHITECTURES[arch], firmware=firmware)
+def boot(image: Path, arch: str, firmware: str, workdir: Path, timeout: int = 900) -> boot_console.BootResult:
+    target = qemu.BootTarget(image=image, kind="iso", arch=ARCHITECTURES[arch], firmware=firmware)
     # Every ISO here is built with --sudo: the user is in the sudo group, and sudo asks for the
     # password (live-config's sudo component would give the live user NOPASSWD: issue 22).
-    result = boottest.boot_test(target, "user", PASSWORD, workdir, timeout=timeout,
+    result = boot_console.boot_test(target, "user", PASSWORD, workdir, timeout=timeout,
                                 grub_entry_keys=SERIAL_ENTRY_KEYS, sudo=True)
     assert result.sudo_status not in (0, None) or not result.passed, result.verdict
     return result

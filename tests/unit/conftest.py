@@ -20,8 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from vmdebootstrap import architectures, boottest, cli, sandbox, settings
+from vmdebootstrap import architectures, cli, sandbox, settings
 from vmdebootstrap import main as main_module
+from vmdebootstrap.boot import console as boot_console
 from vmdebootstrap.context import Context
 from vmdebootstrap.publish import Outputs
 
@@ -139,8 +140,8 @@ def firmware(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]
 @pytest.fixture
 def fake(tmp_path: Path, firmware: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> qemu.Fake:
     """A fake QEMU (tests/unit/qemu.py) with short waits."""
-    monkeypatch.setattr(boottest, "STOP_GRACE", 1.0)
-    monkeypatch.setattr(boottest, "FIRMWARE_POLL", 0.1)
+    monkeypatch.setattr(boot_console, "STOP_GRACE", 1.0)
+    monkeypatch.setattr(boot_console, "FIRMWARE_POLL", 0.1)
     return qemu.Fake(tmp_path)
 
 

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from vmdebootstrap import architectures, boottest
+from vmdebootstrap import architectures
 from vmdebootstrap.architectures import Architecture
-from vmdebootstrap.boottest import BootTarget
+from vmdebootstrap.boot import console as boot_console
+from vmdebootstrap.boot.qemu import BootTarget
 
 DATA = Path(__file__).parent / "data" / "consoles"
 FAKE_QEMU = DATA / "fake_qemu.py"
@@ -72,11 +73,11 @@ class Fake:
         self.qemu.chmod(0o755)
 
     def run(self, timeout: int = 30, grub_entry_keys: str = "", firmware: str = "bios",
-            sudo: bool | None = None, **scenario: object) -> boottest.BootResult:
+            sudo: bool | None = None, **scenario: object) -> boot_console.BootResult:
         scenario.setdefault("boot", str(DATA / "running.txt"))
         image = self.dir / "scenario.json"
         image.write_text(json.dumps({"record": str(self.record), "pidfile": str(self.pidfile), **scenario}))
-        return boottest.boot_test(target(image, "iso", "amd64", firmware), "user", "live", self.work,
+        return boot_console.boot_test(target(image, "iso", "amd64", firmware), "user", "live", self.work,
                                   timeout=timeout, grub_entry_keys=grub_entry_keys, kvm=False, qemu=str(self.qemu),
                                   sudo=sudo)
 

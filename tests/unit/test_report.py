@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from vmdebootstrap import main, options, recipe, report, secret, ui
-from vmdebootstrap.boottest import BootResult
+from vmdebootstrap.boot.console import BootResult
 from vmdebootstrap.run import Result
 
 from ..report_schema import schema, validate

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from vmdebootstrap import disk
+from vmdebootstrap.boot.qemu import qemu_command
+from vmdebootstrap.boot.transcript import read_console
 from vmdebootstrap.bootloaders import grub_efi
-from vmdebootstrap.boottest import qemu_command, read_console
 from vmdebootstrap.errors import BuildError
 from vmdebootstrap.outputs import iso
 

@@ -1,6 +1,6 @@
 """A stand-in for qemu-system-*: plays a recorded console and answers like a Debian guest.
 
-Called with the argv boottest.qemu_command() builds.  The "image" (the -cdrom
+Called with the argv qemu.qemu_command() builds.  The "image" (the -cdrom
 file) is a JSON scenario:
 
   boot          transcript file printed first (with "then": "login", up to its first login prompt)

@@ -1,4 +1,4 @@
-"""boottest: the QEMU command line, the KVM decision, verdicts on recorded consoles, and
+"""The boot test (vmdebootstrap/boot): the QEMU command line, the KVM decision, verdicts on recorded consoles, and
 boot_test's control flow against a fake QEMU (tests/unit/data/consoles/fake_qemu.py).
 
 No real QEMU runs here.  The recorded transcripts under data/consoles are real
@@ -15,8 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from vmdebootstrap import architectures, boottest, hostdeps
-from vmdebootstrap.boottest import BootTestError, classify, qemu_command, read_console
+from vmdebootstrap import architectures, hostdeps
+from vmdebootstrap.boot import console as boot_console
+from vmdebootstrap.boot import qemu, transcript
+from vmdebootstrap.boot.qemu import BootTestError, qemu_command
+from vmdebootstrap.boot.transcript import classify, read_console
 
 from .conftest import MakeSettings
 from .qemu import DATA, Fake, arch, make_image, option_values, target
@@ -140,12 +143,12 @@ def test_missing_firmware_names_the_package(tmp_path: Path, firmware: dict[str, 
     firmware["AAVMF_VARS.fd"].unlink()
     with pytest.raises(BootTestError, match=r"uefi firmware for arm64 missing: .*AAVMF_VARS.fd \(apt-get install "
                                             r"qemu-efi-aarch64\)"):
-        boottest.firmware_files(arch("arm64"), "uefi")
+        qemu.firmware_files(arch("arm64"), "uefi")
 
 
 def test_firmware_files(firmware: dict[str, Path]) -> None:
-    assert boottest.firmware_files(arch("amd64"), "uefi") == (firmware["OVMF_CODE_4M.fd"], firmware["OVMF_VARS_4M.fd"])
-    assert boottest.firmware_files(arch("amd64"), "bios") == (firmware["bios-256k.bin"], None)
+    assert qemu.firmware_files(arch("amd64"), "uefi") == (firmware["OVMF_CODE_4M.fd"], firmware["OVMF_VARS_4M.fd"])
+    assert qemu.firmware_files(arch("amd64"), "bios") == (firmware["bios-256k.bin"], None)
 
 
 def test_the_real_firmware_table_names_debian_paths() -> None:
@@ -184,29 +187,29 @@ def kvm_dev(tmp_path: Path) -> str:
 
 
 def test_kvm_needs_the_cpu_flag_on_x86(kvm_dev: str) -> None:
-    assert boottest.kvm_usable(arch("amd64"), INTEL, kvm_dev)
-    assert boottest.kvm_usable(arch("amd64"), AMD, kvm_dev)
+    assert qemu.kvm_usable(arch("amd64"), INTEL, kvm_dev)
+    assert qemu.kvm_usable(arch("amd64"), AMD, kvm_dev)
     # /dev/kvm without vmx/svm: guests hang (nested setups); emulate instead.
-    assert not boottest.kvm_usable(arch("amd64"), MISSING_KVM_FLAGS, kvm_dev)
-    assert not boottest.kvm_usable(arch("amd64"), "", kvm_dev)
+    assert not qemu.kvm_usable(arch("amd64"), MISSING_KVM_FLAGS, kvm_dev)
+    assert not qemu.kvm_usable(arch("amd64"), "", kvm_dev)
 
 
 def test_kvm_needs_a_device_that_opens_read_write(tmp_path: Path) -> None:
-    assert not boottest.kvm_usable(arch("amd64"), INTEL, str(tmp_path / "missing"))
+    assert not qemu.kvm_usable(arch("amd64"), INTEL, str(tmp_path / "missing"))
     # a directory does not open O_RDWR, even for root
-    assert not boottest.kvm_usable(arch("amd64"), INTEL, str(tmp_path))
+    assert not qemu.kvm_usable(arch("amd64"), INTEL, str(tmp_path))
 
 
 def test_kvm_needs_the_host_architecture(kvm_dev: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    assert not boottest.kvm_usable(arch("arm64"), INTEL, kvm_dev)
-    assert boottest.kvm_usable(arch("i386"), INTEL, kvm_dev)
+    assert not qemu.kvm_usable(arch("arm64"), INTEL, kvm_dev)
+    assert qemu.kvm_usable(arch("i386"), INTEL, kvm_dev)
     monkeypatch.setattr(architectures, "host", lambda: arch("arm64"))
-    assert boottest.kvm_usable(arch("arm64"), "processor : 0\nFeatures : fp asimd\n", kvm_dev)  # no flag to check
-    assert not boottest.kvm_usable(arch("amd64"), INTEL, kvm_dev)
+    assert qemu.kvm_usable(arch("arm64"), "processor : 0\nFeatures : fp asimd\n", kvm_dev)  # no flag to check
+    assert not qemu.kvm_usable(arch("amd64"), INTEL, kvm_dev)
 
 
 def test_kvm_flag_must_be_a_whole_word(kvm_dev: str) -> None:
-    assert not boottest.kvm_usable(arch("amd64"), MISSING_KVM_FLAGS.replace("sse ", "vmxnet svmx "), kvm_dev)
+    assert not qemu.kvm_usable(arch("amd64"), MISSING_KVM_FLAGS.replace("sse ", "vmxnet svmx "), kvm_dev)
 
 
 # -- reading transcripts -------------------------------------------------------------
@@ -214,7 +217,7 @@ def test_kvm_flag_must_be_a_whole_word(kvm_dev: str) -> None:
 
 def test_strip_ansi() -> None:
     raw = "\x1b[0;1;36;44mDebian\x1b[0m \x1b(0lqk\x1b(B live\r\r\n\x1b[?2004huser@debian:~$ \x1bM\rnext\x1b[5;11Hrow"
-    assert boottest.strip_ansi(raw) == "Debian lqk live\nuser@debian:~$ \nnext\nrow"
+    assert transcript.strip_ansi(raw) == "Debian lqk live\nuser@debian:~$ \nnext\nrow"
 
 
 def test_running() -> None:
@@ -304,7 +307,7 @@ def test_the_earliest_failure_is_the_verdict() -> None:
 def test_the_typed_commands_never_count_as_their_output() -> None:
     # Only the echo of a typed line, without what the shell prints: no output yet.
     text = "debian login: user\nuser@debian:~$ echo 'VMDB-0a1b'-state-begin; true; echo 'VMDB-0a1b'-state-end-$?\n"
-    assert boottest.command_outputs(text) == {}
+    assert transcript.command_outputs(text) == {}
 
 
 def test_firmware_that_finds_nothing_to_boot() -> None:
@@ -411,7 +414,7 @@ def test_boot_test_stops_qemu_when_interrupted(fake: Fake, monkeypatch: pytest.M
     def interrupted(*_args: object, **_kwargs: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(boottest, "_run_checks", interrupted)
+    monkeypatch.setattr(boot_console, "_run_checks", interrupted)
     with pytest.raises(KeyboardInterrupt):
         fake.run()
     fake.assert_gone()
@@ -508,7 +511,7 @@ def test_boot_test_names_the_package_of_a_missing_emulator(tmp_path: Path, firmw
     missing = dataclasses.replace(amd64.emulator, binary="qemu-system-nonexistent")
     monkeypatch.setitem(architectures.ARCHITECTURES, "amd64", dataclasses.replace(amd64, emulator=missing))
     with pytest.raises(BootTestError, match=r"qemu-system-nonexistent not found \(apt-get install qemu-system-x86\)"):
-        boottest.boot_test(target(make_image(tmp_path / "x.iso"), "iso", "amd64", "bios"), "user", "live",
+        boot_console.boot_test(target(make_image(tmp_path / "x.iso"), "iso", "amd64", "bios"), "user", "live",
                            tmp_path / "work", kvm=False)
 
 
@@ -531,7 +534,7 @@ def test_an_escape_sequence_cut_by_a_read_is_removed_whole() -> None:
     """forky's shell writes an OSC 3008 context (systemd 258) before each command's output; a
     read may end inside it.  Its text must not stay, nor hide the marker after it."""
     stream = io.StringIO()
-    console = boottest._Console(None, stream)  # type: ignore[arg-type]  # _feed reads no child
+    console = boot_console._Console(None, stream)  # type: ignore[arg-type]  # _feed reads no child
     context = "\x1b]3008;start=" + "f" * 36 + ";type=command;machineid=" + "1" * 32 + ";user=user;hostname=forky"
     console._feed("user@forky:~$ echo 'VMDB-1'-state-begin; systemctl is-system-running\r\n" + context[:120])
     console._feed(context[120:] + "\x1b\\VMDB-1-state-begin\r\nrunning\r\nVMDB-1-state-end-0\r\n")

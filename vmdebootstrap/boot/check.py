@@ -1,7 +1,9 @@
-"""--boot-test and --boot-test-only: boot what was built in QEMU and report per firmware.
+"""The boot check of a build (--boot-test) or of an image (--boot-test-only): the image
+booted with each firmware, the results reported, one line each.
 
-The boot test itself lives in boottest.py; this module chooses the firmwares, the user
-and the menu entry, and turns the results into lines a person reads.
+One boot is console.boot_test's; this module chooses the firmwares, the user, the menu
+entry and what is judged (sudo, by the settings), keeps the files as private as the log,
+and turns the results into lines a person reads.
 """
 
 from __future__ import annotations
@@ -14,17 +16,18 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
-from . import boottest
-from .settings import Settings
+from ..settings import Settings
+from . import console
+from .qemu import BootTarget
 
 log = logging.getLogger("vmdebootstrap")
 
-# The ISO's second menu entry is the live system on the serial console (steps/iso.py).
+# The ISO's second menu entry is the live system on the serial console (outputs/iso.py).
 SERIAL_ENTRY_KEYS = "\x1b[B\r"
 
 
 def run(settings: Settings, image: Path, workdir: Path, kind: Literal["iso", "disk", ""] = "",
-        results: list[boottest.BootResult] | None = None) -> bool:
+        results: list[console.BootResult] | None = None) -> bool:
     """Boot ``image`` with every firmware; log one line per firmware; True when all passed.
 
     ``kind`` defaults to what the file name says (--boot-test-only).  Each firmware's result
@@ -37,10 +40,10 @@ def run(settings: Settings, image: Path, workdir: Path, kind: Literal["iso", "di
         kind = "iso" if image.suffix == ".iso" else "disk"
     user, password = test.user.name, test.user.password
 
-    def boot(firmware: str) -> boottest.BootResult:
-        target = boottest.BootTarget(image=image, kind=kind, arch=settings.arch, firmware=firmware)
+    def boot(firmware: str) -> console.BootResult:
+        target = BootTarget(image=image, kind=kind, arch=settings.arch, firmware=firmware)
         log.info("boot test (%s, %s): booting %s in QEMU", settings.arch.name, firmware, image)
-        return boottest.boot_test(target, user, password, workdir / firmware, timeout=test.timeout,
+        return console.boot_test(target, user, password, workdir / firmware, timeout=test.timeout,
                                   grub_entry_keys=SERIAL_ENTRY_KEYS if kind == "iso" else "", sudo=settings.sudo)
 
     firmwares = list(test.firmwares)
@@ -86,7 +89,7 @@ def parallel_boots(count: int, cores: int | None = None) -> bool:
     return count > 1 and cores >= 2 * count
 
 
-def _report(settings: Settings, result: boottest.BootResult) -> bool:
+def _report(settings: Settings, result: console.BootResult) -> bool:
     seconds = f"{result.seconds_to_login:.0f} s to login" if result.seconds_to_login else "no login"
     line = f"boot test {settings.arch.name} {result.firmware}: {'PASS' if result.passed else 'FAIL'} " \
            f"({seconds}): {result.verdict}; console log {result.console_log}"

@@ -1,4 +1,4 @@
-"""bootcheck: the firmwares of one image booted one after the other, or side by side where the
+"""boot.check: the firmwares of one image booted one after the other, or side by side where the
 machine has the cores, with the fake QEMU of tests/unit/qemu.py."""
 
 from __future__ import annotations
@@ -9,17 +9,18 @@ from pathlib import Path
 
 import pytest
 
-from vmdebootstrap import bootcheck, boottest
+from vmdebootstrap.boot import check as boot_check
+from vmdebootstrap.boot import console as boot_console
 
 from .conftest import MakeSettings
 from .qemu import DATA, Fake
 
 
 def test_two_cores_per_guest_or_one_after_the_other() -> None:
-    assert not bootcheck.parallel_boots(2, cores=2)  # measured: 116 s side by side, 124 s in turn
-    assert not bootcheck.parallel_boots(2, cores=3)
-    assert bootcheck.parallel_boots(2, cores=4)
-    assert not bootcheck.parallel_boots(1, cores=64)
+    assert not boot_check.parallel_boots(2, cores=2)  # measured: 116 s side by side, 124 s in turn
+    assert not boot_check.parallel_boots(2, cores=3)
+    assert boot_check.parallel_boots(2, cores=4)
+    assert not boot_check.parallel_boots(1, cores=64)
 
 
 @pytest.mark.parametrize("parallel", [True, False])
@@ -31,17 +32,17 @@ def test_every_firmware_is_booted_and_reported(fake: Fake, make_settings: MakeSe
     settings = make_settings("--iso", str(tmp_path / "out.iso"), "--boot-test", "--user", "user/live",
                              "--boot-firmware", "bios", "--boot-firmware", "uefi")
     together = threading.Barrier(2, timeout=60)  # both boots must be under way at once
-    real = boottest.boot_test
+    real = boot_console.boot_test
 
-    def boot(*args: object, **kwargs: object) -> boottest.BootResult:
+    def boot(*args: object, **kwargs: object) -> boot_console.BootResult:
         if parallel:
             together.wait()
         return real(*args, kvm=False, qemu=str(fake.qemu), **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(boottest, "boot_test", boot)
-    monkeypatch.setattr(bootcheck, "parallel_boots", lambda count, cores=None: parallel)
-    results: list[boottest.BootResult] = []
-    assert bootcheck.run(settings, scenario, tmp_path / "boot", "iso", results)
+    monkeypatch.setattr(boot_console, "boot_test", boot)
+    monkeypatch.setattr(boot_check, "parallel_boots", lambda count, cores=None: parallel)
+    results: list[boot_console.BootResult] = []
+    assert boot_check.run(settings, scenario, tmp_path / "boot", "iso", results)
     assert [r.firmware for r in results] == ["bios", "uefi"]  # reported in the order asked for
     assert all(r.passed for r in results)
     # The transcripts and the UEFI variables are as private as the build log (issue 22).
