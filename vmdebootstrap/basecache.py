@@ -17,40 +17,38 @@ Two builds that need the same missing base at the same time (make check's two ar
 sessions, a CI matrix) would both bootstrap it; the second waits instead, under an
 exclusive lock the first holds while it bootstraps, and then copies the result.  A
 build that dies releases the lock with its descriptor; the waiter then bootstraps
-itself.  Entries are read under a shared lock, evicted (``KEEP_BASES``, least recently
-used first) only under an exclusive one, and partial ones removed by the next build,
-exactly as stage entries are.
+itself.  Entries are made, read, evicted (``KEEP_BASES``, least recently used first) and
+cleaned up after a killed build as cachestore.py has it, exactly as stage entries are.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import logging
 import os
-import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from . import mounts, stagecache
+from . import cachestore, mounts
+from .cachestore import INFO, Entry
 from .run import CommandFailed, CommandRunner
-from .stagecache import INFO, LOCK, Entry
+from .stagecache import StageInputs
 
 log = logging.getLogger("vmdebootstrap")
 
 KEEP_BASES = 4
-# What the packages step adds to the stage key: a base is the same without them.
-PACKAGE_INPUTS = ("packages", "custom-packages", "recommends", "image")
 
 
 def entry_for(stage: Entry) -> Entry:
-    """The base entry beside the build's stage entry (CACHE/bases/KEY)."""
-    values = {name: value for name, value in stage.inputs.items() if name not in PACKAGE_INPUTS}
+    """The base entry beside the build's stage entry (CACHE/bases/KEY): its inputs are the
+    stage's without those of the packages step."""
+    assert isinstance(stage.inputs, StageInputs)
+    inputs = stage.inputs.base()
     directory = stage.directory.parent.parent / "bases"
     directory.mkdir(exist_ok=True)
-    return Entry(stagecache.key_of(values), directory / stagecache.key_of(values), values)
+    key = cachestore.key_of(inputs)
+    return Entry(key, directory / key, inputs)
 
 
 @contextlib.contextmanager
@@ -59,10 +57,10 @@ def claimed(base: Entry, description: str) -> Iterator[bool]:
 
     Waits while another build makes the same base.  When the base is there, the entry's
     shared lock is held for the block (no eviction while it is copied)."""
-    stagecache.remove_partial(base.directory.parent)
+    cachestore.remove_partial(base.directory.parent)
     making = _lock_blocking(base.directory.parent / f".making-{base.key}", description)
     try:
-        reading = stagecache.open_shared(base.directory)
+        reading = cachestore.open_shared(base.directory)
         try:
             if reading is not None:
                 os.utime(base.directory / INFO)  # most recently used
@@ -97,33 +95,25 @@ def restore(runner: CommandRunner, base: Entry, root: Path) -> None:
 
 def save(runner: CommandRunner, base: Entry, root: Path) -> None:
     """Copy the freshly bootstrapped tree into the cache (before anything else changes it)."""
-    directory = base.directory.parent
     mounted = mounts.mounts_below(root)
     if mounted:  # the bootstrappers unmount what they mounted; a copy must not go through one
         log.info("base not cached: %s is still mounted after the bootstrap", mounted[0])
         return
-    partial = Path(tempfile.mkdtemp(prefix=".new-", dir=directory))
-    fd = os.open(partial / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-    fcntl.flock(fd, fcntl.LOCK_EX)  # a partial entry whose lock is free is a killed build's
+    staged = cachestore.begin(base.directory.parent)
     try:
-        (partial / "root").mkdir()
-        runner.run(["cp", "-a", "--reflink=auto", f"{root}/.", f"{partial}/root/"])
-        info = {"inputs": base.inputs, "created": time.strftime("%Y-%m-%d %H:%M:%S")}
-        (partial / INFO).write_text(json.dumps(info, indent=1, sort_keys=True) + "\n")
-        try:
-            os.rename(partial, base.directory)
-        except OSError:  # an entry of that key is there after all: keep it
-            mounts.safe_rmtree(partial)
-            return
+        staged.root.mkdir()
+        runner.run(["cp", "-a", "--reflink=auto", f"{root}/.", f"{staged.root}/"])
     except CommandFailed as exc:  # the cache's filesystem is full, say: the build goes on without it
         log.warning("base not cached: %s", exc)
-        mounts.safe_rmtree(partial)
+        cachestore.discard(staged)
         return
     except BaseException:
-        mounts.safe_rmtree(partial)
+        cachestore.discard(staged)
         raise
-    finally:
-        os.close(fd)
+    saved = cachestore.publish(staged, base)
+    os.close(staged.fd)
+    if saved != base.directory:  # an entry of that key is there after all: keep it
+        cachestore.remove(saved)
+        return
     log.info("base saved in the base cache as %s", base.directory)
-    stagecache.evict(directory, keep=base.key, limit=KEEP_BASES)
-
+    cachestore.evict(base.directory.parent, keep=base.key, limit=KEEP_BASES)

@@ -6,25 +6,28 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 from pathlib import Path
+from typing import Literal
 
+from .cachestore import Entry
 from .disk import Image
 from .publish import Outputs
 from .run import CommandRunner
 from .settings import Settings
-from .stagecache import Entry
+from .values import Bootstrapper
 
 
 @dataclasses.dataclass
 class Origin:
-    """Where the root tree comes from: decided when the bootstrap step starts."""
+    """Where the root tree comes from: decided as the bootstrap step starts (bootstrap.decide)."""
 
-    bootstrapper: str  # mmdebstrap or debootstrap
+    bootstrapper: Bootstrapper  # mmdebstrap or debootstrap
     reason: str  # why that one (logged)
     stage: Entry | None  # this build's stage-cache entry; None: the cache is not used
     cached: bool  # the tree is that entry, mounted under an overlay: no bootstrap, no packages step
-    # The base cache (basecache.py), asked on a stage miss: "hit" (copied from it), "miss"
+    base_cached: bool = False  # on a stage miss, the base cache has the bootstrapped tree
+    # The base cache (basecache.py), once the bootstrap step ran: "hit" (copied from it), "miss"
     # (bootstrapped and saved there), "off" (no stage entry) or "unused" (the stage hit).
-    base: str = "off"
+    base: Literal["hit", "miss", "off", "unused"] = "off"
 
 
 @dataclasses.dataclass

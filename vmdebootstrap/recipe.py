@@ -54,7 +54,8 @@ class Step:
     name: str
     run: Action
     when: Callable[[Settings], bool] = _always  # whether this build has the step
-    note: Callable[[Context], str] = _no_note  # shown after the name; computed as the step starts
+    prepare: Action | None = None  # decided as the step starts, before its note (what the note shows)
+    note: Callable[[Context], str] = _no_note  # shown after the name; computed as the step starts, pure
     session: str = ""  # the chroot session it belongs to ("": it runs nothing in the target)
     api: bool = False  # it needs the API filesystems (/proc, /sys, /dev, /run) in the target
     stage: bool = False  # it makes the tree the stage cache keeps (stagecache.py)
@@ -72,7 +73,7 @@ def _hook(settings: Settings) -> bool:
 
 STEPS: tuple[Step, ...] = (
     Step("partition", image.partition, when=_image, note=image.note),
-    Step("bootstrap", bootstrap.run, note=bootstrap.note, stage=True),
+    Step("bootstrap", bootstrap.run, prepare=bootstrap.decide, note=bootstrap.note, stage=True),
     Step("packages", packages.run, when=packages.needed, note=packages.note, session="packages", api=True,
          stage=True),
     Step("system", system.run, session="target", api=True),
@@ -209,9 +210,11 @@ def _chown_outputs(ctx: Context, owner: str) -> None:
 
 
 def _begin(step: Step, ctx: Context) -> Callable[[], str]:
-    """What a step does first, inside it: the fault injection, then its note."""
+    """What a step does first, inside it: the fault injection, its decisions, then its note."""
     def begin() -> str:
         faults.maybe_inject(step.name)
+        if step.prepare is not None:
+            step.prepare(ctx)
         return step.note(ctx)
     return begin
 

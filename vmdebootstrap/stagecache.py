@@ -17,27 +17,25 @@ No copying either way:
   so the system, users and customize steps, the hook and ``finish`` change only the
   build's copy, and the cached tree is never written.
 
-Entries are read under a shared lock and deleted only under an exclusive one: a build
-that uses an entry keeps it alive.  The least recently used entries beyond
-``KEEP_ENTRIES`` are deleted at the end of a build that saved one.  Partial entries of
-killed builds (``.new-*``) are removed by the next build.
+Entries are made, read, locked and evicted as cachestore.py has it: a build that uses
+an entry keeps it alive; the least recently used entries beyond ``KEEP_ENTRIES`` are
+deleted at the end of a build that saved one; partial entries of killed builds
+(``.new-*``) are removed by the next build.  The key's inputs are typed records
+(``StageInputs``, and the base cache's ``BaseInputs``, a projection of them).
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import fcntl
 import hashlib
-import json
 import logging
 import os
-import tempfile
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import __version__, mounts
+from . import __version__, cachestore, mounts
+from .cachestore import INFO, Entry
 from .digest import file_sha256
 from .errors import BuildError
 from .run import CommandRunner
@@ -46,24 +44,41 @@ from .settings import Settings
 log = logging.getLogger("vmdebootstrap")
 
 KEEP_ENTRIES = 6
-# A save makes its partial entry (mkdtemp) an instant before it creates and locks the lock
-# file inside; a partial entry without one is a killed build's only once it is this old.
-LOCKLESS_GRACE = 60.0
-INFO = "info.json"
-LOCK = "lock"
 
 
-@dataclasses.dataclass
-class Entry:
-    """One stage of the cache: the tree after the packages step, for one key."""
+@dataclasses.dataclass(frozen=True)
+class BaseInputs:
+    """What shapes the tree the bootstrapper makes (the base cache's key, basecache.py)."""
 
-    key: str
-    directory: Path  # CACHE/stages/KEY
-    inputs: dict[str, object]
+    tool: str
+    bootstrapper: str
+    suite: str
+    arch: str
+    mirror: str
+    release: str  # the SHA-256 of the mirror's InRelease for the suite
+    components: tuple[str, ...]
+    variant: str
+    debootstrapopts: tuple[str, ...]
+    keyring: str  # the keyring's SHA-256; "": the archive keyring
+    check_gpg: bool
+    check_valid_until: bool
 
-    @property
-    def root(self) -> Path:
-        return self.directory / "root"
+    def values(self) -> dict[str, object]:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class StageInputs(BaseInputs):
+    """What shapes the tree after the packages step (the stage cache's key)."""
+
+    recommends: bool
+    packages: tuple[str, ...]
+    custom_packages: tuple[str, ...]  # the .debs' SHA-256
+    image: str  # a disk image's fstab, written before the kernel's initramfs is made
+
+    def base(self) -> BaseInputs:
+        """The same inputs without those of the packages step."""
+        return BaseInputs(**{field.name: getattr(self, field.name) for field in dataclasses.fields(BaseInputs)})
 
 
 def stages_dir(settings: Settings) -> Path | None:
@@ -83,32 +98,18 @@ def tool_version() -> str:
 
 
 def inputs(settings: Settings, packages: Sequence[str], bootstrapper: str, release_hash: str,
-           image: str = "") -> dict[str, object]:
+           image: str = "") -> StageInputs:
     """Everything that shapes the tree after the packages step (``image``: a disk image's
     fstab, written before the kernel's initramfs is made)."""
     bootstrap = settings.bootstrap
-    return {
-        "tool": tool_version(),
-        "bootstrapper": bootstrapper,
-        "suite": settings.release.name,
-        "arch": settings.arch.name,
-        "mirror": settings.mirrors.build,
-        "release": release_hash,
-        "components": list(settings.mirrors.components),
-        "variant": bootstrap.variant,
-        "debootstrapopts": list(bootstrap.extra_options),
-        "keyring": file_sha256(bootstrap.keyring) if bootstrap.keyring else "",
-        "check-gpg": bootstrap.check_gpg,
-        "check-valid-until": bootstrap.check_valid_until,
-        "recommends": settings.recommends,
-        "packages": list(packages),
-        "custom-packages": [file_sha256(deb) for deb in settings.custom_packages],
-        "image": image,
-    }
-
-
-def key_of(values: dict[str, object]) -> str:
-    return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:32]
+    return StageInputs(
+        tool=tool_version(), bootstrapper=bootstrapper, suite=settings.release.name, arch=settings.arch.name,
+        mirror=settings.mirrors.build, release=release_hash, components=tuple(settings.mirrors.components),
+        variant=bootstrap.variant, debootstrapopts=tuple(bootstrap.extra_options),
+        keyring=file_sha256(bootstrap.keyring) if bootstrap.keyring else "", check_gpg=bootstrap.check_gpg,
+        check_valid_until=bootstrap.check_valid_until, recommends=settings.recommends, packages=tuple(packages),
+        custom_packages=tuple(file_sha256(deb) for deb in settings.custom_packages), image=image,
+    )
 
 
 def lookup(settings: Settings, stack: contextlib.ExitStack, *, release_file: bytes | None,
@@ -119,43 +120,19 @@ def lookup(settings: Settings, stack: contextlib.ExitStack, *, release_file: byt
     directory = stages_dir(settings)
     if directory is None:
         return None, False
-    remove_partial(directory)
+    cachestore.remove_partial(directory)
     if release_file is None:
         log.info("stage cache not used: the mirror's Release file for %s could not be read", settings.release)
         return None, False
-    values = inputs(settings, packages, bootstrapper, hashlib.sha256(release_file).hexdigest(), image)
-    key = key_of(values)
-    entry = Entry(key, directory / key, values)
-    fd = open_shared(entry.directory)
+    made_of = inputs(settings, packages, bootstrapper, hashlib.sha256(release_file).hexdigest(), image)
+    key = cachestore.key_of(made_of)
+    entry = Entry(key, directory / key, made_of)
+    fd = cachestore.open_shared(entry.directory)
     if fd is None:
         return entry, False
     stack.callback(os.close, fd)  # held until the build ends: no one deletes it under us
     os.utime(entry.directory / INFO)  # most recently used
     return entry, True
-
-
-def open_shared(directory: Path) -> int | None:
-    """A shared lock on a complete entry, as a descriptor (None: no such entry, or being evicted)."""
-    if not (directory / INFO).is_file():
-        return None
-    fd = _lock(directory / LOCK, fcntl.LOCK_SH)
-    if fd is not None and not (directory / INFO).is_file():
-        os.close(fd)
-        return None
-    return fd
-
-
-def _lock(path: Path, how: int) -> int | None:
-    try:
-        fd = os.open(path, os.O_RDWR)
-    except FileNotFoundError:
-        return None
-    try:
-        fcntl.flock(fd, how | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        return None
-    return fd
 
 
 def use(runner: CommandRunner, stack: contextlib.ExitStack, workdir: Path, root: Path, entry: Entry) -> None:
@@ -170,82 +147,21 @@ def use(runner: CommandRunner, stack: contextlib.ExitStack, workdir: Path, root:
 
 def save(runner: CommandRunner, stack: contextlib.ExitStack, workdir: Path, root: Path, entry: Entry) -> None:
     """Move the freshly built tree into the cache and continue on an overlay above it."""
-    directory = entry.directory.parent
     runner.run(["apt-get", "clean"], chroot=root)  # the .debs stay in the package cache
     mounted = mounts.mounts_below(root)
     if mounted:
         raise BuildError(f"internal error: {mounted[0]} still mounted at the stage save")
-    partial = Path(tempfile.mkdtemp(prefix=".new-", dir=directory))
-    fd = os.open(partial / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-    fcntl.flock(fd, fcntl.LOCK_EX)  # a partial entry whose lock is free is a killed build's
+    staged = cachestore.begin(entry.directory.parent)
     try:
-        os.rename(root, partial / "root")
+        os.rename(root, staged.root)
     except OSError as exc:  # EXDEV: the work directory is on another filesystem
-        os.close(fd)
-        mounts.safe_rmtree(partial)
-        log.info("stage not cached: cannot move %s into %s (%s)", root, directory, exc.strerror)
+        cachestore.discard(staged)
+        log.info("stage not cached: cannot move %s into %s (%s)", root, entry.directory.parent, exc.strerror)
         return
-    info = {"inputs": entry.inputs, "created": time.strftime("%Y-%m-%d %H:%M:%S")}
-    (partial / INFO).write_text(json.dumps(info, indent=1, sort_keys=True) + "\n")
-    fcntl.flock(fd, fcntl.LOCK_SH)  # from now on a reader like any other
-    try:
-        os.rename(partial, entry.directory)
-        saved = entry.root
-    except OSError:  # another build saved the same key meanwhile: ours serves this build only
-        saved = partial / "root"
-        stack.callback(_remove_entry, partial)
-    stack.callback(os.close, fd)
+    saved = cachestore.publish(staged, entry)
+    if saved != entry.directory:  # another build saved the same key meanwhile: ours serves this build only
+        stack.callback(cachestore.remove, saved)
+    stack.callback(os.close, staged.fd)  # the shared lock, for as long as the overlay uses the tree
     log.info("stage saved in the cache as %s", entry.directory)
-    use(runner, stack, workdir, root, dataclasses.replace(entry, directory=saved.parent))
-    evict(directory, keep=entry.key)
-
-
-def _remove_entry(directory: Path) -> None:
-    if mounts.mounts_below(directory):
-        return
-    mounts.safe_rmtree(directory)
-
-
-def remove_partial(directory: Path) -> None:
-    """Entries a killed build left half made."""
-    for partial in [*directory.glob(".new-*"), *directory.glob(".old-*")]:
-        fd = _lock(partial / LOCK, fcntl.LOCK_EX)
-        if fd is None and (partial / LOCK).exists():
-            continue  # a running build's
-        if fd is None and _seconds_since_made(partial) < LOCKLESS_GRACE:
-            continue  # made a moment ago: its build is about to create and lock its lock file
-        try:
-            log.info("removing a partial stage-cache entry %s (left by a killed build)", partial)
-            _remove_entry(partial)
-        finally:
-            if fd is not None:
-                os.close(fd)
-
-
-def _seconds_since_made(path: Path) -> float:
-    try:
-        return time.time() - path.stat().st_mtime
-    except FileNotFoundError:
-        return 0.0  # gone already: nothing to remove
-
-
-def evict(directory: Path, keep: str, limit: int = KEEP_ENTRIES) -> list[Path]:
-    """Delete the least recently used entries beyond ``limit`` that no build is using."""
-    entries = [p for p in directory.iterdir() if not p.name.startswith(".") and (p / INFO).is_file()]
-    entries.sort(key=lambda p: (p / INFO).stat().st_mtime, reverse=True)
-    removed = []
-    for entry in entries[limit:]:
-        if entry.name == keep:
-            continue
-        fd = _lock(entry / LOCK, fcntl.LOCK_EX)
-        if fd is None:
-            continue  # in use
-        try:
-            trash = directory / f".old-{entry.name}"
-            os.rename(entry, trash)
-            log.info("stage cache: removed the least recently used entry %s", entry.name)
-            mounts.safe_rmtree(trash)
-            removed.append(entry)
-        finally:
-            os.close(fd)
-    return removed
+    use(runner, stack, workdir, root, dataclasses.replace(entry, directory=saved))
+    cachestore.evict(entry.directory.parent, keep=entry.key, limit=KEEP_ENTRIES)

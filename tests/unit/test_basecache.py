@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from vmdebootstrap import basecache, stagecache
+from vmdebootstrap import basecache, cachestore, stagecache
+from vmdebootstrap.cachestore import Entry
 from vmdebootstrap.run import Result
 
 from .conftest import MakeSettings
@@ -56,10 +57,13 @@ def test_another_package_list_copies_the_base_instead_of_bootstrapping(make_sett
     assert len(entries(tmp_path / "cache/stages")) == 2 and entries(tmp_path / "cache/bases") == [base]
 
 
-def test_the_second_build_waits_for_the_first_ones_base(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_the_second_build_waits_for_the_first_ones_base(make_settings: MakeSettings, tmp_path: Path,
+                                                        caplog: pytest.LogCaptureFixture) -> None:
     directory = tmp_path / "cache/stages/k"
     directory.mkdir(parents=True)
-    base = basecache.entry_for(stagecache.Entry("k", directory, {"suite": "trixie", "packages": ["a"]}))
+    inputs = stagecache.inputs(make_settings("--distribution", "trixie"), ["a"], "mmdebstrap", "0" * 64)
+    base = basecache.entry_for(Entry("k", directory, inputs))
+    assert base.inputs == inputs.base() and base.key == cachestore.key_of(inputs.base()) != cachestore.key_of(inputs)
     first = os.open(base.directory.parent / f".making-{base.key}", os.O_RDWR | os.O_CREAT)
     fcntl.flock(first, fcntl.LOCK_EX)  # the first build is bootstrapping
     found: list[bool] = []
@@ -74,8 +78,8 @@ def test_the_second_build_waits_for_the_first_ones_base(tmp_path: Path, caplog: 
         waiter.join(0.5)
         assert waiter.is_alive() and found == []  # it waits
         (base.root).mkdir(parents=True)
-        (base.directory / stagecache.LOCK).touch()
-        (base.directory / stagecache.INFO).write_text("{}")
+        (base.directory / cachestore.LOCK).touch()
+        (base.directory / cachestore.INFO).write_text("{}")
         os.close(first)  # the first build saved its base and let go
         waiter.join(10)
     assert found == [True]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from vmdebootstrap import archive, recipe, stagecache, ui
+from vmdebootstrap import archive, cachestore, recipe, stagecache, ui
 from vmdebootstrap.run import Result
 from vmdebootstrap.steps import packages
 
@@ -30,7 +30,7 @@ def no_device_nodes(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def key_for(make_settings: MakeSettings, *argv: str, release: str = "r1") -> str:
     settings = make_settings(*argv)
-    return stagecache.key_of(stagecache.inputs(settings, packages.selected(settings), "mmdebstrap", release))
+    return cachestore.key_of(stagecache.inputs(settings, packages.selected(settings), "mmdebstrap", release))
 
 
 def test_key_changes_with_every_input_that_shapes_the_stage(make_settings: MakeSettings, tmp_path: Path) -> None:
@@ -131,7 +131,7 @@ def test_evict_keeps_the_newest_and_those_in_use(tmp_path: Path) -> None:
     fd = os.open(entries[6] / "lock", os.O_RDWR)
     fcntl.flock(fd, fcntl.LOCK_SH)  # a build is using the oldest
     try:
-        removed = stagecache.evict(tmp_path, keep="k5", limit=3)
+        removed = cachestore.evict(tmp_path, keep="k5", limit=3)
     finally:
         os.close(fd)
     assert sorted(p.name for p in removed) == ["k3", "k4"]
@@ -145,11 +145,11 @@ def test_partial_entries_of_killed_builds_are_removed(tmp_path: Path) -> None:
     just_made.mkdir()
     killed_early = tmp_path / ".new-killed-early"  # the same, its build killed in that instant
     killed_early.mkdir()
-    os.utime(killed_early, (0, time.time() - 2 * stagecache.LOCKLESS_GRACE))
+    os.utime(killed_early, (0, time.time() - 2 * cachestore.LOCKLESS_GRACE))
     fd = os.open(alive / "lock", os.O_RDWR)
     fcntl.flock(fd, fcntl.LOCK_EX)
     try:
-        stagecache.remove_partial(tmp_path)
+        cachestore.remove_partial(tmp_path)
     finally:
         os.close(fd)
     assert not dead.exists() and alive.exists()

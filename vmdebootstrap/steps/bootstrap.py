@@ -29,6 +29,7 @@ import shutil
 from pathlib import Path
 
 from .. import archive, basecache, binfmt, cache, disk, reproducible, stagecache
+from ..cachestore import INFO, Entry
 from ..chroot import write_file
 from ..context import Context, Origin
 from ..errors import BuildError
@@ -84,29 +85,32 @@ NO_VALID_UNTIL_CONF = "/etc/apt/apt.conf.d/00vmdebootstrap-no-check-valid-until"
 MMDEBSTRAP_VARIANTS = {"": "debootstrap", "minbase": "minbase", "buildd": "buildd"}
 
 
-def choose(ctx: Context) -> tuple[str, str]:
+DEBOOTSTRAP = Bootstrapper.DEBOOTSTRAP
+
+
+def choose(ctx: Context) -> tuple[Bootstrapper, str]:
     """(bootstrapper, why) for this build."""
     settings = ctx.settings
     options = settings.bootstrap
     if options.tool is not Bootstrapper.AUTO:
-        return options.tool.value, f"--bootstrapper {options.tool}"
+        return options.tool, f"--bootstrapper {options.tool}"
     if not shutil.which("mmdebstrap"):
-        return "debootstrap", "mmdebstrap is not installed"
+        return DEBOOTSTRAP, "mmdebstrap is not installed"
     if options.extra_options:
-        return "debootstrap", "--debootstrapopts are debootstrap's"
+        return DEBOOTSTRAP, "--debootstrapopts are debootstrap's"
     if options.variant not in MMDEBSTRAP_VARIANTS:
-        return "debootstrap", f"variant {options.variant} is debootstrap's"
+        return DEBOOTSTRAP, f"variant {options.variant} is debootstrap's"
     if not settings.release.merged_usr:
-        return "debootstrap", f"{settings.release} predates usr-is-merged, which mmdebstrap's merged-/usr hook needs"
+        return DEBOOTSTRAP, f"{settings.release} predates usr-is-merged, which mmdebstrap's merged-/usr hook needs"
     if settings.release.merged_usr == "hook" and not MERGED_USR_HOOK.is_dir():
-        return "debootstrap", f"mmdebstrap's merged-/usr hook {MERGED_USR_HOOK} is missing"
+        return DEBOOTSTRAP, f"mmdebstrap's merged-/usr hook {MERGED_USR_HOOK} is missing"
     if settings.foreign and binfmt.probe(settings.arch).needs_copy:
-        return "debootstrap", "the qemu-user handler lacks the F flag"
+        return DEBOOTSTRAP, "the qemu-user handler lacks the F flag"
     if settings.foreign and not shutil.which("arch-test"):
-        return "debootstrap", "mmdebstrap needs arch-test for foreign architectures"
+        return DEBOOTSTRAP, "mmdebstrap needs arch-test for foreign architectures"
     if not _cache_beside_target(ctx):
-        return "debootstrap", f"the package cache {cache.debs_dir(settings)} is on another filesystem than the target"
-    return "mmdebstrap", "installed"
+        return DEBOOTSTRAP, f"the package cache {cache.debs_dir(settings)} is on another filesystem than the target"
+    return Bootstrapper.MMDEBSTRAP, "installed"
 
 
 def _cache_beside_target(ctx: Context) -> bool:
@@ -164,20 +168,24 @@ def mmdebstrap_argv(settings: Settings, root: Path, cache_dir: Path | None,
     return argv
 
 
-def decide(ctx: Context) -> Origin:
-    """Which bootstrapper, the build's epoch, and whether the tree comes from the stage cache
-    (once per build)."""
-    if ctx.origin is None:
-        bootstrapper, why = choose(ctx)
-        log.info("bootstrapper: %s (%s)", bootstrapper, why)
-        settings = ctx.settings
-        release = archive.release_file(ctx.runner, settings.mirrors.build, settings.release.name, ctx.workdir)
-        set_epoch(ctx, release)
-        fstab = disk.fstab(ctx.image.layout, ctx.image.uuids) if ctx.image is not None else ""
-        entry, cached = stagecache.lookup(settings, ctx.stack, release_file=release,
-                                          packages=packages.selected(settings), bootstrapper=bootstrapper,
-                                          image=fstab)
-        ctx.origin = Origin(bootstrapper, why, entry, cached)
+def decide(ctx: Context) -> None:
+    """As the step starts: which bootstrapper, the build's epoch, and where the tree comes
+    from (the stage cache, the base cache or the bootstrapper): ctx.origin."""
+    bootstrapper, why = choose(ctx)
+    log.info("bootstrapper: %s (%s)", bootstrapper, why)
+    settings = ctx.settings
+    release = archive.release_file(ctx.runner, settings.mirrors.build, settings.release.name, ctx.workdir)
+    set_epoch(ctx, release)
+    fstab = disk.fstab(ctx.image.layout, ctx.image.uuids) if ctx.image is not None else ""
+    entry, cached = stagecache.lookup(settings, ctx.stack, release_file=release,
+                                      packages=packages.selected(settings), bootstrapper=bootstrapper,
+                                      image=fstab)
+    based = entry is not None and not cached and (basecache.entry_for(entry).directory / INFO).is_file()
+    ctx.origin = Origin(bootstrapper, why, entry, cached, base_cached=based)
+
+
+def _origin(ctx: Context) -> Origin:
+    assert ctx.origin is not None, "the bootstrap step decides the origin as it starts (decide)"
     return ctx.origin
 
 
@@ -197,17 +205,17 @@ def set_epoch(ctx: Context, release: bytes | None) -> None:
 
 
 def note(ctx: Context) -> str:
-    origin = decide(ctx)
+    origin = _origin(ctx)
     if origin.cached and origin.stage is not None:
         return f" (from the stage cache, {origin.stage.key[:12]})"
     emulated = f" [emulated {ctx.settings.arch.name}]" if ctx.settings.foreign else ""
-    if origin.stage is not None and (basecache.entry_for(origin.stage).directory / stagecache.INFO).is_file():
+    if origin.base_cached:
         return f" ({ctx.settings.release} {ctx.settings.arch.name}, from the base cache)"
     return f" ({ctx.settings.release} {ctx.settings.arch.name}, {origin.bootstrapper}){emulated}"
 
 
 def run(ctx: Context) -> None:
-    origin = decide(ctx)
+    origin = _origin(ctx)
     if origin.cached and origin.stage is not None:
         origin.base = "unused"
         stagecache.use(ctx.runner, ctx.stack, ctx.workdir, ctx.root, origin.stage)
@@ -231,7 +239,7 @@ def _bootstrap(ctx: Context, origin: Origin) -> None:
         _debootstrap(ctx)
 
 
-def _from_base(ctx: Context, origin: Origin, stage: stagecache.Entry) -> None:
+def _from_base(ctx: Context, origin: Origin, stage: Entry) -> None:
     """The bootstrapped tree copied from the base cache, or bootstrapped and copied there."""
     settings = ctx.settings
     base = basecache.entry_for(stage)
@@ -250,7 +258,7 @@ def _from_base(ctx: Context, origin: Origin, stage: stagecache.Entry) -> None:
 def save_stage(ctx: Context) -> None:
     """After the last step of the stage: keep the tree in the stage cache (when this build
     has an entry there and did not come from it)."""
-    origin = decide(ctx)
+    origin = _origin(ctx)
     if origin.stage is not None and not origin.cached:
         if ctx.epoch is not None:  # clamped here, the overlay never copies a file up to clamp it
             reproducible.clamp_mtimes(ctx.root, ctx.epoch)

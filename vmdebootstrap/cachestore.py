@@ -1,0 +1,177 @@
+"""What the stage cache and the base cache share: a directory of entries, each made whole
+before anyone sees it, read under a shared lock, deleted only under an exclusive one.
+
+    CACHE/stages/KEY/{info.json, lock, root/}      (stagecache.py)
+    CACHE/bases/KEY/{info.json, lock, root/}       (basecache.py)
+
+An entry is made as ``.new-*`` (``begin``), under an exclusive lock on its own lock file,
+filled by the caller, and renamed into place whole with its info.json (``publish``); a
+killed build leaves only a ``.new-*`` whose lock nobody holds, which the next build
+removes (``remove_partial``).  Readers hold a shared lock on the entry for as long as
+they use it (``open_shared``); eviction (``evict``) takes the exclusive one without
+waiting and skips what it cannot lock.  Keys hash an entry's inputs (``key_of``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Protocol
+
+from . import mounts
+
+log = logging.getLogger("vmdebootstrap")
+
+INFO = "info.json"
+LOCK = "lock"
+# ``begin`` makes its partial entry (mkdtemp) an instant before it creates and locks the lock
+# file inside; a partial entry without one is a killed build's only once it is this old.
+LOCKLESS_GRACE = 60.0
+
+
+class Inputs(Protocol):
+    """What made an entry (a typed record: stagecache.StageInputs, BaseInputs)."""
+
+    def values(self) -> dict[str, object]:
+        """The inputs by name, as info.json has them and as the key hashes them."""
+
+
+@dataclasses.dataclass
+class Entry:
+    """One entry of a cache: its key, its directory (CACHE/KIND/KEY) and what made it."""
+
+    key: str
+    directory: Path
+    inputs: Inputs
+
+    @property
+    def root(self) -> Path:
+        return self.directory / "root"
+
+
+@dataclasses.dataclass
+class Staged:
+    """An entry being made: ``directory`` (a ``.new-*``) and the exclusive lock on it."""
+
+    directory: Path
+    fd: int
+
+    @property
+    def root(self) -> Path:
+        return self.directory / "root"
+
+
+def key_of(inputs: Inputs) -> str:
+    return hashlib.sha256(json.dumps(inputs.values(), sort_keys=True).encode()).hexdigest()[:32]
+
+
+def begin(cache: Path) -> Staged:
+    """A new partial entry in ``cache``, locked: a ``.new-*`` whose lock is free is a killed build's."""
+    partial = Path(tempfile.mkdtemp(prefix=".new-", dir=cache))
+    fd = os.open(partial / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return Staged(partial, fd)
+
+
+def publish(staged: Staged, entry: Entry) -> Path:
+    """Write the entry's info.json and rename it into place, whole; its lock becomes a shared
+    one (the caller closes ``staged.fd`` when it is done reading).  Returns where the tree
+    is: ``entry.directory``, or the partial directory when another build published the same
+    key meanwhile (then the caller removes it when done)."""
+    info = {"inputs": entry.inputs.values(), "created": time.strftime("%Y-%m-%d %H:%M:%S")}
+    (staged.directory / INFO).write_text(json.dumps(info, indent=1, sort_keys=True) + "\n")
+    fcntl.flock(staged.fd, fcntl.LOCK_SH)  # from now on a reader like any other
+    try:
+        os.rename(staged.directory, entry.directory)
+    except OSError:  # an entry of that key is there already
+        return staged.directory
+    return entry.directory
+
+
+def discard(staged: Staged) -> None:
+    """Give up a partial entry: its lock and its files."""
+    os.close(staged.fd)
+    remove(staged.directory)
+
+
+def remove(directory: Path) -> None:
+    """An entry's directory, unless something is still mounted below it (a running build's overlay)."""
+    if not mounts.mounts_below(directory):
+        mounts.safe_rmtree(directory)
+
+
+def open_shared(directory: Path) -> int | None:
+    """A shared lock on a complete entry, as a descriptor (None: no such entry, or being evicted)."""
+    if not (directory / INFO).is_file():
+        return None
+    fd = lock(directory / LOCK, fcntl.LOCK_SH)
+    if fd is not None and not (directory / INFO).is_file():
+        os.close(fd)
+        return None
+    return fd
+
+
+def lock(path: Path, how: int) -> int | None:
+    """``how`` (LOCK_SH, LOCK_EX) on ``path`` without waiting, as a descriptor (None: taken, or no file)."""
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(fd, how | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def remove_partial(cache: Path) -> None:
+    """Entries a killed build left half made (or half evicted)."""
+    for partial in [*cache.glob(".new-*"), *cache.glob(".old-*")]:
+        fd = lock(partial / LOCK, fcntl.LOCK_EX)
+        if fd is None and (partial / LOCK).exists():
+            continue  # a running build's
+        if fd is None and _seconds_since_made(partial) < LOCKLESS_GRACE:
+            continue  # made a moment ago: its build is about to create and lock its lock file
+        try:
+            log.info("removing a partial cache entry %s (left by a killed build)", partial)
+            remove(partial)
+        finally:
+            if fd is not None:
+                os.close(fd)
+
+
+def _seconds_since_made(path: Path) -> float:
+    try:
+        return time.time() - path.stat().st_mtime
+    except FileNotFoundError:
+        return 0.0  # gone already: nothing to remove
+
+
+def evict(cache: Path, keep: str, limit: int) -> list[Path]:
+    """Delete the least recently used entries beyond ``limit`` that no build is using."""
+    entries = [p for p in cache.iterdir() if not p.name.startswith(".") and (p / INFO).is_file()]
+    entries.sort(key=lambda p: (p / INFO).stat().st_mtime, reverse=True)
+    removed = []
+    for entry in entries[limit:]:
+        if entry.name == keep:
+            continue
+        fd = lock(entry / LOCK, fcntl.LOCK_EX)
+        if fd is None:
+            continue  # in use
+        try:
+            trash = cache / f".old-{entry.name}"
+            os.rename(entry, trash)
+            log.info("cache: removed the least recently used entry %s", entry)
+            mounts.safe_rmtree(trash)
+            removed.append(entry)
+        finally:
+            os.close(fd)
+    return removed
