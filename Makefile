@@ -21,11 +21,12 @@ binfmt: host-packages
 	update-binfmts --enable
 
 # The host packages come from the one list the tool's own preflight reads
-# (vmdebootstrap/hostdeps.py).
+# (vmdebootstrap/hostdeps.py), and the installer's and test suite's own (tests/host-packages).
 host-packages:
 	@test "$$(id -u)" = 0 || { echo "make: run as root (the build needs it)"; exit 1; }
 	apt-get update -q
-	apt-get install -y -q --no-install-recommends $$($(PYTHON) -m vmdebootstrap.hostdeps --dev)
+	apt-get install -y -q --no-install-recommends $$($(PYTHON) -m vmdebootstrap.hostdeps) \
+	    $$(grep -v '^#' tests/host-packages)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)

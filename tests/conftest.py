@@ -124,8 +124,16 @@ def our_mounts() -> list[str]:
     return [p for p in points if "vmdebootstrap" in p or p.startswith("/tmp/pytest")]
 
 
-def loop_devices_of(path: Path) -> str:
-    return subprocess.run(["losetup", "-j", str(path)], capture_output=True, text=True, check=False).stdout
+def loop_devices_of(image: Path) -> list[str]:
+    """Loop devices whose backing file is ``image`` (a leak check), from sysfs."""
+    found = []
+    for backing in Path("/sys/block").glob("loop*/loop/backing_file"):
+        try:
+            if backing.read_text().strip() == os.fspath(image):
+                found.append("/dev/" + backing.parts[3])
+        except OSError:
+            continue
+    return found
 
 
 def squashfs_files(squashfs: Path) -> list[str]:

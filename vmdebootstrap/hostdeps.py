@@ -44,9 +44,6 @@ FAST_PATH_PACKAGES = ("mmdebstrap",)
 # Essential: yes in Debian: on every system, and Debian policy (3.5) wants no unversioned
 # dependency on them (lintian: depends-on-essential-package-without-using-version).
 ESSENTIAL = frozenset({"coreutils", "tar", "util-linux", "gzip"})
-# Only for the installer: what the test suite and the development tools need.
-DEVELOPMENT_PACKAGES = ("python3-venv", "python3-pip", "zstd", "xz-utils", "file", "procps", "initramfs-tools-core",
-                        "bash-completion", "zsh")  # the shell completion's tests run both shells
 
 
 def boot_test_tools(arch: Architecture) -> dict[str, str]:
@@ -129,15 +126,12 @@ def substvars() -> str:
 
 
 def main() -> None:
-    """Print every host package (for the installer); --dev adds the development ones;
-    --substvars prints the Debian package's relations instead."""
+    """Print every host package (for the installer: the test suite's own are in
+    tests/host-packages); --substvars prints the Debian package's relations instead."""
     if "--substvars" in sys.argv[1:]:
         print(substvars(), end="")
         return
-    packages = host_packages()
-    if "--dev" in sys.argv[1:]:
-        packages = sorted(set(packages) | set(DEVELOPMENT_PACKAGES))
-    print(" ".join(packages))
+    print(" ".join(host_packages()))
 
 
 if __name__ == "__main__":

@@ -116,15 +116,3 @@ class LoopDevice:
         except OSError:
             return False
         return backing == os.fspath(self.image) or backing.startswith(os.fspath(self.image) + " ")
-
-
-def devices_of(image: Path) -> list[str]:
-    """Loop devices whose backing file is ``image`` (for tests and leak checks)."""
-    found = []
-    for backing in Path("/sys/block").glob("loop*/loop/backing_file"):
-        try:
-            if backing.read_text().strip() == os.fspath(image):
-                found.append("/dev/" + backing.parts[3])
-        except OSError:
-            continue
-    return found

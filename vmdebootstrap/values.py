@@ -106,12 +106,6 @@ def choice(*choices: str) -> Parser:
     return parse
 
 
-def optional_choice(*choices: str) -> Parser:
-    """One of ``choices``, or empty (not given)."""
-    chosen = choice(*choices)
-    return lambda raw: str(raw) and chosen(raw)
-
-
 def path(raw: Any) -> Path | None:
     return Path(str(raw)) if raw else None
 

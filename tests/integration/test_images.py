@@ -21,9 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from vmdebootstrap import loop
-
-from ..conftest import REPO, our_mounts, vmdebootstrap, workdir_for
+from ..conftest import REPO, loop_devices_of, our_mounts, vmdebootstrap, workdir_for
 
 pytestmark = pytest.mark.integration
 
@@ -123,7 +121,7 @@ def test_bios_image_layout(bios_image: dict[str, object], tmp_path: Path) -> Non
         assert sorted(p.name for p in boot.glob("vmlinuz-*"))
     manifest = (image.parent / "bios.img.packages").read_text()
     assert re.search(r"^grub-pc\t\S+$", manifest, re.M) and re.search(r"^linux-image-amd64\t", manifest, re.M)
-    assert loop.devices_of(image) == []
+    assert loop_devices_of(image) == []
     assert our_mounts() == []
 
 
@@ -204,7 +202,7 @@ def test_failing_image_build_detaches_everything(mirror: str, outdir: Path) -> N
                            env={"VMDEBOOTSTRAP_FAULT": "bootloader:fail"})
     assert result.returncode == 1 and "step 'bootloader' failed" in result.stderr
     assert not image.parent.exists()  # neither the image, nor its staging file, nor the directory it made
-    assert loop.devices_of(image.parent / ".vmdebootstrap-partial-x.img") == []
+    assert loop_devices_of(image.parent / ".vmdebootstrap-partial-x.img") == []
     assert our_mounts() == []
     assert list(workdir.iterdir()) == []
 
@@ -225,7 +223,7 @@ def test_killed_image_build_leaks_no_loop_device(mirror: str, outdir: Path) -> N
     try:
         _wait_for(ready, proc)
         [root_fs] = list(workdir.glob("vmdebootstrap-*/filesystems/root.fs"))
-        assert len(loop.devices_of(root_fs)) == 1  # the xfs partition, mounted to be filled
+        assert len(loop_devices_of(root_fs)) == 1  # the xfs partition, mounted to be filled
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=60)
     finally:
@@ -233,10 +231,10 @@ def test_killed_image_build_leaks_no_loop_device(mirror: str, outdir: Path) -> N
             proc.kill()
             proc.wait()
     deadline = time.monotonic() + 30
-    while loop.devices_of(root_fs) and time.monotonic() < deadline:  # autoclear runs asynchronously
+    while loop_devices_of(root_fs) and time.monotonic() < deadline:  # autoclear runs asynchronously
         time.sleep(0.2)
-    assert loop.devices_of(root_fs) == []
-    assert loop.devices_of(staged) == []
+    assert loop_devices_of(root_fs) == []
+    assert loop_devices_of(staged) == []
     assert our_mounts() == []
     assert not image.exists()
 

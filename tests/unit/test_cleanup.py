@@ -449,6 +449,17 @@ def test_fault_injection(monkeypatch: pytest.MonkeyPatch) -> None:
     faults.maybe_inject("users")
 
 
+def test_an_installed_copy_ignores_an_inherited_fault_variable(monkeypatch: pytest.MonkeyPatch,
+                                                               tmp_path: Path) -> None:
+    """The Debian package and a pip install have no tests/faults beside the package: a variable
+    left in a CI job's environment must not make their builds fail (issue 23)."""
+    assert faults.enabled()  # this checkout has its campaign
+    monkeypatch.setattr(faults, "CAMPAIGN", tmp_path / "site-packages/tests/faults")
+    monkeypatch.setenv(faults.VARIABLE, "users:fail")
+    assert not faults.enabled()
+    faults.maybe_inject("users")  # nothing
+
+
 # -- workspace --------------------------------------------------------------------------------------------------------
 
 
