@@ -7,7 +7,7 @@ different filesystems.  The one with the least free space is named, with its mou
 point and what of ours lives there (reliability.md B22).
 
 The free space is that of the moment the step failed (``remember``, called by
-recipe.step): by the time the error is reported the cleanup has emptied the work
+recipe.running): by the time the error is reported the cleanup has emptied the work
 directory and the full filesystem looks roomy again.
 """
 

@@ -1,4 +1,8 @@
-"""The only place that starts a process.
+"""Where the build's commands are started: ``CommandRunner`` (``Runner`` for real, a fake
+in the unit tests).  Two processes start elsewhere, each for a reason: the build itself,
+re-run inside its namespaces by the supervisor (sandbox.py: it must outlive nothing and
+forward signals), and QEMU in a boot test (boot/console.py: the test talks to it while it
+runs).
 
 Commands are argv lists, never shell strings.  Each one is logged as a line that
 can be pasted into a shell; its output (stdout and stderr together) goes to the

@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import importlib
 import inspect
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -134,3 +135,72 @@ def test_the_conformance_check_finds_what_is_missing() -> None:
     assert "stem missing" in conforms(Half, OutputKind)
     assert "wanted(other: 'object') -> 'bool' takes other parameters than the interface's wanted(settings)" in \
         conforms(Half, OutputKind)
+
+
+# -- what the docs and the docstrings name exists ---------------------------------------------------------
+
+REPO = PACKAGE.parent
+# "outputs/image.py", "stagecache.py", "boot/console.boot_test", "bootstrap.save_stage": a module
+# of the package, named by its path below vmdebootstrap/ (or its last part), and maybe a name in it.
+NAMED = re.compile(r"(?<![\w/.-])((?:[a-z_]+/)*[a-z_]+)\.(py\b|[A-Za-z_]\w*)")
+# ... unless the dot begins a file's suffix: grub.cfg, extlinux.conf, boot.img.
+SUFFIXES = frozenset({"cfg", "conf", "img", "log", "json", "txt", "list", "sources", "deb", "iso", "efi", "lib",
+                      "packages", "csv", "bin", "md", "yaml", "sh", "squashfs", "fd", "raw", "qcow2", "tar", "gz",
+                      "service", "spdx", "cdx", "c32", "d"})
+
+
+def module_files() -> dict[str, Path]:
+    """Every way a module is named: its path below the package and its bare name, to its file."""
+    named: dict[str, Path] = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        relative = path.relative_to(PACKAGE).with_suffix("")
+        parts = relative.parts[:-1] if relative.name == "__init__" else relative.parts
+        if parts:
+            named["/".join(parts)] = path
+            named.setdefault(parts[-1], path)
+    return named
+
+
+def defined_names(path: Path) -> set[str]:
+    """The names a module defines: top level, and inside its classes (fields, methods)."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign):
+            names.update(t.id for t in node.targets if isinstance(t, ast.Name))
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            names.add(node.target.id)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
+    return names
+
+
+def texts() -> Iterator[tuple[str, str]]:
+    """(where, text): docs/architecture.md, and every docstring of the package."""
+    yield "docs/architecture.md", (REPO / "docs/architecture.md").read_text()
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+                docstring = ast.get_docstring(node)
+                if docstring:
+                    yield f"{path.relative_to(REPO)}:{getattr(node, 'name', '')}", docstring
+
+
+def missing_names() -> list[str]:
+    modules, found = module_files(), []
+    for where, text in texts():
+        for module, name in NAMED.findall(text):
+            if module not in modules:
+                if name == "py" and not list(REPO.glob(f"**/{module}.py")):
+                    found.append(f"{where}: {module}.py does not exist")
+                continue
+            if name not in ("py", *SUFFIXES) and name not in defined_names(modules[module]):
+                found.append(f"{where}: {module}.{name}: {modules[module].relative_to(REPO)} has no {name}")
+    return found
+
+
+def test_the_docs_and_docstrings_name_only_what_exists() -> None:
+    """docs/architecture.md and every docstring: each module (path.py) and each module.name they
+    name is there (issue 23: grub_efi.py named outputs/image.copy_fat_partitions, long gone)."""
+    assert missing_names() == []
