@@ -146,8 +146,8 @@ def use(runner: CommandRunner, stack: contextlib.ExitStack, workdir: Path, root:
 
 
 def save(runner: CommandRunner, stack: contextlib.ExitStack, workdir: Path, root: Path, entry: Entry) -> None:
-    """Move the freshly built tree into the cache and continue on an overlay above it."""
-    runner.run(["apt-get", "clean"], chroot=root)  # the .debs stay in the package cache
+    """Move the freshly built tree into the cache and continue on an overlay above it (its apt
+    archive cleaned: bootstrap.save_stage; the .debs stay in the package cache)."""
     mounted = mounts.mounts_below(root)
     if mounted:
         raise BuildError(f"internal error: {mounted[0]} still mounted at the stage save")

@@ -15,10 +15,13 @@ from pathlib import Path
 import pytest
 
 from vmdebootstrap import archive, cachestore, recipe, stagecache, ui
+from vmdebootstrap.cachestore import Entry
+from vmdebootstrap.context import Origin
 from vmdebootstrap.run import Result
-from vmdebootstrap.steps import packages
+from vmdebootstrap.steps import bootstrap, packages
+from vmdebootstrap.values import Bootstrapper
 
-from .conftest import MakeSettings
+from .conftest import MakeContext, MakeSettings
 from .fakes import FakeRunner
 from .test_recipe import RELEASE, Responder
 
@@ -154,3 +157,35 @@ def test_partial_entries_of_killed_builds_are_removed(tmp_path: Path) -> None:
         os.close(fd)
     assert not dead.exists() and alive.exists()
     assert just_made.exists() and not killed_early.exists()
+
+
+def test_the_stage_save_leaves_the_package_cache_s_files_alone(make_context: MakeContext, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tree's apt archive holds hard links to the shared package cache's .debs: clamping the
+    tree's times before they are cleaned away changed the cache's files (the fault campaign:
+    "cache file less_668-1_amd64.deb changed", its mtime set to the build's epoch)."""
+    shared = tmp_path / "shared/less_668-1_amd64.deb"
+    shared.parent.mkdir()
+    shared.write_text("deb")
+    downloaded = time.time()
+    os.utime(shared, (downloaded, downloaded))
+
+    def respond(argv: list[str]) -> Result | None:
+        if argv[2:] == ["apt-get", "clean"]:
+            for deb in (ctx.root / "var/cache/apt/archives").glob("*.deb"):
+                deb.unlink()
+        return None
+
+    ctx, runner = make_context(runner=FakeRunner(respond))
+    archives = ctx.root / "var/cache/apt/archives"
+    archives.mkdir(parents=True)
+    os.link(shared, archives / shared.name)  # as cache.link_into and mmdebstrap's hook leave it
+    ctx.epoch = int(downloaded) - 86400
+    ctx.origin = Origin(Bootstrapper.MMDEBSTRAP, "", Entry("k", tmp_path / "stages/k", stagecache.inputs(
+        ctx.settings, [], "mmdebstrap", "0" * 64)), cached=False)
+    saved: list[Path] = []
+    monkeypatch.setattr(stagecache, "save", lambda runner, stack, workdir, root, entry: saved.append(root))
+    bootstrap.save_stage(ctx)
+    assert saved == [ctx.root]
+    assert shared.stat().st_mtime == downloaded  # not the epoch
+    assert runner.calls.index(["chroot", str(ctx.root), "apt-get", "clean"]) == 0

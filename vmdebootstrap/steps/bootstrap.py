@@ -260,6 +260,10 @@ def save_stage(ctx: Context) -> None:
     has an entry there and did not come from it)."""
     origin = _origin(ctx)
     if origin.stage is not None and not origin.cached:
+        # The .debs in the tree's apt archive are hard links to the shared package cache
+        # (mmdebstrap's and cache.link_into's): cleaned away first, or clamping the tree's
+        # times would change the cache's files too (the fault campaign saw it).
+        ctx.runner.run(["apt-get", "clean"], chroot=ctx.root)
         if ctx.epoch is not None:  # clamped here, the overlay never copies a file up to clamp it
             reproducible.clamp_mtimes(ctx.root, ctx.epoch)
         stagecache.save(ctx.runner, ctx.stack, ctx.workdir, ctx.root, origin.stage)
