@@ -43,9 +43,9 @@ class Context:
     epoch: int | None = None  # SOURCE_DATE_EPOCH: timestamps are clamped to it (docs/reproducible.md)
     live_files: dict[str, Path] = dataclasses.field(default_factory=dict)  # /live's files, for the ISO
     lent_dns: str = ""  # the host's resolv.conf as the build lent it to the target (chroot.use_host_dns)
-    # The control paragraphs of the packages the outputs took files from (steps/finish.download),
-    # by name: their SBOMs list them (steps/manifest.py).
-    shipped: dict[str, str] = dataclasses.field(default_factory=dict)
+    # The control paragraphs of the packages an output ships beyond the tree (downloads.py), by
+    # the output's name, then the .deb's file name: its SBOM lists them (steps/manifest.py).
+    shipped: dict[str, dict[str, str]] = dataclasses.field(default_factory=dict)
 
     @property
     def root(self) -> Path:

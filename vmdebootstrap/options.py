@@ -119,6 +119,10 @@ OPTIONS: tuple[Option, ...] = (
            "LABEL"),
     Option("kernel-append", "str", "", "extra kernel parameters for the ISO's menu entries", _G_OUT,
            "PARAMS"),
+    Option("iso-archive", "bool", False,
+           "put an apt repository on the ISO (dists/, pool/) with what an installer installs from it offline: "
+           "GRUB for BIOS and UEFI, shim, efibootmgr, cryptsetup and its initramfs hook, the kernel (on whenever "
+           "the live system has Calamares, whose bootloader step installs from it)", _G_OUT),
     Option("secure-boot", "bool", True,
            "boot with Secure Boot on: the ISO and UEFI disk images start Microsoft-signed shim, Debian-signed "
            "GRUB and kernel, where the release has them for the architecture (bookworm and later, amd64 and "
@@ -135,6 +139,9 @@ OPTIONS: tuple[Option, ...] = (
            "an image with the signed chain, else uefi)", _G_OUT, "FIRMWARE", choices=_FIRMWARES),
     Option("boot-timeout", "str", "900", "seconds a boot test may take to reach the login prompt", _G_OUT,
            "SECONDS", parse=_V.seconds),
+    Option("boot-test-display", "bool", False,
+           "boot-test a desktop: boot with a graphics card; its display manager must be active on a seat, and a "
+           "screenshot of the screen (PNG) is kept beside the console transcript and named in --report", _G_OUT),
     Option("squash-compression", "str", "",
            "mksquashfs compressor, a level after a colon where it has one: "
            + ", ".join(f"{c.name}[:1-{c.max_level}]" if c.max_level else c.name for c in _V.COMPRESSORS.values())

@@ -69,7 +69,8 @@ def boot_result(result: BootResult) -> dict[str, object]:
     return {"firmware": result.firmware, "passed": result.passed,
             "seconds_to_login": round(seconds, 1) if seconds is not None else None, "verdict": result.verdict,
             "failed_units": list(result.failed_units), "system_state": result.system_state or None,
-            "secure_boot": result.secure_boot, "console_log": os.fspath(result.console_log)}
+            "secure_boot": result.secure_boot, "console_log": os.fspath(result.console_log),
+            "screenshot": os.fspath(result.screenshot) if result.screenshot is not None else None}
 
 
 class Report:

@@ -55,6 +55,7 @@ class BootTest:
     timeout: int
     user: User  # logs in: the first --user with a plaintext password
     image: Path | None  # --boot-test-only FILE; None: what this build makes
+    display: bool = False  # --boot-test-display: a desktop's display manager, and a screenshot
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,6 +99,7 @@ class Settings:
     secure_boot: bool  # the ISO and UEFI images boot through shim and signed GRUB
     secure_boot_note: str  # why not, when --secure-boot asked for it but the release or architecture has no chain
     iso_label: str
+    iso_archive: bool  # the ISO's offline archive, asked for (outputs/offline.py: Calamares wants it too)
     kernel_append: str
     boot_test: BootTest | None
     logging: Logging
@@ -373,7 +375,7 @@ def _boot_test(v: Parsed, arch: Architecture, request: disk.Request | None, secu
     uefi = "uefi-secure" if secure_boot and "uefi-secure" in available else "uefi"
     default = tuple(f for f in available if f in ("bios", uefi))
     return BootTest(asked or default, v.number("boot-timeout"), _login_user(v.get("user", tuple)),
-                    v.optional("boot-test-only", Path))
+                    v.optional("boot-test-only", Path), v.flag("boot-test-display"))
 
 
 def _secure_boot(v: Parsed, release: Release, arch: Architecture) -> tuple[bool, str]:
@@ -420,6 +422,8 @@ def _check_combinations(v: Parsed, arch: Architecture, outputs: Mapping[str, Pat
                              f"puts on an ISO (only {', '.join(supported)})")
         if v.flag("no-kernel"):
             raise UsageError("--iso needs a kernel to boot: drop --no-kernel")
+    elif v.flag("iso-archive"):
+        raise UsageError("--iso-archive puts an apt repository on the ISO: give --iso")
     if not v.text("mirror"):
         raise UsageError("--mirror '': a build mirror is needed (e.g. http://deb.debian.org/debian/)")
     if v.optional("root-password", User) and v.flag("lock-root-password"):
@@ -511,7 +515,8 @@ def _settings(v: Parsed, release: Release, arch: Architecture, *, outputs: dict[
         squash_compression=v.optional("squash-compression", Compression)
         or values.release_compression(release.squashfs_compression),
         secure_boot=secure_boot, secure_boot_note=secure_boot_note,
-        iso_label=v.text("iso-label"), kernel_append=v.text("kernel-append"), boot_test=boot_test,
+        iso_label=v.text("iso-label"), iso_archive=v.flag("iso-archive"), kernel_append=v.text("kernel-append"),
+        boot_test=boot_test,
         logging=Logging(v.optional("log", Path), v.text("log-level"), v.number("log-mode"), v.flag("verbose")),
         report=_report(v),
         workdir=v.optional("workdir", Path), cache_dir=v.optional("cache-dir", Path),

@@ -46,8 +46,8 @@ def arch(name: str) -> Architecture:
     return architectures.ARCHITECTURES.get(name) or Architecture(name, name)
 
 
-def target(image: Path, kind: str, arch_name: str, firmware: str) -> BootTarget:
-    return BootTarget(image, kind, arch(arch_name), firmware)  # type: ignore[arg-type]
+def target(image: Path, kind: str, arch_name: str, firmware: str, display: bool = False) -> BootTarget:
+    return BootTarget(image, kind, arch(arch_name), firmware, display)  # type: ignore[arg-type]
 
 
 def option_values(argv: list[str], option: str) -> list[str]:
@@ -73,11 +73,11 @@ class Fake:
         self.qemu.chmod(0o755)
 
     def run(self, timeout: int = 30, grub_entry_keys: str = "", firmware: str = "bios",
-            sudo: bool | None = None, **scenario: object) -> boot_console.BootResult:
+            sudo: bool | None = None, display: bool = False, **scenario: object) -> boot_console.BootResult:
         scenario.setdefault("boot", str(DATA / "running.txt"))
         image = self.dir / "scenario.json"
         image.write_text(json.dumps({"record": str(self.record), "pidfile": str(self.pidfile), **scenario}))
-        return boot_console.boot_test(target(image, "iso", "amd64", firmware), "user", "live", self.work,
+        return boot_console.boot_test(target(image, "iso", "amd64", firmware, display), "user", "live", self.work,
                                   timeout=timeout, grub_entry_keys=grub_entry_keys, kvm=False, qemu=str(self.qemu),
                                   sudo=sudo)
 

@@ -371,6 +371,44 @@ def test_a_sudo_user_outside_the_sudo_group_fails_the_boot_test(fake: Fake) -> N
     assert fake.run(sudo=False, id="uid=1000(user) gid=1000(user) groups=1000(user)").passed
 
 
+def test_a_desktop_boot_checks_its_display_manager_and_keeps_a_screenshot(
+        fake: Fake, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--boot-test-display (issue 24): QEMU gets a monitor; the screen is dumped until it has
+    settled (two equal looks, not blank), then kept as PNG beside the transcript."""
+    monkeypatch.setattr(boot_console, "SCREEN_POLL", 0.05)
+    settling = [[0] * 6, [9, 8, 7, 6, 5, 4], [1, 2, 3, 4, 5, 6], [1, 2, 3, 4, 5, 6]]
+    result = fake.run(display=True, **{"display_manager": "active\nseat0\n", "screens": settling})
+    assert result.passed, result.verdict
+    assert result.verdict.endswith("; display manager active on seat0")
+    assert result.display_manager == "active"
+    assert result.screenshot == fake.work / "screen-amd64-bios.png"
+    assert result.screenshot.read_bytes() == b"PNG" + bytes([1, 2, 3, 4, 5, 6])  # the settled screen
+    assert not list(fake.work.glob("*.ppm"))  # the looks are not kept
+    fake.assert_gone()
+
+
+def test_a_desktop_without_its_display_manager_fails(fake: Fake, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(boot_console, "SCREEN_POLL", 0.05)
+    monkeypatch.setattr(boot_console, "SCREEN_SETTLE", 0.3)  # a screen that never settles: taken anyway
+    changing = [[0] * 6, [1] * 6, [2] * 6, [3] * 6] * 9
+    result = fake.run(display=True, **{"display_manager": "failed\n", "screens": changing})
+    assert not result.passed
+    assert result.verdict.endswith("; no desktop: display manager failed, seats: none")
+    assert result.screenshot is not None and result.screenshot.is_file()
+    plain = fake.run()  # no display asked: nothing of it judged, no monitor
+    assert plain.passed and plain.screenshot is None
+
+
+def test_a_display_boot_has_a_graphics_card_and_a_monitor(tmp_path: Path, firmware: dict[str, Path]) -> None:
+    pc = qemu_command(target(make_image(tmp_path / "x.iso"), "iso", "amd64", "bios", display=True), tmp_path)
+    assert option_values(pc, "-monitor") == [f"unix:{tmp_path}/monitor-amd64-bios.sock,server=on,wait=off"]
+    assert "-nodefaults" not in pc  # the PC's default VGA stays
+    arm = qemu_command(target(make_image(tmp_path / "y.iso"), "iso", "arm64", "uefi", display=True), tmp_path)
+    assert "virtio-gpu-pci" in option_values(arm, "-device")
+    plain = qemu_command(target(make_image(tmp_path / "z.iso"), "iso", "amd64", "bios"), tmp_path)
+    assert option_values(plain, "-monitor") == ["none"]
+
+
 def test_boot_test_degraded(fake: Fake) -> None:
     result = fake.run(state="degraded", failed=["foo.service", "bar.socket"], noise=True)
     assert result.passed

@@ -190,7 +190,7 @@ def test_boot_results_and_every_outcome_fit_the_schema(make_settings: MakeSettin
         BootResult("bios", True, 41.72, "login prompt after 42 s; system running", [], tmp_path / "bios.log",
                    system_state="running"),
         BootResult("uefi-secure", False, None, "no login prompt within 900 s", ["foo.service"],
-                   tmp_path / "uefi.log", secure_boot=True),
+                   tmp_path / "uefi.log", secure_boot=True, screenshot=tmp_path / "screen.png"),
     ]
     record.fail("the image was built but its boot test failed", "boot-test-failed")
     steps = [ui.StepRecord("bootstrap", 1.7e9, 10.04, "done"), ui.StepRecord("packages", 1.7e9 + 10, 3, "interrupted")]
@@ -199,10 +199,10 @@ def test_boot_results_and_every_outcome_fit_the_schema(make_settings: MakeSettin
     assert document["boot_tests"] == [
         {"firmware": "bios", "passed": True, "seconds_to_login": 41.7, "verdict": "login prompt after 42 s; "
          "system running", "failed_units": [], "system_state": "running", "secure_boot": None,
-         "console_log": str(tmp_path / "bios.log")},
+         "console_log": str(tmp_path / "bios.log"), "screenshot": None},
         {"firmware": "uefi-secure", "passed": False, "seconds_to_login": None,
          "verdict": "no login prompt within 900 s", "failed_units": ["foo.service"], "system_state": None,
-         "secure_boot": True, "console_log": str(tmp_path / "uefi.log")},
+         "secure_boot": True, "console_log": str(tmp_path / "uefi.log"), "screenshot": str(tmp_path / "screen.png")},
     ]
     assert document["steps"][-1] == {"name": "boot test", "started": None, "seconds": None,  # type: ignore[index]
                                      "outcome": "not run"}

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from vmdebootstrap import disk, values
+from vmdebootstrap import disk, downloads, values
 from vmdebootstrap.context import Context, Origin
 from vmdebootstrap.options import DEFAULT_MIRROR
 from vmdebootstrap.outputs import squash, tarball
@@ -783,20 +783,20 @@ def test_output_downloads_come_from_the_build_mirror(make_context: MakeContext) 
 
     def respond(argv: list[str]) -> Result | None:
         if argv[2:4] == ["sh", "-c"]:
-            seen["sources"] = (ctx.root / finish.DOWNLOAD_DIR / "build.list").read_text()
+            seen["sources"] = (ctx.root / downloads.DOWNLOAD_DIR / "build.list").read_text()
         return None
 
     ctx, runner = make_context("--mirror", "http://deb.debian.org/debian", "--apt-mirror",
                                "https://deb.debian.org/debian", "--configure-apt", "--distribution", "trixie",
                                runner=FakeRunner(respond))
     (ctx.root / "etc").mkdir()
-    finish.download(ctx, ["grub-efi-amd64-bin"])
+    downloads.unpacked(ctx, "iso", ["grub-efi-amd64-bin"])
     # the image's sources name https, and the image may have no ca-certificates (yet)
     assert seen["sources"] == "deb http://deb.debian.org/debian trixie main\n"
     [call] = [c for c in runner.calls if c[2:4] == ["sh", "-c"]]
     assert "-o Dir::Etc::SourceList=/tmp/vmdebootstrap-downloads/build.list" in call[-1]
     assert call[-1].endswith("download grub-efi-amd64-bin")
-    assert not (ctx.root / finish.DOWNLOAD_DIR).exists()
+    assert not (ctx.root / downloads.DOWNLOAD_DIR).exists()
 
 
 def test_live_config_s_locale_is_generated_at_build_time(make_context: MakeContext) -> None:

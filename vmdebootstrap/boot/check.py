@@ -41,7 +41,7 @@ def run(settings: Settings, image: Path, workdir: Path, kind: Literal["iso", "di
     user, password = test.user.name, test.user.password
 
     def boot(firmware: str) -> console.BootResult:
-        target = BootTarget(image=image, kind=kind, arch=settings.arch, firmware=firmware)
+        target = BootTarget(image=image, kind=kind, arch=settings.arch, firmware=firmware, display=test.display)
         log.info("boot test (%s, %s): booting %s in QEMU", settings.arch.name, firmware, image)
         return console.boot_test(target, user, password, workdir / firmware, timeout=test.timeout,
                                   grub_entry_keys=SERIAL_ENTRY_KEYS if kind == "iso" else "", sudo=settings.sudo)
@@ -92,7 +92,8 @@ def parallel_boots(count: int, cores: int | None = None) -> bool:
 def _report(settings: Settings, result: console.BootResult) -> bool:
     seconds = f"{result.seconds_to_login:.0f} s to login" if result.seconds_to_login else "no login"
     line = f"boot test {settings.arch.name} {result.firmware}: {'PASS' if result.passed else 'FAIL'} " \
-           f"({seconds}): {result.verdict}; console log {result.console_log}"
+           f"({seconds}): {result.verdict}; console log {result.console_log}" + \
+           (f"; screenshot {result.screenshot}" if result.screenshot else "")
     if result.passed:
         log.info("%s", line)
     else:

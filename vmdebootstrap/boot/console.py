@@ -29,7 +29,16 @@ from typing import IO
 import pexpect
 
 from ..run import BASE_ENV, command_env
-from .qemu import BootTarget, BootTestError, emulator_of, firmware_log, kvm_usable, qemu_command
+from .qemu import (
+    BootTarget,
+    BootTestError,
+    emulator_of,
+    firmware_log,
+    kvm_usable,
+    monitor_socket,
+    qemu_command,
+    screendump,
+)
 from .transcript import (
     ANSI,
     CHECKS,
@@ -57,6 +66,9 @@ STOP_GRACE = 5.0
 FIRMWARE_POLL = 2.0
 # How much of the console a hung boot reports in the log.
 TAIL_LINES = 40
+# A display boot's screenshot: how long the screen may take to settle, how often it is looked at.
+SCREEN_SETTLE = 180.0
+SCREEN_POLL = 5.0
 
 
 @dataclasses.dataclass
@@ -74,6 +86,8 @@ class BootResult:
     secure_boot: bool | None = None  # the guest's SecureBoot variable (None: no UEFI variables)
     lockdown: str = ""  # the guest kernel's lockdown
     sudo_status: int | None = None  # the exit status of `sudo -n true` as the user
+    display_manager: str = ""  # a display boot: systemctl is-active display-manager.service
+    screenshot: Path | None = None  # a display boot: the screen at the end, as PNG
 
 class _Console:
     """QEMU's serial console: read into a clean transcript (also written to a file) and waited on."""
@@ -236,6 +250,7 @@ def _boot_once(boot: Boot, *, single_thread: bool = False) -> BootResult:
              "KVM" if boot.kvm else "TCG", shlex.join(argv))
     login_seconds: float | None = None
     finished = False
+    screenshot: Path | None = None
     with console_log.open("w", encoding="utf-8") as stream:
         start = time.monotonic()
         child = pexpect.spawn(argv[0], argv[1:], env=command_env(), cwd=os.fspath(workdir), encoding="utf-8",
@@ -244,16 +259,17 @@ def _boot_once(boot: Boot, *, single_thread: bool = False) -> BootResult:
         try:
             login_seconds, logged_in = _login(console, boot.user, boot.password, boot.grub_entry_keys, start=start,
                                            deadline=start + timeout, label=target.firmware)
-            if logged_in:
-                _run_checks(console, start + timeout)
+            if logged_in and _run_checks(console, start + timeout) and target.display:
+                screenshot = _screenshot(boot, start + timeout)
             finished = console.eof  # QEMU exited by itself, before we stopped it
         finally:
             before_stop = len(console.text)  # the verdict ignores what QEMU says when it is stopped
             _stop(child, console)
             log.debug("boot test: QEMU (pid %d) ended: exit status %s, signal %s", child.pid, child.exitstatus,
                       child.signalstatus)
-    return _result(boot, console.text, console.text[:before_stop], finished=finished, login_seconds=login_seconds,
-                   console_log=console_log)
+    result = _result(boot, console.text, console.text[:before_stop], finished=finished, login_seconds=login_seconds,
+                     console_log=console_log)
+    return dataclasses.replace(result, screenshot=screenshot)
 
 
 def _result(boot: Boot, transcript: str, judged: str, *, finished: bool, login_seconds: float | None,
@@ -262,7 +278,7 @@ def _result(boot: Boot, transcript: str, judged: str, *, finished: bool, login_s
     target = boot.target
     firmware = target.arch.firmware(target.firmware)
     reading = read_console(judged, finished, login_seconds=login_seconds, timeout=boot.timeout,
-                           secure=firmware is not None and firmware.secure, sudo=boot.sudo)
+                           secure=firmware is not None and firmware.secure, sudo=boot.sudo, display=target.display)
     verdict = reading.verdict
     if reading.passed:
         log.info("boot test passed: %s", verdict)
@@ -274,6 +290,7 @@ def _result(boot: Boot, transcript: str, judged: str, *, finished: bool, login_s
         failed_units=reading.failed_units, console_log=console_log, id_output=reading.id_output,
         cmdline=reading.cmdline, root_fstype=reading.root_fstype, system_state=reading.system_state,
         secure_boot=reading.secure_boot, lockdown=reading.lockdown, sudo_status=reading.sudo_status,
+        display_manager=reading.display_manager,
     )
 
 
@@ -303,6 +320,43 @@ def _login(console: _Console, user: str, password: str, grub_entry_keys: str, *,
         console.line(password)  # not echoed by the guest: it never reaches the transcript
         seen = console.wait(after_login, deadline, mark)
     return seconds, seen == "shell"
+
+
+def _screenshot(boot: Boot, deadline: float) -> Path | None:
+    """The screen as PNG, once it has settled: a desktop session draws for a while after the
+    display manager is up (under TCG, tens of seconds).  It is looked at every SCREEN_POLL
+    seconds, for SCREEN_SETTLE at most, until two looks are the same and it is not blank."""
+    target = boot.target
+    monitor = monitor_socket(target, boot.workdir)
+    raw = boot.workdir / f"screen-{target.arch.name}-{target.firmware}.ppm"
+    settle_by = min(deadline, time.monotonic() + SCREEN_SETTLE)
+    previous = b""
+    try:
+        while True:
+            screendump(monitor, raw, "ppm")
+            pixels = ppm_pixels(raw.read_bytes())
+            blank = len(set(pixels[::max(1, len(pixels) // 100_000)])) <= 1  # some 100 000 bytes looked at
+            if (pixels == previous and not blank) or time.monotonic() >= settle_by:
+                break
+            previous = pixels
+            time.sleep(SCREEN_POLL)
+        png = raw.with_suffix(".png")
+        screendump(monitor, png, "png")
+    except (OSError, BootTestError) as exc:
+        log.warning("boot test (%s): no screenshot: %s", target.firmware, exc)
+        return None
+    finally:
+        raw.unlink(missing_ok=True)
+    log.info("boot test (%s): the screen is in %s", target.firmware, png)
+    return png
+
+
+def ppm_pixels(data: bytes) -> bytes:
+    """The pixels of a binary PPM as QEMU writes it ("P6\\n<w> <h>\\n255\\n" and RGB bytes)."""
+    magic, _size, _depth, pixels = data.split(b"\n", 3)
+    if magic != b"P6":
+        raise BootTestError("QEMU's screendump is not a binary PPM")
+    return pixels
 
 
 def _run_checks(console: _Console, deadline: float) -> bool:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
+import socket
 from pathlib import Path
 from typing import Literal
 
@@ -35,6 +36,32 @@ class BootTarget:
     kind: Literal["iso", "disk"]  # boots as a CD-ROM, or as a hard disk (options.Option.boots)
     arch: Architecture
     firmware: str  # a firmware of the architecture's emulator: bios, uefi
+    display: bool = False  # a graphics card, and a monitor socket to take a screenshot through
+
+
+def monitor_socket(target: BootTarget, workdir: Path) -> Path:
+    """QEMU's human monitor, for the screenshot (display boots only)."""
+    return workdir / f"monitor-{target.arch.name}-{target.firmware}.sock"
+
+
+def screendump(socket_path: Path, image: Path, fmt: str = "png", timeout: float = 30.0) -> None:
+    """QEMU writes the screen into ``image`` (png or ppm): HMP's screendump over the monitor socket."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as monitor:
+        monitor.settimeout(timeout)
+        monitor.connect(os.fspath(socket_path))
+        _until_prompt(monitor)
+        monitor.sendall(f"screendump {image} -f {fmt}\n".encode())
+        _until_prompt(monitor)
+
+
+def _until_prompt(monitor: socket.socket) -> str:
+    seen = b""
+    while not seen.rstrip().endswith(b"(qemu)"):
+        chunk = monitor.recv(4096)
+        if not chunk:
+            raise BootTestError("QEMU's monitor closed before its prompt")
+        seen += chunk
+    return seen.decode(errors="replace")
 
 
 
@@ -116,7 +143,12 @@ def qemu_command(target: BootTarget, workdir: Path, memory_mb: int = 2048, kvm: 
     argv += ["-accel", "kvm", "-cpu", "host"] if kvm else ["-accel", tcg, "-cpu", emulator.tcg_cpu]
     argv += ["-m", str(memory_mb), "-smp", "2", "-no-reboot"]
     # The serial port is our stdin/stdout; signal=off so that no byte we type (^C) stops QEMU.
-    argv += ["-display", "none", "-monitor", "none", "-chardev", "stdio,id=con,signal=off", "-serial", "chardev:con"]
+    # With a display: no window either, but a graphics card (the PC's default VGA; virtio-gpu
+    # on the others) whose screen the monitor dumps.
+    monitor = f"unix:{_file(monitor_socket(target, workdir))},server=on,wait=off" if target.display else "none"
+    argv += ["-display", "none", "-monitor", monitor, "-chardev", "stdio,id=con,signal=off", "-serial", "chardev:con"]
+    if target.display and not pc:
+        argv += ["-device", "virtio-gpu-pci"]
     if target.firmware == "bios":
         # SeaBIOS says what it tried on its debug port, not on the serial port.
         argv += ["-chardev", f"file,id=firmware,path={_file(firmware_log(target, workdir))}",

@@ -72,6 +72,9 @@ FAILURES = (
 # SeaBIOS debug lines worth copying into the transcript (prefixed "SeaBIOS: ").
 SEABIOS_LINES = re.compile(r"(?m)^(?:Booting from|Boot failed|No bootable device).*$")
 _TIMESTAMP = re.compile(r"^\[\s*\d+\.\d+\]\s?")  # printk's "[    1.234567] "
+# systemctl is-active's answers.
+_UNIT_STATES = ("active", "reloading", "inactive", "failed", "activating", "deactivating", "maintenance",
+                "refreshing", "unknown")
 _STATES = ("initializing", "starting", "running", "degraded", "maintenance", "stopping", "offline", "unknown")
 _UNIT = re.compile(r"^[\w@.:\\-]+\.(?:service|socket|mount|automount|swap|target|device|timer|path|slice|scope)$")
 
@@ -89,6 +92,8 @@ CHECKS = (
     ("secureboot", f"od -An -tx1 {SECURE_BOOT_VARIABLE}; cat /sys/kernel/security/lockdown"),
     # No build option grants passwordless sudo; live-config's sudo component would (issue 22).
     ("sudo", "sudo -n true"),
+    # A desktop: its display manager running, and a seat (a display boot judges them).
+    ("display", "systemctl is-active display-manager.service; loginctl --no-legend list-seats"),
 )
 MARKER_PREFIX = "VMDB"
 _OUTPUT = re.compile(rf"(?ms)^(?P<tag>{MARKER_PREFIX}-[0-9a-f]+)-(?P<name>[a-z]+)-begin\n(?P<output>.*?)"
@@ -186,17 +191,21 @@ class Reading:
     secure_boot: bool | None = None  # the SecureBoot variable (None: no UEFI variables)
     lockdown: str = ""  # the kernel's lockdown: none, integrity, confidentiality
     sudo_status: int | None = None  # the exit status of `sudo -n true` (0: passwordless sudo)
+    display_manager: str = ""  # systemctl is-active display-manager.service: active, inactive, ...
+    seats: list[str] = dataclasses.field(default_factory=list)  # loginctl list-seats
 
 
 def read_console(console: str, finished: bool, *, login_seconds: float | None = None,
-                 timeout: float | None = None, secure: bool = False, sudo: bool | None = None) -> Reading:
+                 timeout: float | None = None, secure: bool = False, sudo: bool | None = None,
+                 display: bool = False) -> Reading:
     """The verdict and the collected facts from a transcript (raw or clean).
 
     ``finished``: QEMU exited by itself (else it was stopped: a timeout, unless the
     transcript shows a failure).  ``login_seconds`` and ``timeout`` only add figures
     to the verdict.  ``secure``: the firmware enforced Secure Boot, and the guest must
     say it was on.  ``sudo``: the user must not have passwordless sudo, and with True must
-    be in the sudo group (--sudo); None: not judged.
+    be in the sudo group (--sudo); None: not judged.  ``display``: a desktop, whose display
+    manager must be active on a seat.
     """
     text = strip_ansi(console)
     login = LOGIN_PROMPT.search(text)
@@ -233,8 +242,10 @@ def read_console(console: str, finished: bool, *, login_seconds: float | None = 
         _judge_secure_boot(reading, parts)
     if sudo is not None and "sudo" in outputs:
         _judge_sudo(reading, parts, in_group=sudo)
-    # The Secure Boot check decides only under firmware that enforces it, the sudo check when asked.
-    judged = {"secureboot": secure, "sudo": sudo is not None}
+    if display and "display" in outputs:
+        _judge_display(reading, parts)
+    # The Secure Boot check decides only under firmware that enforces it, sudo and display when asked.
+    judged = {"secureboot": secure, "sudo": sudo is not None, "display": display}
     missing = [(name, command) for name, command in CHECKS if name not in outputs and judged.get(name, True)]
     if missing:
         name, command = missing[0]
@@ -268,6 +279,15 @@ def _judge_sudo(reading: Reading, parts: list[str], in_group: bool) -> None:
         parts.append("sudo asks for the password")
 
 
+def _judge_display(reading: Reading, parts: list[str]) -> None:
+    if reading.display_manager == "active" and reading.seats:
+        parts.append(f"display manager active on {', '.join(reading.seats)}")
+        return
+    parts.append(f"no desktop: display manager {reading.display_manager or 'unknown'}, "
+                 f"seats: {', '.join(reading.seats) or 'none'}")
+    reading.passed = False
+
+
 def _read_facts(reading: Reading, outputs: dict[str, tuple[str, int]]) -> None:
     """What the checks printed, into ``reading``."""
     if "state" in outputs:
@@ -289,6 +309,10 @@ def _read_facts(reading: Reading, outputs: dict[str, tuple[str, int]]) -> None:
         reading.lockdown = chosen[1] if chosen else ""
     if "sudo" in outputs:
         reading.sudo_status = outputs["sudo"][1]
+    if "display" in outputs:
+        lines = _lines(outputs["display"][0])
+        reading.display_manager = next((line for line in lines if line in _UNIT_STATES), "")
+        reading.seats = [line.split()[0] for line in lines if line.startswith("seat")]
 
 
 def classify(console: str, finished: bool, *, login_seconds: float | None = None,

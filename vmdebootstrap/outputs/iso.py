@@ -38,6 +38,7 @@ from .. import identity, reproducible
 from ..context import Context
 from ..errors import BuildError
 from ..settings import Settings
+from . import offline
 
 log = logging.getLogger("vmdebootstrap")
 
@@ -56,7 +57,8 @@ GRUB_MODULES = (
     "gfxterm", "sleep", "ls", "cat", "reboot", "halt",
 )  # fmt: skip
 # Host tools the ISO needs; grub-mkimage only without Secure Boot.
-TOOLS = {"xorriso": "xorriso", "mkfs.fat": "dosfstools", "mcopy": "mtools", "mmd": "mtools"}  # fmt: skip
+TOOLS = {"xorriso": "xorriso", "mkfs.fat": "dosfstools", "mcopy": "mtools", "mmd": "mtools",
+         **offline.TOOLS}  # fmt: skip
 UNSIGNED_TOOLS = {"grub-mkimage": "grub-common"}
 
 
@@ -272,6 +274,8 @@ def run(ctx: Context) -> None:
     make_efi_image(ctx, tree, marker)
     if ctx.settings.arch.pc_bios:
         make_isolinux(ctx, tree)
+    if (ctx.workdir / offline.DEBS).is_dir():
+        offline.write(ctx, tree)
     grafts = {f"live/{name}": path for name, path in live_files.items()}
     # A directory of its own: one that xorriso makes for the grafts is dated now, not by the epoch.
     (tree / "live").mkdir()

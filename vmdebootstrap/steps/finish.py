@@ -1,12 +1,13 @@
 """Step "finish": the last work inside the target, then the build's traces scrubbed.
 
 Reads: settings.update_initramfs, .keep_apt_lists, what the outputs want downloaded.
-Writes: the outputs' downloads (unpacked into the work directory's ``downloads``), a
-fresh initramfs when its inputs changed.  Undoes: nothing.
+Writes: the outputs' downloads (unpacked into the work directory's ``downloads``; the
+ISO's offline archive's .debs), a fresh initramfs when its inputs changed.  Undoes: nothing.
 
 ``run``: the packages the outputs need from the target's archive without installing
-them (the ISO's GRUB), ``apt-get clean``, and ``update-initramfs -u``, inside the chroot
-with its API filesystems mounted.
+them (downloads.py: the ISO's GRUB and ISOLINUX, its offline archive), ``apt-get
+clean``, live-config's settings and locale, and ``update-initramfs -u``, inside the
+chroot with its API filesystems mounted.
 
 ``scrub`` (after the chroot session has ended): what must not travel from the build
 into every copy of the image (reliability.md §3.10): the host's resolv.conf
@@ -22,14 +23,14 @@ from __future__ import annotations
 import logging
 import os
 import re
-import shlex
 import shutil
 import stat
 from pathlib import Path
 
-from .. import outputs, reproducible
-from ..chroot import exists_in, has_unit, host_resolv_conf, target_path, use_host_dns, write_file
+from .. import downloads, outputs, reproducible
+from ..chroot import exists_in, has_unit, host_resolv_conf, target_path, write_file
 from ..context import Context
+from ..outputs import offline
 from . import system
 from .bootstrap import NO_VALID_UNTIL_CONF
 
@@ -82,16 +83,15 @@ def initramfs_is_current(root: Path, image: str = "vmlinuz") -> bool:
     return all(_newest_mtime(target_path(root, p)) <= oldest_initrd for p in INITRAMFS_INPUTS)
 
 
-# Downloads go here inside the target (apt-get download writes as the _apt user); they are
-# unpacked into ctx.downloads and removed from the target.
-DOWNLOAD_DIR = "tmp/vmdebootstrap-downloads"
-
-
 def run(ctx: Context) -> None:
     root, run = ctx.root, ctx.runner.run
-    names = [name for kind in outputs.wanted(ctx.settings) for name in kind.downloads(ctx.settings)]
-    if names:
-        download(ctx, names)
+    settings = ctx.settings
+    for name, kind in outputs.by_name().items():
+        if name in settings.outputs and kind.downloads(settings):
+            downloads.unpacked(ctx, name, kind.downloads(settings))
+    if offline.wanted(ctx):
+        downloads.with_dependencies(ctx, "iso", offline.package_sets(settings), offline.kernel_packages(ctx),
+                                    ctx.workdir / offline.DEBS)
     run(["apt-get", "clean"], chroot=root)
     pregenerate_live_locales(ctx)
     keep_live_config_off_the_accounts(ctx)
@@ -159,36 +159,6 @@ def keep_live_config_off_the_accounts(ctx: Context) -> None:
         (state / component).touch()
     log.info("live-config: the live user is %s; its components %s are marked as done", users[0].name,
              ", ".join(LIVE_CONFIG_ACCOUNT_COMPONENTS))
-
-
-def download(ctx: Context, names: list[str]) -> None:
-    """The packages ``names`` from the target's own archive, unpacked into ctx.downloads:
-    what the outputs take from the release they boot, never from the host."""
-    settings = ctx.settings
-    directory = ctx.root / DOWNLOAD_DIR
-    directory.mkdir(parents=True, exist_ok=True)
-    os.chmod(directory, 0o777)  # apt-get download drops to the _apt user
-    use_host_dns(ctx)
-    # From the build mirror, whose package lists the packages step fetched: the system
-    # step has pointed the image's sources at --apt-mirror, which may be https in an
-    # image without ca-certificates, or a host only the booted system reaches.
-    sources = directory / "build.list"
-    components = " ".join(settings.mirrors.components)
-    sources.write_text(f"deb {settings.mirrors.build} {settings.release.name} {components}\n")
-    apt = ["apt-get", "-o", f"Dir::Etc::SourceList=/{DOWNLOAD_DIR}/build.list",
-           "-o", f"Dir::Etc::SourceParts=/{DOWNLOAD_DIR}/no-parts"]
-    # With --no-check-gpg the lists came from an archive apt could not verify (packages step).
-    if not settings.bootstrap.check_gpg:
-        apt.append("--allow-unauthenticated")
-    command = shlex.join([*apt, "download", *names])
-    ctx.runner.run(["sh", "-c", f"cd /{DOWNLOAD_DIR} && {command}"], chroot=ctx.root)
-    for deb in sorted(directory.glob("*.deb")):
-        control = ctx.runner.run(["dpkg-deb", "--field", os.fspath(deb)], capture=True, quiet=True).output
-        name = next((line.split(":", 1)[1].strip() for line in control.splitlines() if line.startswith("Package:")),
-                    deb.name.split("_")[0])
-        ctx.shipped[name] = control
-        ctx.runner.run(["dpkg-deb", "-x", os.fspath(deb), os.fspath(ctx.downloads)])
-    shutil.rmtree(directory)
 
 
 def scrub(ctx: Context) -> None:

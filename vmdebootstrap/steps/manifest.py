@@ -106,7 +106,7 @@ def scan_sboms(ctx: Context) -> list[Scan]:
     kinds = outputs.by_name()
     scanned = []
     for kind, final in settings.outputs.items():
-        shipped = [ctx.shipped[name] for name in kinds[kind].downloads(settings) if name in ctx.shipped]
+        shipped = list(ctx.shipped.get(kind, {}).values())
         files = files_of(ctx, final)
         try:
             documents = sbom.scan(ctx.root, name=f"debian-{settings.release}-{settings.arch.name}",

@@ -9,6 +9,9 @@ file) is a JSON scenario:
   menu          print a GRUB menu first and read keys until a carriage return
   user, password, state, failed, id, cmdline, rootfs, secureboot   what the guest answers
   sudo_status   the exit status of `sudo -n true` (default 1: a password is required)
+  display_manager   what `systemctl is-active display-manager.service; loginctl list-seats` prints
+  screens       with -monitor unix:PATH: the screens screendump writes, one per call (the last one
+                repeats); each a list of pixel bytes, written as a 2x1 PPM or as "PNG" + bytes
   password_change   ask for a new password after logging in (and wait forever)
   noise         print a kernel message in the middle of the state output
   seabios       lines written to the SeaBIOS debug log (-chardev file,id=firmware,path=...)
@@ -28,8 +31,10 @@ import json
 import os
 import re
 import signal
+import socket
 import sys
 import termios
+import threading
 import tty
 from pathlib import Path
 
@@ -109,6 +114,8 @@ class Guest:
             failed = scenario.get("failed", [])
             assert isinstance(failed, list)
             return "".join(f"{unit} loaded failed failed {unit}\n" for unit in failed)
+        if command.startswith("systemctl is-active display-manager.service"):
+            return str(scenario.get("display_manager", "inactive\n"))
         if command == "id":
             return str(scenario.get("id", "uid=1000(user) gid=1000(user) groups=1000(user),27(sudo)")) + "\n"
         if command == "cat /proc/cmdline":
@@ -131,6 +138,33 @@ class Guest:
             self.write("user@debian:~$ ")
 
 
+def serve_monitor(path: str, screens: list[list[int]]) -> None:
+    """QEMU's human monitor on a unix socket: a prompt, and screendump FILE -f FORMAT."""
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)
+    server.listen()
+    dumped = 0
+
+    def serve() -> None:
+        nonlocal dumped
+        while True:
+            connection, _ = server.accept()
+            with connection:
+                connection.sendall(b"QEMU 7.2.0 monitor - type 'help' for more information\r\n(qemu) ")
+                request = b""
+                while not request.endswith(b"\n"):
+                    request += connection.recv(1024)
+                words = request.decode().split()
+                if words[:1] == ["screendump"]:
+                    pixels = bytes(screens[min(dumped, len(screens) - 1)])
+                    dumped += 1
+                    data = b"P6\n2 1\n255\n" + pixels if words[-1] == "ppm" else b"PNG" + pixels
+                    Path(words[1]).write_bytes(data)
+                connection.sendall(b"\r\n(qemu) ")
+
+    threading.Thread(target=serve, daemon=True).start()
+
+
 def main() -> None:
     argv = sys.argv[1:]
     scenario = json.loads(Path(argv[argv.index("-cdrom") + 1]).read_text())
@@ -140,6 +174,9 @@ def main() -> None:
     if os.isatty(0):
         tty.setraw(0, termios.TCSANOW)
     guest = Guest(scenario)
+    monitor = argv[argv.index("-monitor") + 1]
+    if monitor.startswith("unix:"):
+        serve_monitor(monitor.removeprefix("unix:").split(",server")[0], scenario.get("screens", [[0] * 6]))
     if scenario.get("seabios"):
         chardev = next(a for a in argv if a.startswith("file,id=firmware,path="))
         Path(chardev.split("path=", 1)[1]).write_text("".join(f"{line}\n" for line in scenario["seabios"]))
