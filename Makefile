@@ -44,7 +44,9 @@ unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit
 
 # The integration and boot tiers run together so that each image is built once and both
-# tiers read it.  Beside the main session run five more, each printed after it: the
+# tiers read it.  Beside the main session run six more, each printed after it: the xfce
+# flavour (tests/integration/test_flavours.py: its build, Calamares' offline repository,
+# its boot to the display manager), the
 # two arm64 builds under qemu-user emulation (the live ISO and the disk image: each
 # mostly one busy core for a quarter of an hour, with their boot tests), the fault
 # campaign (tests/faults: some fifty small builds made to fail or interrupted at every
@@ -58,23 +60,30 @@ SLOW_IMAGE_LOG := .pytest-slow-image.log
 FAULTS_LOG := .pytest-faults.log
 TRIXIE_HOST_LOG := .pytest-trixie-host.log
 PACKAGE_LOG := .pytest-package.log
+FLAVOURS_LOG := .pytest-flavours.log
 integration: install
 	@$(BIN)/pytest -v -m "slow" tests/integration tests/boot > $(SLOW_LOG) 2>&1 & slow=$$!; \
+	$(BIN)/pytest -v -m "flavours" tests/integration tests/boot > $(FLAVOURS_LOG) 2>&1 & flavours=$$!; \
 	$(BIN)/pytest -v -m "slow_image" tests/integration tests/boot > $(SLOW_IMAGE_LOG) 2>&1 & image=$$!; \
 	$(BIN)/pytest -v -s -m "faults" tests/faults > $(FAULTS_LOG) 2>&1 & faults=$$!; \
 	$(BIN)/pytest -v -s -m "trixie_host" tests/trixie_host > $(TRIXIE_HOST_LOG) 2>&1 & trixie=$$!; \
 	$(BIN)/pytest -v -s -m "package" tests/package > $(PACKAGE_LOG) 2>&1 & package=$$!; \
-	$(BIN)/pytest -v -m "(integration or boot) and not slow and not slow_image" tests/integration tests/boot; \
-	fast=$$?; wait $$slow; slowrc=$$?; wait $$image; imagerc=$$?; wait $$faults; faultsrc=$$?; \
+	$(BIN)/pytest -v -m "(integration or boot) and not slow and not slow_image and not flavours" tests/integration \
+	    tests/boot; \
+	fast=$$?; wait $$slow; slowrc=$$?; wait $$flavours; flavoursrc=$$?; wait $$image; imagerc=$$?; \
+	wait $$faults; faultsrc=$$?; \
 	wait $$trixie; trixierc=$$?; wait $$package; packagerc=$$?; \
 	echo "==== session: arm64 live ISO (emulated) ===="; cat $(SLOW_LOG); \
+	echo "==== session: xfce flavour ===="; cat $(FLAVOURS_LOG); \
 	echo "==== session: arm64 disk image (emulated) ===="; cat $(SLOW_IMAGE_LOG); \
 	echo "==== session: fault campaign ===="; cat $(FAULTS_LOG); \
 	echo "==== session: trixie host ===="; cat $(TRIXIE_HOST_LOG); \
 	echo "==== session: Debian package ===="; cat $(PACKAGE_LOG); \
-	echo "integration+boot: main $$fast, arm64 ISO $$slowrc, arm64 image $$imagerc, faults $$faultsrc," \
+	echo "integration+boot: main $$fast, arm64 ISO $$slowrc, xfce $$flavoursrc, arm64 image $$imagerc," \
+	     "faults $$faultsrc," \
 	     "trixie host $$trixierc, package $$packagerc"; \
-	test $$fast = 0 && test $$slowrc = 0 && test $$imagerc = 0 && test $$faultsrc = 0 && test $$trixierc = 0 \
+	test $$fast = 0 && test $$slowrc = 0 && test $$flavoursrc = 0 && test $$imagerc = 0 && test $$faultsrc = 0 \
+	     && test $$trixierc = 0 \
 	     && test $$packagerc = 0
 
 # The fault campaign alone: prints its table of step x fault -> outcome.

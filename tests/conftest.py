@@ -305,3 +305,16 @@ def arm64_image(mirror: str, outdir: Path, binfmt_ready: None) -> dict[str, obje
     """examples/vm-arm64.conf under qemu-user emulation."""
     return image_build(mirror, outdir, "arm64.qcow2", "--config", "examples/vm-arm64.conf", "--no-boot-test",
                        timeout=3600)
+
+
+@pytest.fixture(scope="session")
+def xfce_iso(mirror: str, outdir: Path) -> dict[str, object]:
+    """examples/flavours/xfce.conf without Recommends (the official set is some 3 GB): the
+    desktop, Calamares and the ISO's offline archive (issue 24)."""
+    iso = outdir / "xfce.iso"
+    log = outdir / "xfce.log"
+    result = vmdebootstrap("--config", "examples/flavours/xfce.conf", "--no-recommends", "--iso", str(iso),
+                           "--mirror", mirror, "--user", f"user/{PASSWORD}", "--no-boot-test",
+                           "--workdir", str(workdir_for(outdir, "xfce")), "--log", str(log), timeout=3000)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return {"iso": iso, "log": log, "result": result}

@@ -549,6 +549,7 @@ def test_hook_env(make_context: MakeContext) -> None:
     assert env["VMDEBOOTSTRAP_HELPERS"].endswith("data/customise.lib")
     assert Path(env["VMDEBOOTSTRAP_HELPERS"]).is_file()
     assert env["VMDEBOOTSTRAP_FOREIGN"] == ""
+    assert env["VMDEBOOTSTRAP_RECOMMENDS"] == ""  # --recommends: "1"
     assert all(isinstance(v, str) for v in env.values())
 
 

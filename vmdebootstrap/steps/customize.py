@@ -38,6 +38,7 @@ def hook_env(ctx: Context) -> dict[str, str]:
         "VMDEBOOTSTRAP_COMPONENTS": " ".join(settings.mirrors.components),
         "VMDEBOOTSTRAP_HELPERS": os.fspath(helpers_path()),
         "VMDEBOOTSTRAP_FOREIGN": "1" if settings.foreign else "",
+        "VMDEBOOTSTRAP_RECOMMENDS": "1" if settings.recommends else "",
     }
 
 
