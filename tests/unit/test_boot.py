@@ -393,10 +393,32 @@ def test_a_desktop_without_its_display_manager_fails(fake: Fake, monkeypatch: py
     changing = [[0] * 6, [1] * 6, [2] * 6, [3] * 6] * 9
     result = fake.run(display=True, **{"display_manager": "failed\n", "screens": changing})
     assert not result.passed
-    assert result.verdict.endswith("; no desktop: display manager failed, seats: none")
+    assert "; no desktop: display manager failed, seats: none" in result.verdict
+    assert result.verdict.endswith("; nothing drawn on the screen within 0 s (see screen-amd64-bios.png)")
     assert result.screenshot is not None and result.screenshot.is_file()
     plain = fake.run()  # no display asked: nothing of it judged, no monitor
     assert plain.passed and plain.screenshot is None
+
+
+def test_a_display_manager_that_draws_nothing_fails(fake: Fake, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The X server's black screen with its cursor is no desktop, even with the display manager up."""
+    monkeypatch.setattr(boot_console, "SCREEN_POLL", 0.05)
+    monkeypatch.setattr(boot_console, "SCREEN_SETTLE", 0.3)
+    result = fake.run(display=True, **{"display_manager": "active\nseat0\n", "screens": [[0] * 6] * 40})
+    assert not result.passed
+    assert "display manager active on seat0; nothing drawn on the screen" in result.verdict
+
+
+def test_drawn_tells_a_desktop_from_a_black_screen_with_a_cursor() -> None:
+    black = bytearray(640 * 480 * 3)
+    assert not boot_console.drawn(bytes(black))
+    for row in range(16):  # a 10x16 white cursor: 0.05% of the screen
+        start = (row * 640 + 320) * 3
+        black[start:start + 30] = b"\xff" * 30
+    assert not boot_console.drawn(bytes(black))
+    desktop = bytes(black[:640 * 400 * 3]) + b"\x30\x60\x90" * (640 * 80)  # a panel along the bottom
+    assert boot_console.drawn(desktop)
+    assert not boot_console.drawn(b"")
 
 
 def test_a_display_boot_has_a_graphics_card_and_a_monitor(tmp_path: Path, firmware: dict[str, Path]) -> None:

@@ -14,6 +14,7 @@ to it while it runs, which the runner's commands never do.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import logging
 import os
@@ -250,7 +251,7 @@ def _boot_once(boot: Boot, *, single_thread: bool = False) -> BootResult:
              "KVM" if boot.kvm else "TCG", shlex.join(argv))
     login_seconds: float | None = None
     finished = False
-    screenshot: Path | None = None
+    screen: Screen | None = None
     with console_log.open("w", encoding="utf-8") as stream:
         start = time.monotonic()
         child = pexpect.spawn(argv[0], argv[1:], env=command_env(), cwd=os.fspath(workdir), encoding="utf-8",
@@ -260,7 +261,7 @@ def _boot_once(boot: Boot, *, single_thread: bool = False) -> BootResult:
             login_seconds, logged_in = _login(console, boot.user, boot.password, boot.grub_entry_keys, start=start,
                                            deadline=start + timeout, label=target.firmware)
             if logged_in and _run_checks(console, start + timeout) and target.display:
-                screenshot = _screenshot(boot, start + timeout)
+                screen = _screenshot(boot, start + timeout)
             finished = console.eof  # QEMU exited by itself, before we stopped it
         finally:
             before_stop = len(console.text)  # the verdict ignores what QEMU says when it is stopped
@@ -269,7 +270,13 @@ def _boot_once(boot: Boot, *, single_thread: bool = False) -> BootResult:
                       child.signalstatus)
     result = _result(boot, console.text, console.text[:before_stop], finished=finished, login_seconds=login_seconds,
                      console_log=console_log)
-    return dataclasses.replace(result, screenshot=screenshot)
+    if screen is None:
+        return result
+    if not screen.drawn:  # the display manager runs, but nobody sees a greeter or a desktop
+        result = dataclasses.replace(result, passed=False, verdict=result.verdict + (
+            f"; nothing drawn on the screen within {SCREEN_SETTLE:.0f} s (see {screen.png.name})"))
+        log.warning("boot test failed: %s", result.verdict)
+    return dataclasses.replace(result, screenshot=screen.png)
 
 
 def _result(boot: Boot, transcript: str, judged: str, *, finished: bool, login_seconds: float | None,
@@ -322,10 +329,19 @@ def _login(console: _Console, user: str, password: str, grub_entry_keys: str, *,
     return seconds, seen == "shell"
 
 
-def _screenshot(boot: Boot, deadline: float) -> Path | None:
-    """The screen as PNG, once it has settled: a desktop session draws for a while after the
-    display manager is up (under TCG, tens of seconds).  It is looked at every SCREEN_POLL
-    seconds, for SCREEN_SETTLE at most, until two looks are the same and it is not blank."""
+@dataclasses.dataclass(frozen=True)
+class Screen:
+    """The screenshot of a display boot, and whether anything was drawn on it."""
+
+    png: Path
+    drawn: bool
+
+
+def _screenshot(boot: Boot, deadline: float) -> Screen | None:
+    """The screen as PNG, once it is drawn and has settled: a desktop session draws for a while
+    after the display manager is up (under TCG, tens of seconds: the X server's black screen
+    with a cursor comes first).  It is looked at every SCREEN_POLL seconds, for SCREEN_SETTLE
+    at most, until two looks are the same and drawn (``drawn``); then, or at the end, kept."""
     target = boot.target
     monitor = monitor_socket(target, boot.workdir)
     raw = boot.workdir / f"screen-{target.arch.name}-{target.firmware}.ppm"
@@ -335,8 +351,8 @@ def _screenshot(boot: Boot, deadline: float) -> Path | None:
         while True:
             screendump(monitor, raw, "ppm")
             pixels = ppm_pixels(raw.read_bytes())
-            blank = len(set(pixels[::max(1, len(pixels) // 100_000)])) <= 1  # some 100 000 bytes looked at
-            if (pixels == previous and not blank) or time.monotonic() >= settle_by:
+            painted = drawn(pixels)
+            if (pixels == previous and painted) or time.monotonic() >= settle_by:
                 break
             previous = pixels
             time.sleep(SCREEN_POLL)
@@ -347,8 +363,20 @@ def _screenshot(boot: Boot, deadline: float) -> Path | None:
         return None
     finally:
         raw.unlink(missing_ok=True)
-    log.info("boot test (%s): the screen is in %s", target.firmware, png)
-    return png
+    log.info("boot test (%s): the screen is in %s%s", target.firmware, png, "" if painted else " (nothing drawn)")
+    return Screen(png, painted)
+
+
+def drawn(pixels: bytes, share: float = 0.02) -> bool:
+    """Whether more than ``share`` of the screen differs from its most common colour: a greeter or
+    a desktop, not the X server's black screen with a cursor (some 50 000 pixels looked at)."""
+    count = len(pixels) // 3
+    step = max(1, count // 50_000)
+    sample = [pixels[i * 3:i * 3 + 3] for i in range(0, count, step)]
+    if not sample:
+        return False
+    background = collections.Counter(sample).most_common(1)[0][1]
+    return (len(sample) - background) / len(sample) > share
 
 
 def ppm_pixels(data: bytes) -> bytes:
