@@ -25,8 +25,8 @@ binfmt: host-packages
 host-packages:
 	@test "$$(id -u)" = 0 || { echo "make: run as root (the build needs it)"; exit 1; }
 	apt-get update -q
-	apt-get install -y -q --no-install-recommends $$($(PYTHON) -m vmdebootstrap.hostdeps) \
-	    $$(grep -v '^#' tests/host-packages)
+	tools="$$($(PYTHON) -m vmdebootstrap.hostdeps)" && \
+	apt-get install -y -q --no-install-recommends $$tools $$(grep -v '^#' tests/host-packages)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)

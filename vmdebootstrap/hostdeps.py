@@ -5,6 +5,10 @@ The build's own needs are listed here; each output kind and bootloader lists its
 firmware (architectures.py).  The installer (``make install`` runs ``python3 -m
 vmdebootstrap.hostdeps``), the Debian package's dependencies (debian/rules runs it
 with ``--substvars``) and the tool's own preflight check read the same lists.
+
+The installer runs this module with the host's bare python3 on a fresh machine: what it
+imports (every output kind and bootloader) must need the standard library alone at import
+time (a unit test runs it with ``python3 -S``).
 """
 
 from __future__ import annotations

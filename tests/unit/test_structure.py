@@ -204,3 +204,15 @@ def test_the_docs_and_docstrings_name_only_what_exists() -> None:
     """docs/architecture.md and every docstring: each module (path.py) and each module.name they
     name is there (issue 23: grub_efi.py named outputs/image.copy_fat_partitions, long gone)."""
     assert missing_names() == []
+
+
+def test_the_installer_lists_the_host_packages_with_the_standard_library_alone() -> None:
+    """make host-packages runs ``python3 -m vmdebootstrap.hostdeps`` before anything is
+    installed (a fresh trixie host has no python3-debian, PyYAML or pexpect): -S leaves out
+    every site directory, as on such a host."""
+    import subprocess
+    import sys
+    found = subprocess.run([sys.executable, "-S", "-m", "vmdebootstrap.hostdeps"], cwd=PACKAGE.parent,
+                           capture_output=True, text=True, check=False)
+    assert found.returncode == 0, found.stderr[-2000:]
+    assert {"mmdebstrap", "squashfs-tools", "xorriso"} <= set(found.stdout.split())

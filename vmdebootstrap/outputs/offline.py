@@ -26,8 +26,6 @@ import os
 import shutil
 from pathlib import Path
 
-from debian.deb822 import Deb822
-
 from ..chroot import exists_in
 from ..context import Context
 from ..settings import Settings
@@ -70,6 +68,10 @@ def codename_dir(settings: Settings) -> str:
 
 def write(ctx: Context, tree: Path) -> None:
     """pool/ and dists/ in the ISO's ``tree`` from the .debs in the work directory."""
+    # Imported here: the installer runs hostdeps (which imports every output kind) with the
+    # host's bare python3, before python3-debian is installed (make host-packages).
+    from debian.deb822 import Deb822
+
     settings = ctx.settings
     debs = sorted((ctx.workdir / DEBS).glob("*.deb"))
     for deb in debs:

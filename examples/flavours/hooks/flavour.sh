@@ -25,7 +25,9 @@ remove_daemon_block
 
 flavour=console
 for task in xfce gnome kde; do
-    [ -e "$rootdir/var/lib/dpkg/info/live-task-$task.list" ] && flavour=$task
+    # dpkg-query, not dpkg's database files: they are dpkg's internal interface (lintian).
+    status=$(in_target dpkg-query -W -f='${db:Status-Status}' "live-task-$task" 2>/dev/null || true)
+    [ "$status" = installed ] && flavour=$task
 done
 mkdir -p "$rootdir/etc/issue.d"
 echo "Debian live ($VMDEBOOTSTRAP_DISTRIBUTION $VMDEBOOTSTRAP_ARCH, $flavour), built by vmdebootstrap." \
