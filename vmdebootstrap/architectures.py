@@ -66,12 +66,21 @@ class Efi:
 class Firmware:
     """One firmware a boot test can start this architecture's guests with."""
 
-    name: str  # bios, uefi, uefi-secure
-    code: Path
-    variables: Path | None  # the template copied for each boot; None: SeaBIOS keeps none
+    name: str  # bios, uefi, uefi-secure, u-boot, raspi3b: --boot-firmware NAME
+    family: str  # what it boots: "bios", "uefi", "u-boot", "raspi" (bootloaders.Entry.firmware)
+    code: Path | None  # None: QEMU loads the kernel itself (raspi3b: no GPU firmware to run)
+    variables: Path | None  # the template copied for each boot (pflash); None: it keeps none
     package: str
     secure: bool = False  # Secure Boot on, with Microsoft's keys enrolled: it refuses unsigned loaders
     smm: bool = False  # its code needs QEMU's System Management Mode and a secure flash
+    # OpenSBI on riscv64 starts what QEMU loads as its kernel: u-boot's S-mode build.
+    payload: Path | None = None
+    payload_package: str = ""
+    machine: str = ""  # a machine of its own instead of the emulator's (raspi3b)
+
+    @property
+    def packages(self) -> tuple[str, ...]:
+        return (self.package, self.payload_package) if self.payload_package else (self.package,)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,16 +121,30 @@ class Architecture:
         return tuple(f.name for f in self.emulator.firmwares) if self.emulator else ()
 
 
-_SEABIOS = Firmware("bios", Path("/usr/share/seabios/bios-256k.bin"), None, "seabios")
-_OVMF = Firmware("uefi", Path("/usr/share/OVMF/OVMF_CODE_4M.fd"), Path("/usr/share/OVMF/OVMF_VARS_4M.fd"), "ovmf")
-_AAVMF = Firmware("uefi", Path("/usr/share/AAVMF/AAVMF_CODE.fd"), Path("/usr/share/AAVMF/AAVMF_VARS.fd"),
+_SEABIOS = Firmware("bios", "bios", Path("/usr/share/seabios/bios-256k.bin"), None, "seabios")
+_OVMF = Firmware("uefi", "uefi", Path("/usr/share/OVMF/OVMF_CODE_4M.fd"), Path("/usr/share/OVMF/OVMF_VARS_4M.fd"),
+                 "ovmf")
+_AAVMF = Firmware("uefi", "uefi", Path("/usr/share/AAVMF/AAVMF_CODE.fd"), Path("/usr/share/AAVMF/AAVMF_VARS.fd"),
                   "qemu-efi-aarch64")
 # Secure Boot enforced, Microsoft's keys enrolled (ovmf's and qemu-efi-aarch64's README.Debian):
 # OVMF's secboot code needs SMM; AAVMF enforces through its enrolled variables alone.
-_OVMF_SECURE = Firmware("uefi-secure", Path("/usr/share/OVMF/OVMF_CODE_4M.secboot.fd"),
+_OVMF_SECURE = Firmware("uefi-secure", "uefi", Path("/usr/share/OVMF/OVMF_CODE_4M.secboot.fd"),
                         Path("/usr/share/OVMF/OVMF_VARS_4M.ms.fd"), "ovmf", secure=True, smm=True)
-_AAVMF_SECURE = Firmware("uefi-secure", Path("/usr/share/AAVMF/AAVMF_CODE.ms.fd"),
+_AAVMF_SECURE = Firmware("uefi-secure", "uefi", Path("/usr/share/AAVMF/AAVMF_CODE.ms.fd"),
                          Path("/usr/share/AAVMF/AAVMF_VARS.ms.fd"), "qemu-efi-aarch64", secure=True)
+# Debian's u-boot for QEMU's virt machines (u-boot-qemu's README.Debian: "-bios u-boot.bin"):
+# its distro boot reads /boot/extlinux/extlinux.conf from the partition marked bootable.
+_UBOOT = Path("/usr/lib/u-boot")
+_UBOOT_ARM64 = Firmware("u-boot", "u-boot", _UBOOT / "qemu_arm64/u-boot.bin", None, "u-boot-qemu")
+_UBOOT_ARM = Firmware("u-boot", "u-boot", _UBOOT / "qemu_arm/u-boot.bin", None, "u-boot-qemu")
+# riscv64: OpenSBI in M-mode starts u-boot's S-mode build, which QEMU loads as the "kernel"
+# (opensbi's docs/platform/qemu_virt.md).
+_UBOOT_RISCV64 = Firmware("u-boot", "u-boot", Path("/usr/lib/riscv64-linux-gnu/opensbi/generic/fw_jump.bin"), None,
+                          "opensbi", payload=_UBOOT / "qemu-riscv64_smode/u-boot.bin", payload_package="u-boot-qemu")
+# A Raspberry Pi 3 B: QEMU cannot run the Pi's GPU firmware, so it loads the kernel, initrd
+# and device tree the firmware would (boot/raspi.py reads them from the image's firmware
+# partition).  The Pi 4's image has the Pi 3's device tree too; QEMU 7.2 has no raspi4b.
+_RASPI3B = Firmware("raspi3b", "raspi", None, None, "", machine="raspi3b")
 
 ARCHITECTURES: dict[str, Architecture] = {a.name: a for a in (
     Architecture(
@@ -149,18 +172,23 @@ ARCHITECTURES: dict[str, Architecture] = {a.name: a for a in (
         # pauth-impdef: pointer authentication with QEMU's own cheap hash instead of the QARMA
         # cipher, which TCG computes on every signed return (QEMU's documentation recommends it
         # for TCG).  The trixie arm64 live ISO: login after 68 s instead of 141 s.
-        emulator=Emulator("qemu-system-aarch64", "qemu-system-arm", "virt", (_AAVMF, _AAVMF_SECURE),
-                          tcg_cpu="max,pauth-impdef=on"),
+        emulator=Emulator("qemu-system-aarch64", "qemu-system-arm", "virt",
+                          (_AAVMF, _AAVMF_SECURE, _UBOOT_ARM64, _RASPI3B), tcg_cpu="max,pauth-impdef=on"),
     ),
-    # The multiplatform kernel (#776975).
-    Architecture("armhf", "armmp", ("armv7l",), "arm", native_on=("arm64",), serial_console="ttyAMA0"),
+    # The multiplatform kernel (#776975).  It has no LPAE: QEMU's virt machine must keep its
+    # PCI controller below 4 GiB for it (highmem=off, QEMU's docs/system/arm/virt.rst).
+    Architecture("armhf", "armmp", ("armv7l",), "arm", native_on=("arm64",), serial_console="ttyAMA0",
+                 emulator=Emulator("qemu-system-arm", "qemu-system-arm", "virt,highmem=off", (_UBOOT_ARM,),
+                                   tcg_cpu="cortex-a15")),
     Architecture("armel", "marvell", (), "arm", native_on=("arm64",)),
     Architecture("ppc64el", "powerpc64le", ("ppc64le",), "ppc64le"),  # #809457
     Architecture("s390x", "s390x", ("s390x",), "s390x"),
     Architecture("mips64el", "5kc-malta", ("mips64",), "mips64el"),
     Architecture("mipsel", "4kc-malta", (), "mipsel"),
     # A release architecture from trixie on (QEMU's virt machine has a 16550: ttyS0).
-    Architecture("riscv64", "riscv64", ("riscv64",), "riscv64", kernel_image="vmlinux"),
+    Architecture("riscv64", "riscv64", ("riscv64",), "riscv64", kernel_image="vmlinux",
+                 emulator=Emulator("qemu-system-riscv64", "qemu-system-misc", "virt", (_UBOOT_RISCV64,),
+                                   tcg_cpu="rv64")),
     Architecture("loong64", "loong64", ("loongarch64",), "loongarch64"),  # a release architecture from forky
     # Architectures of debian-ports: known names, built from a ports --mirror.
     Architecture("powerpc", "powerpc", ports=True),

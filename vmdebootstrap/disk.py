@@ -27,6 +27,7 @@ SECTOR = 512
 MIN_SWAP = 256 * MiB  # a smaller swap partition is rounded up to this
 MIN_ROOT = 64 * MiB
 GPT_RESERVED_SECTORS = 34  # protective MBR, header and 32 sectors of entries (and their backup)
+DEFAULT_LABELS = {"root": "root", "boot": "boot", "swap": "swap", "esp": "ESP", "firmware": "firmware"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,12 +50,18 @@ class Request:
     mbr: bool = False  # extlinux with install-mbr's MBR
     sparse: bool = False
     qcow2: bool = False
+    firmware_size: int = 0  # a Raspberry Pi's FAT /boot/firmware partition first (boards.py)
+    labels: tuple[tuple[str, str], ...] = ()  # filesystem labels by role; with them fstab names those by label
+
+    def label_of(self, role: str) -> str:
+        """The filesystem label of the partition with ``role``: the board's, else the role's own."""
+        return dict(self.labels).get(role) or DEFAULT_LABELS.get(role, role)
 
 
 @dataclasses.dataclass(frozen=True)
 class Partition:
     number: int
-    role: str  # esp, boot, root, swap, bios_grub
+    role: str  # esp, firmware, boot, root, swap, bios_grub
     start: int  # bytes from the start of the image
     end: int  # bytes, exclusive
     fstype: str  # vfat, ext2, ext3, ext4, btrfs, xfs, swap; '' for bios_grub
@@ -65,7 +72,7 @@ class Partition:
 
     @property
     def mountpoint(self) -> str:
-        return {"esp": "/boot/efi", "boot": "/boot", "root": "/"}.get(self.role, "")
+        return {"esp": "/boot/efi", "firmware": "/boot/firmware", "boot": "/boot", "root": "/"}.get(self.role, "")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,6 +116,8 @@ def plan(request: Request) -> Layout:
     position = start
     if request.esp_size:
         parts.append(Partition(1, "esp", position, position + _mib_up(request.esp_size), "vfat"))
+    elif request.firmware_size:
+        parts.append(Partition(1, "firmware", position, position + _mib_up(request.firmware_size), "vfat"))
     elif request.boot_size:
         parts.append(Partition(1, "boot", position, position + _mib_up(request.boot_size), request.boot_fs))
     position = parts[-1].end if parts else position
@@ -155,22 +164,24 @@ def parted_script(layout: Layout, bootflag: str = "", legacy_boot: bool = False)
     return script
 
 
-def fstab(layout: Layout, uuids: Mapping[str, str]) -> str:
-    """fstab with every partition by UUID (device names change between machines)."""
-    lines = ["# /etc/fstab: written by vmdebootstrap; every partition by its UUID",
+def fstab(layout: Layout, uuids: Mapping[str, str], labels: Mapping[str, str] | None = None) -> str:
+    """fstab with every partition by UUID (device names change between machines), or by the
+    board's labels where it has them (a Raspberry Pi's, as https://raspi.debian.net's images)."""
+    by = "label" if labels else "UUID"
+    lines = [f"# /etc/fstab: written by vmdebootstrap; every partition by its {by}",
              "# <file system>\t<mount point>\t<type>\t<options>\t<dump>\t<pass>"]
     for part in sorted(layout.partitions, key=lambda p: (len(p.mountpoint) or 99, p.number)):
-        uuid = uuids.get(part.role, "")
+        spec = f"LABEL={labels[part.role]}" if labels and part.role in labels else f"UUID={uuids.get(part.role, '')}"
         if part.role == "swap":
-            lines.append(f"UUID={uuid}\tnone\tswap\tsw\t0\t0")
+            lines.append(f"{spec}\tnone\tswap\tsw\t0\t0")
         elif part.role == "esp":
             # nofail: the system runs without its ESP (only bootloader updates need it), and a
             # slow device (seen under emulation on a loaded host) must not mean emergency mode.
-            lines.append(f"UUID={uuid}\t/boot/efi\tvfat\tumask=0077,nofail,x-systemd.device-timeout=5min\t0\t1")
+            lines.append(f"{spec}\t/boot/efi\tvfat\tumask=0077,nofail,x-systemd.device-timeout=5min\t0\t1")
         elif part.mountpoint:
             options = "errors=remount-ro" if part.fstype.startswith("ext") else "defaults"
             passno = 0 if part.fstype in ("btrfs", "xfs") else (1 if part.role == "root" else 2)
-            lines.append(f"UUID={uuid}\t{part.mountpoint}\t{part.fstype}\t{options}\t0\t{passno}")
+            lines.append(f"{spec}\t{part.mountpoint}\t{part.fstype}\t{options}\t0\t{passno}")
     return "\n".join(lines) + "\n"
 
 

@@ -50,19 +50,27 @@ FAST_PATH_PACKAGES = ("mmdebstrap",)
 ESSENTIAL = frozenset({"coreutils", "tar", "util-linux", "gzip"})
 
 
+# A Raspberry Pi's boot test reads the firmware partition and makes the SD card's overlay (boot/raspi.py).
+RASPI_BOOT_TOOLS = {"sfdisk": "fdisk", "mcopy": "mtools", "qemu-img": "qemu-utils"}
+
+
 def boot_test_tools(arch: Architecture) -> dict[str, str]:
     """The emulator a boot test of ``arch`` runs (its firmware files come with it, see below)."""
     if arch.emulator is None:
         return {}
-    return {arch.emulator.binary: arch.emulator.package}
+    tools = {arch.emulator.binary: arch.emulator.package}
+    if any(f.family == "raspi" for f in arch.emulator.firmwares):
+        tools.update(RASPI_BOOT_TOOLS)
+    return tools
 
 
 def boot_test_packages(arch: Architecture) -> list[str]:
     """What booting an ``arch`` image in QEMU needs (nothing known: an empty list)."""
     if arch.emulator is None:
         return []
-    firmware = [f.package for f in arch.emulator.firmwares if f.package != "seabios"]  # SeaBIOS comes with QEMU
-    return list(dict.fromkeys([arch.emulator.package, *firmware]))
+    # SeaBIOS comes with QEMU; raspi3b needs no firmware of its own.
+    firmware = [p for f in arch.emulator.firmwares for p in f.packages if p not in ("seabios", "")]
+    return list(dict.fromkeys([*boot_test_tools(arch).values(), *firmware]))
 
 
 def required(settings: Settings) -> dict[str, str]:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Literal
 
-from . import architectures, bootloaders, releases, secret, values
+from . import architectures, boards, bootloaders, releases, secret, values
 from .values import Bootstrapper, Parser
 
 Kind = Literal["bool", "str", "list", "size"]
@@ -257,7 +257,10 @@ OPTIONS: tuple[Option, ...] = (
            "config file relative to its directory; refused when others than root may change it)",
            _G_SYS, "SCRIPT", reads=True),
     Option("serial-console", "bool", False,
-           "kernel, bootloader and a getty on the first serial port (ttyS0; ttyAMA0 on ARM)", _G_SYS),
+           "kernel, bootloader and a getty on the serial port (--serial-port)", _G_SYS),
+    Option("serial-port", "str", "",
+           "the serial console's port as the kernel's console= names it, with its speed (default: the --board's, "
+           "else the first port at 115200n8: ttyS0; ttyAMA0 on ARM)", _G_SYS, "TTY[,SPEED]", parse=_V.serial_port),
     Option("serial-console-command", "str", DEFAULT_SERIAL_COMMAND,
            "command for the serial console's getty (the default keeps systemd's serial-getty)", _G_SYS, "CMD"),
     # -- users ------------------------------------------------------------
@@ -277,8 +280,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("bootloader", "str", "",
            "bootloader of the disk image: " + ", ".join(bootloaders.NAMES) + " (default: from --grub, --use-uefi "
            "and --extlinux, as the old options had it)", _G_LOADER, "NAME", choices=bootloaders.NAMES),
-    Option("extlinux", "bool", True, "install extlinux in the disk image unless --grub (deprecated)",
-           _G_LOADER),
+    Option("extlinux", "bool", True, "install extlinux in the disk image unless --grub (deprecated; where there "
+           "is no PC BIOS, the /boot/extlinux/extlinux.conf that u-boot reads: --bootloader u-boot)", _G_LOADER),
+    Option("board", "str", "",
+           "build the disk image for a board: its architecture, bootloader, console, partition table, packages "
+           "and the u-boot it reads raw from the medium (" + ", ".join(boards.NAMES) + ")", _G_LOADER, "NAME",
+           parse=_V.choice("", *boards.NAMES), choices=boards.NAMES),
     Option("mbr", "bool", False, "extlinux: write the MBR with install-mbr instead of syslinux's", _G_LOADER),
     Option("grub", "bool", False, "install GRUB in the disk image (BIOS; UEFI with --use-uefi)", _G_LOADER),
 )

@@ -17,8 +17,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Literal, TypeVar
 
-from . import architectures, bootloaders, disk, hooks, identity, releases, values
+from . import architectures, boards, bootloaders, disk, hooks, identity, releases, values
 from .architectures import Architecture
+from .boards import Board
 from .errors import UsageError
 from .options import BY_NAME, OPTIONS, OUTPUTS, parsed, redacted
 from .releases import Release
@@ -75,6 +76,7 @@ class Settings:
     bootstrap: Bootstrap
     outputs: Mapping[str, Path]  # output kind (options.py) -> absolute path, in the table's order
     disk: disk.Request | None  # with --image
+    board: Board | None  # --board: what the image is for (its payloads: bootloaders/u_boot.py)
     packages: tuple[str, ...]  # --package; steps/packages.py adds what the build needs
     custom_packages: tuple[Path, ...]
     recommends: bool
@@ -89,6 +91,7 @@ class Settings:
     keep_apt_lists: bool
     hook: Path | None
     serial_console: bool
+    serial_port: str  # as console= names it, with its speed: the --serial-port, the --board's or the first port
     serial_console_command: str
     users: tuple[User, ...]
     root_password: User | None
@@ -122,6 +125,11 @@ class Settings:
 
     def __repr__(self) -> str:
         return f"Settings(arch={self.arch.name!r}, release={self.release.name!r})"
+
+    @property
+    def serial_tty(self) -> str:
+        """The serial console's device name (ttyS0): the getty's."""
+        return self.serial_port.split(",", 1)[0]
 
     @property
     def boot_test_only(self) -> Path | None:
@@ -193,8 +201,9 @@ def _check_as_the_old_tool(raw: Mapping[str, object], ask: releases.MirrorAnswer
     if not release.ext4_boots and image and raw["roottype"] == "ext4":
         raise UsageError(
             "Wheezy images using ext4 will not be able to boot. Please use --roottype ext2 or --roottype ext3")
+    arch = architectures.ARCHITECTURES.get(str(raw["arch"])) if raw["arch"] else architectures.host()
     loader = bootloaders.REGISTRY.get(chosen_bootloader(str(raw["bootloader"] or ""), bool(raw["use-uefi"]),
-                                                        bool(raw["grub"]), bool(raw["extlinux"])))
+                                                        bool(raw["grub"]), bool(raw["extlinux"]), arch))
     if image and raw["roottype"] == "btrfs" and loader and "btrfs" in loader.unbootable_roots:
         raise UsageError(f"{loader.name} is not yet supported on btrfs. Use grub.")
     return release
@@ -216,9 +225,6 @@ def _check_uefi_as_the_old_tool(raw: Mapping[str, object], release: Release) -> 
     # The old default (5 MiB) still appears in dumped old configurations: not an error.
     if raw["esp-size"] not in (BY_NAME["esp-size"].default, OLD_DEFAULT_ESP_SIZE) and not raw["use-uefi"]:
         raise UsageError("You must specify use-uefi for esp-size to have effect")
-    # Only disk images need UEFI on an architecture without PC BIOS (#845439).
-    if raw["image"] and arch and arch.efi and not arch.pc_bios and not raw["use-uefi"]:
-        raise UsageError(f"Only UEFI is supported on {arch_name}")
     if not raw["use-uefi"]:
         return
     if arch is None or arch.efi is None:
@@ -293,17 +299,28 @@ def _outputs(v: Parsed) -> dict[str, Path]:
             if (path := v.optional(option.name, Path)) is not None}
 
 
-def chosen_bootloader(bootloader: str, use_uefi: bool, grub: bool, extlinux: bool) -> str:
-    """--bootloader, else what the old options say (--extlinux is on by default, as it was)."""
-    return bootloader or ("grub-efi" if use_uefi else "grub-pc" if grub else "extlinux" if extlinux else "none")
+def chosen_bootloader(bootloader: str, use_uefi: bool, grub: bool, extlinux: bool, arch: Architecture | None) -> str:
+    """--bootloader, else what the old options say (--extlinux is on by default, as it was).
+    Where there is no PC BIOS, extlinux means the file u-boot reads: /boot/extlinux/extlinux.conf."""
+    if bootloader:
+        return bootloader
+    if use_uefi or grub:
+        return "grub-efi" if use_uefi else "grub-pc"
+    if not extlinux:
+        return "none"
+    return "extlinux" if arch is None or arch.pc_bios else "u-boot"
 
 
 def _disk_request(v: Parsed, arch: Architecture) -> disk.Request:
     """The disk image's layout and bootloader; raises when they do not go together or do not fit."""
-    bootloader = chosen_bootloader(v.text("bootloader"), v.flag("use-uefi"), v.flag("grub"), v.flag("extlinux"))
+    bootloader = chosen_bootloader(v.text("bootloader"), v.flag("use-uefi"), v.flag("grub"), v.flag("extlinux"), arch)
     if bootloader not in bootloaders.REGISTRY:
         raise UsageError(f"--bootloader {bootloader}: use one of {', '.join(bootloaders.NAMES)}")
     entry = bootloaders.REGISTRY[bootloader]
+    board = boards.BOARDS.get(v.text("board"))
+    if entry.name == "raspi" and (board is None or not board.firmware_partition):
+        raise UsageError("--bootloader raspi is a Raspberry Pi's: give --board " + " or ".join(
+            b.name for b in boards.BOARDS.values() if b.bootloader == "raspi"))
     boot_fs = v.text("boottype") if v.number("bootsize") else ""
     if v.text("bootflag") and v.text("bootflag") not in PARTED_FLAGS:
         raise UsageError(f"--bootflag {v.text('bootflag')}: not a parted flag ({', '.join(PARTED_FLAGS)})")
@@ -316,6 +333,7 @@ def _disk_request(v: Parsed, arch: Architecture) -> disk.Request:
         swap=v.number("swap"), esp_size=v.number("esp-size") if entry.esp else 0, bootloader=bootloader,
         bios_grub=entry.bios_grub and arch.pc_bios, legacy_boot=entry.legacy_boot, uefi_ia32=v.flag("uefi-ia32"),
         mbr=v.flag("mbr"), sparse=v.flag("sparse"),
+        firmware_size=board.firmware_partition if board else 0, labels=board.labels if board else (),
         # The old tool wrote raw bytes into a FILE.qcow2 without --convert-qcow2; the name says qcow2.
         qcow2=v.flag("convert-qcow2") or v.get("image", Path).suffix == ".qcow2",
     )
@@ -362,18 +380,28 @@ def _login_user(users: tuple[User, ...]) -> User:
     raise UsageError("--boot-test needs a --user NAME/PASSWORD (with a plaintext password) to log in as")
 
 
+def _firmware_families(request: disk.Request | None, boot_test_only: Path | None) -> tuple[str, ...]:
+    """The firmware families that may boot what is built: a disk image's bootloader says which
+    (none: any), an ISO boots with BIOS and UEFI; an image given to --boot-test-only with any."""
+    if request is not None:
+        return (bootloaders.REGISTRY[request.bootloader].firmware,)
+    if boot_test_only is not None and boot_test_only.suffix != ".iso":
+        return ("",)
+    return ("bios", "uefi")
+
+
 def _boot_test(v: Parsed, arch: Architecture, request: disk.Request | None, secure_boot: bool) -> BootTest:
     """What --boot-test or --boot-test-only boots, with which firmwares, as whom: by default BIOS
     where there is one, and UEFI with Secure Boot enforced for the signed chain."""
-    available = arch.firmware_names
-    if request is not None:  # a disk image boots with the firmware its bootloader is for
-        available = tuple(f for f in available if f.startswith("uefi") == bool(request.esp_size))
+    families = _firmware_families(request, v.optional("boot-test-only", Path))
+    firmwares = arch.emulator.firmwares if arch.emulator else ()
+    available = tuple(f.name for f in firmwares if f.family in families or families == ("",))
     asked = v.get("boot-firmware", tuple)
     for firmware in asked:
         if firmware not in available:
             raise UsageError(f"--boot-firmware {firmware}: {arch.name} boots with {' or '.join(available)}")
     uefi = "uefi-secure" if secure_boot and "uefi-secure" in available else "uefi"
-    default = tuple(f for f in available if f in ("bios", uefi))
+    default = tuple(f for f in available if f in ("bios", uefi)) or available
     return BootTest(asked or default, v.number("boot-timeout"), _login_user(v.get("user", tuple)),
                     v.optional("boot-test-only", Path), v.flag("boot-test-display"))
 
@@ -387,6 +415,38 @@ def _secure_boot(v: Parsed, release: Release, arch: Architecture) -> tuple[bool,
     if not release.secure_boot:
         return False, f"the signed boot chain is not used before bookworm ({release} has old shims)"
     return True, ""
+
+
+def _serial_port(v: Parsed, arch: Architecture) -> str:
+    """--serial-port (at 115200n8 unless it says), else the board's, else the architecture's first port."""
+    given = v.text("serial-port")
+    if given:
+        return given if "," in given else f"{given},115200n8"
+    board = boards.BOARDS.get(v.text("board"))
+    return board.console if board is not None else f"{arch.serial_console},115200n8"
+
+
+def _with_board(raw: Mapping[str, object]) -> Mapping[str, object]:
+    """The options --board sets where nothing else set them; what contradicts it is refused."""
+    board = boards.BOARDS.get(str(raw["board"] or ""))
+    if board is None:
+        return raw
+    name = f"--board {board.name}"
+    if not raw["image"]:
+        raise UsageError(f"{name} makes a disk image for the board: give --image FILE")
+    if raw["arch"] and raw["arch"] != board.arch:
+        raise UsageError(f"{name} is an {board.arch} board: drop --arch {raw['arch']}")
+    if (raw["bootloader"] and raw["bootloader"] != board.bootloader) or raw["grub"] or raw["use-uefi"]:
+        raise UsageError(f"{name} boots with {board.bootloader}: drop --bootloader, --grub and --use-uefi")
+    if raw["part-type"] == "gpt" and not board.gpt:
+        raise UsageError(f"--part-type gpt: {board.name}'s u-boot lies where a GPT's partition entries would be: "
+                         "use msdos")
+    if board.firmware_partition and raw["bootsize"]:
+        raise UsageError(f"--bootsize: {board.name}'s kernel is on its firmware partition (/boot/firmware)")
+    components = values.strings(raw["components"])
+    offset = values.number(raw["bootoffset"])
+    return {**raw, "arch": board.arch, "bootloader": board.bootloader, "bootoffset": max(offset, board.first_partition),
+            "components": [*components, *(c for c in board.components if c not in components)]}
 
 
 def _check_bootstrap_options(v: Parsed) -> None:
@@ -460,6 +520,7 @@ def _validated(raw: Mapping[str, object], ask: releases.MirrorAnswer | None) -> 
         release = releases.resolve(str(raw["distribution"]), v.text("distribution-like"))
         return _settings(v, release, arch, outputs={}, request=None,
                          boot_test=_boot_test(v, arch, None, _secure_boot(v, release, arch)[0]))
+    raw = _with_board(raw)
     release = _check_as_the_old_tool(raw, ask)
     _check_uefi_as_the_old_tool(raw, release)
     v = Parsed(raw)
@@ -500,7 +561,7 @@ def _settings(v: Parsed, release: Release, arch: Architecture, *, outputs: dict[
                             check_gpg=v.flag("check-gpg") and "--no-check-gpg" not in extra,
                             check_valid_until=v.flag("check-valid-until"),
                             script=_script(v.get("debootstrap-scripts", Path), release)),
-        outputs=outputs, disk=request, packages=v.get("package", tuple),
+        outputs=outputs, disk=request, board=boards.BOARDS.get(v.text("board")), packages=v.get("package", tuple),
         custom_packages=v.get("custom-package", tuple), recommends=v.flag("recommends"),
         kernel_package="" if v.flag("no-kernel") else v.text("kernel-package") or default_kernel(arch, release),
         acpid=not v.flag("no-acpid") and not foreign, sudo=v.flag("sudo"),
@@ -508,7 +569,8 @@ def _settings(v: Parsed, release: Release, arch: Architecture, *, outputs: dict[
         networkd=v.flag("systemd-networkd"), dhcp=v.flag("enable-dhcp"), configure_apt=v.flag("configure-apt"),
         keep_apt_lists=v.flag("keep-apt-lists"),
         hook=find_hook(v.text("customize")) if v.text("customize") else None,
-        serial_console=v.flag("serial-console"), serial_console_command=v.text("serial-console-command"),
+        serial_console=v.flag("serial-console"), serial_port=_serial_port(v, arch),
+        serial_console_command=v.text("serial-console-command"),
         users=v.get("user", tuple), root_password=v.optional("root-password", User),
         lock_root=v.flag("lock-root-password"), empty_root=v.flag("empty-root-password"),
         force_password_change=v.flag("force-password-change"),

@@ -106,6 +106,17 @@ def choice(*choices: str) -> Parser:
     return parse
 
 
+SERIAL_PORT = re.compile(r"^tty[A-Za-z]+[0-9]+(,[0-9]+([noe][5-8])?)?$")
+
+
+def serial_port(raw: Any) -> str:
+    """ttyS0, ttyAMA0,115200, ttyS2,1500000n8: as the kernel's console= takes it."""
+    text = str(raw or "")
+    if text and not SERIAL_PORT.match(text):
+        raise Invalid("not a serial port as console= names one (TTY or TTY,SPEED: ttyS0,115200n8)")
+    return text
+
+
 def path(raw: Any) -> Path | None:
     return Path(str(raw)) if raw else None
 

@@ -23,20 +23,28 @@ FIRMWARE_FILES = ("bios-256k.bin", "OVMF_CODE_4M.fd", "OVMF_VARS_4M.fd", "AAVMF_
 
 
 def install_firmware(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
-    """Firmware files in tmp_path instead of /usr/share (the unit tier has no QEMU packages)."""
-    files = {}
-    for name in FIRMWARE_FILES:
-        files[name] = tmp_path / "firmware" / name
-        files[name].parent.mkdir(exist_ok=True)
-        files[name].write_bytes(name.encode())
+    """Firmware files in tmp_path instead of /usr/share and /usr/lib (the unit tier has no QEMU
+    packages), by their name (OVMF_CODE_4M.fd) or, where names repeat, with their directory's
+    (qemu_arm64/u-boot.bin)."""
+    files: dict[str, Path] = {}
+
+    def moved(path: Path | None) -> Path | None:
+        if path is None:
+            return None
+        key = path.name if path.name in FIRMWARE_FILES else f"{path.parent.name}/{path.name}"
+        files[key] = tmp_path / "firmware" / key.replace("/", "-")
+        files[key].parent.mkdir(exist_ok=True)
+        files[key].write_bytes(key.encode())
+        return files[key]
+
     known = dict(architectures.ARCHITECTURES)
-    for name in ("amd64", "i386", "arm64"):
-        emulator = known[name].emulator
-        assert emulator is not None
-        moved = tuple(dataclasses.replace(f, code=files[f.code.name],
-                                          variables=files[f.variables.name] if f.variables else None)
-                      for f in emulator.firmwares)
-        known[name] = dataclasses.replace(known[name], emulator=dataclasses.replace(emulator, firmwares=moved))
+    for name, record in known.items():
+        emulator = record.emulator
+        if emulator is None:
+            continue
+        firmwares = tuple(dataclasses.replace(f, code=moved(f.code), variables=moved(f.variables),
+                                              payload=moved(f.payload)) for f in emulator.firmwares)
+        known[name] = dataclasses.replace(record, emulator=dataclasses.replace(emulator, firmwares=firmwares))
     monkeypatch.setattr(architectures, "ARCHITECTURES", known)
     return files
 

@@ -143,12 +143,37 @@ def test_missing_firmware_names_the_package(tmp_path: Path, firmware: dict[str, 
     firmware["AAVMF_VARS.fd"].unlink()
     with pytest.raises(BootTestError, match=r"uefi firmware for arm64 missing: .*AAVMF_VARS.fd \(apt-get install "
                                             r"qemu-efi-aarch64\)"):
-        qemu.firmware_files(arch("arm64"), "uefi")
+        qemu.firmware_of(arch("arm64"), "uefi")
+    firmware["qemu-riscv64_smode/u-boot.bin"].unlink()  # OpenSBI's payload comes from another package
+    with pytest.raises(BootTestError, match=r"u-boot firmware for riscv64 missing: .*u-boot.bin \(apt-get install "
+                                            r"u-boot-qemu\)"):
+        qemu.firmware_of(arch("riscv64"), "u-boot")
 
 
 def test_firmware_files(firmware: dict[str, Path]) -> None:
-    assert qemu.firmware_files(arch("amd64"), "uefi") == (firmware["OVMF_CODE_4M.fd"], firmware["OVMF_VARS_4M.fd"])
-    assert qemu.firmware_files(arch("amd64"), "bios") == (firmware["bios-256k.bin"], None)
+    uefi = qemu.firmware_of(arch("amd64"), "uefi")
+    assert (uefi.code, uefi.variables) == (firmware["OVMF_CODE_4M.fd"], firmware["OVMF_VARS_4M.fd"])
+    bios = qemu.firmware_of(arch("amd64"), "bios")
+    assert (bios.code, bios.variables) == (firmware["bios-256k.bin"], None)
+
+
+def test_u_boot_is_qemu_s_bios_and_opensbi_starts_it_on_riscv64(tmp_path: Path, firmware: dict[str, Path]) -> None:
+    """u-boot-qemu's README.Debian: -bios u-boot.bin; riscv64: OpenSBI as -bios, u-boot's S-mode build
+    as the kernel it jumps to.  armhf's kernel has no LPAE: the virt machine keeps PCI low."""
+    disk = make_image(tmp_path / "x.img")
+    arm64 = qemu_command(target(disk, "disk", "arm64", "u-boot"), tmp_path)
+    assert option_values(arm64, "-bios") == [str(firmware["qemu_arm64/u-boot.bin"])]
+    assert not option_values(arm64, "-kernel") and "if=pflash" not in " ".join(arm64)
+    armhf = qemu_command(target(disk, "disk", "armhf", "u-boot"), tmp_path)
+    assert armhf[0] == "qemu-system-arm" and option_values(armhf, "-machine") == ["virt,highmem=off"]
+    assert option_values(armhf, "-cpu") == ["cortex-a15"]
+    assert option_values(armhf, "-bios") == [str(firmware["qemu_arm/u-boot.bin"])]
+    riscv = qemu_command(target(disk, "disk", "riscv64", "u-boot"), tmp_path)
+    assert riscv[0] == "qemu-system-riscv64"
+    assert option_values(riscv, "-bios") == [str(firmware["generic/fw_jump.bin"])]
+    assert option_values(riscv, "-kernel") == [str(firmware["qemu-riscv64_smode/u-boot.bin"])]
+    for argv in (arm64, armhf, riscv):
+        assert f"if=virtio,format=raw,file={disk}" in option_values(argv, "-drive") and "-snapshot" in argv
 
 
 def test_the_real_firmware_table_names_debian_paths() -> None:
@@ -171,7 +196,9 @@ def test_a_missing_image_is_refused(tmp_path: Path, firmware: dict[str, Path]) -
 def test_arm64_has_no_bios_and_unknown_arches_are_refused(tmp_path: Path, firmware: dict[str, Path]) -> None:
     with pytest.raises(BootTestError, match="no bios firmware for arm64"):
         qemu_command(target(make_image(tmp_path / "x.iso"), "iso", "arm64", "bios"), tmp_path)
-    with pytest.raises(BootTestError, match="does not support riscv64"):
+    with pytest.raises(BootTestError, match="does not support mips64el"):
+        qemu_command(target(make_image(tmp_path / "x.iso"), "iso", "mips64el", "uefi"), tmp_path)
+    with pytest.raises(BootTestError, match="no uefi firmware for riscv64"):
         qemu_command(target(make_image(tmp_path / "x.iso"), "iso", "riscv64", "uefi"), tmp_path)
 
 
@@ -580,13 +607,15 @@ def test_boot_test_names_the_package_of_a_missing_emulator(tmp_path: Path, firmw
 
 def test_boot_test_packages() -> None:
     assert hostdeps.boot_test_packages(arch("amd64")) == ["qemu-system-x86", "ovmf"]
-    assert hostdeps.boot_test_packages(arch("arm64")) == ["qemu-system-arm", "qemu-efi-aarch64"]
+    assert hostdeps.boot_test_packages(arch("arm64")) == ["qemu-system-arm", "fdisk", "mtools", "qemu-utils",
+                                                          "qemu-efi-aarch64", "u-boot-qemu"]
     assert hostdeps.boot_test_packages(arch("mips64el")) == []
 
 
 def test_the_installer_list_has_the_boot_test_packages_and_a_build_does_not(make_settings: MakeSettings) -> None:
     everything = hostdeps.host_packages()
-    assert {"qemu-system-x86", "ovmf", "qemu-system-arm", "qemu-efi-aarch64"} <= set(everything)
+    assert {"qemu-system-x86", "ovmf", "qemu-system-arm", "qemu-efi-aarch64", "qemu-system-misc", "u-boot-qemu",
+            "opensbi"} <= set(everything)
     assert "ovmf" not in hostdeps.host_packages(make_settings())
 
 

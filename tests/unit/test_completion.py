@@ -76,7 +76,7 @@ needs_bash_completion = pytest.mark.skipif(not BASH_COMPLETION.is_file(), reason
     [
         ("vmdebootstrap --squash-compression z", ["zstd"]),
         ("vmdebootstrap --boot-firmware=uefi", ["uefi", "uefi-secure"]),
-        ("vmdebootstrap --bootloader ", ["grub-pc", "grub-efi", "extlinux", "none"]),
+        ("vmdebootstrap --bootloader ", ["grub-pc", "grub-efi", "extlinux", "u-boot", "raspi", "none"]),
         ("vmdebootstrap --arch arm", ["arm64", "armhf", "armel"]),
         ("vmdebootstrap --distribution tri", ["trixie"]),
         ("vmdebootstrap --bootstrapper mm", ["mmdebstrap"]),

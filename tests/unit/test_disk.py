@@ -122,13 +122,14 @@ def test_fstab_names_every_partition_by_uuid() -> None:
 def test_mkfs_commands() -> None:
     # ext*: made straight into the partition's range of the image file, from the tree.
     root = disk.Partition(2, "root", 257 * MiB, 1025 * MiB, "ext4")
-    argv = image.mkfs_ext_argv(root, Path("/o/x.img"), Path("/w/root"), "R-UUID")
+    argv = image.mkfs_ext_argv(root, Path("/o/x.img"), Path("/w/root"), "R-UUID", label="root")
     assert argv == ["mkfs.ext4", "-q", "-F", "-L", "root", "-U", "R-UUID",
                     "-E", f"offset={257 * MiB},hash_seed=R-UUID,nodiscard", "-d", "/w/root",
                     "/o/x.img", f"{768 * 1024}k"]
-    assert "^metadata_csum" in image.mkfs_ext_argv(root, Path("/x"), Path("/r"), "U", metadata_csum=False)  # #827130
+    old_csum = image.mkfs_ext_argv(root, Path("/x"), Path("/r"), "U", label="root", metadata_csum=False)
+    assert "^metadata_csum" in old_csum  # #827130
     esp = disk.Partition(1, "esp", MiB, 257 * MiB, "vfat")
-    assert image.mkfs_fat_argv(esp, Path("/w/esp.fat"), "AB12-CD34") == [
+    assert image.mkfs_fat_argv(esp, Path("/w/esp.fat"), "AB12-CD34", "ESP") == [
         "mkfs.fat", "-C", "--invariant", "-F", "32", "-n", "ESP", "-i", "AB12CD34", "/w/esp.fat", str(256 * 1024)]
 
 

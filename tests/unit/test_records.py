@@ -26,7 +26,12 @@ def test_every_architecture_record_is_consistent(arch: str) -> None:
         assert record.efi.grub_name.startswith("grub") and record.efi.grub_name.endswith(".efi")
         assert record.efi.grub_modules_package == record.efi.grub_package + "-bin"
     if record.emulator is not None:
-        assert record.firmware_names and set(record.firmware_names) <= {"bios", "uefi", "uefi-secure"}
+        assert record.firmware_names
+        assert set(record.firmware_names) <= {"bios", "uefi", "uefi-secure", "u-boot", "raspi3b"}
+        for firmware in record.emulator.firmwares:
+            assert firmware.family in {"bios", "uefi", "u-boot", "raspi"}
+            assert (firmware.code is None) == (firmware.family == "raspi")  # only raspi3b loads the kernel itself
+            assert bool(firmware.payload) == bool(firmware.payload_package)
         assert ("bios" in record.firmware_names) == record.pc_bios
         assert ("uefi" in record.firmware_names) <= (record.efi is not None)
         # Secure Boot is tested where Debian signs the chain.
@@ -43,8 +48,13 @@ def test_the_host_architecture_comes_from_the_machine() -> None:
 
 def test_boot_test_packages_come_from_the_records() -> None:
     assert hostdeps.boot_test_packages(ARCHITECTURES["i386"]) == ["qemu-system-x86"]
-    assert hostdeps.boot_test_tools(ARCHITECTURES["arm64"]) == {"qemu-system-aarch64": "qemu-system-arm"}
-    assert hostdeps.boot_test_tools(ARCHITECTURES["armhf"]) == {}
+    # arm64 boots a Raspberry Pi's image too: its firmware partition read by mtools, the SD card an overlay.
+    assert hostdeps.boot_test_tools(ARCHITECTURES["arm64"]) == {"qemu-system-aarch64": "qemu-system-arm",
+                                                               "sfdisk": "fdisk", "mcopy": "mtools",
+                                                               "qemu-img": "qemu-utils"}
+    assert hostdeps.boot_test_packages(ARCHITECTURES["armhf"]) == ["qemu-system-arm", "u-boot-qemu"]
+    assert hostdeps.boot_test_packages(ARCHITECTURES["riscv64"]) == ["qemu-system-misc", "opensbi", "u-boot-qemu"]
+    assert hostdeps.boot_test_tools(ARCHITECTURES["mips64el"]) == {}
 
 
 # -- releases -------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from vmdebootstrap.outputs import OutputKind
 PACKAGE = Path(__file__).resolve().parents[2] / "vmdebootstrap"
 MAX_FUNCTION_LINES = 60
 # Plain data and parsers: read by everything, so they import nothing that reads them.
-DATA_LAYER = ("architectures", "releases", "values", "options", "errors", "bootloaders", "secret")
+DATA_LAYER = ("architectures", "boards", "releases", "values", "options", "errors", "bootloaders", "secret")
 
 
 def modules() -> dict[str, Path]:

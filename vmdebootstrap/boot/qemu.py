@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Literal
 
 from .. import architectures
-from ..architectures import Architecture, Emulator
+from ..architectures import Architecture, Emulator, Firmware
 from ..errors import BuildError
+from . import raspi
 
 QCOW2_MAGIC = b"QFI\xfb"
 
@@ -95,17 +96,17 @@ def kvm_usable(arch: Architecture, cpuinfo: str | None = None, dev: str = "/dev/
     return False
 
 
-def firmware_files(arch: Architecture, firmware: str) -> tuple[Path, Path | None]:
-    """The firmware code and its variables template (None for SeaBIOS)."""
+def firmware_of(arch: Architecture, firmware: str) -> Firmware:
+    """The firmware record, its files checked: code, variables template and payload."""
     entry = arch.firmware(firmware)
     if entry is None:
         known = ", ".join(f"{a.name}/{f}" for a in architectures.ARCHITECTURES.values() for f in a.firmware_names)
         raise BootTestError(f"no {firmware} firmware for {arch.name} guests (the boot test knows {known})")
-    for path in (entry.code, entry.variables):
+    for path, package in ((entry.code, entry.package), (entry.variables, entry.package),
+                          (entry.payload, entry.payload_package)):
         if path is not None and not path.is_file():
-            raise BootTestError(f"{firmware} firmware for {arch.name} missing: {path} "
-                                f"(apt-get install {entry.package})")
-    return entry.code, entry.variables
+            raise BootTestError(f"{firmware} firmware for {arch.name} missing: {path} (apt-get install {package})")
+    return entry
 
 
 def image_format(image: Path) -> str:
@@ -134,11 +135,14 @@ def qemu_command(target: BootTarget, workdir: Path, memory_mb: int = 2048, kvm: 
     emulator = emulator_of(target.arch)
     if not target.image.is_file():
         raise BootTestError(f"no image to boot: {target.image}")
-    code, template = firmware_files(target.arch, target.firmware)
-    firmware = target.arch.firmware(target.firmware)
-    smm = firmware is not None and firmware.smm
+    firmware = firmware_of(target.arch, target.firmware)
+    if firmware.family == "raspi":
+        if target.kind != "disk" or image_format(target.image) != "raw":
+            raise BootTestError(f"{target.firmware} boots a Raspberry Pi's raw disk image, not {target.image}")
+        return raspi.qemu_command(target.image, workdir, qemu or emulator.binary, firmware.machine)
+    code, template, smm = firmware.code, firmware.variables, firmware.smm
     pc = target.arch.pc_bios
-    argv = [qemu or emulator.binary, "-machine", emulator.machine + (",smm=on" if smm else "")]
+    argv = [qemu or emulator.binary, "-machine", (firmware.machine or emulator.machine) + (",smm=on" if smm else "")]
     tcg = "tcg,thread=single" if single_thread else "tcg"
     argv += ["-accel", "kvm", "-cpu", "host"] if kvm else ["-accel", tcg, "-cpu", emulator.tcg_cpu]
     argv += ["-m", str(memory_mb), "-smp", "2", "-no-reboot"]
@@ -153,7 +157,11 @@ def qemu_command(target: BootTarget, workdir: Path, memory_mb: int = 2048, kvm: 
         # SeaBIOS says what it tried on its debug port, not on the serial port.
         argv += ["-chardev", f"file,id=firmware,path={_file(firmware_log(target, workdir))}",
                  "-device", "isa-debugcon,iobase=0x402,chardev=firmware"]
-    if template is not None:
+    if firmware.family == "u-boot" and code is not None:
+        argv += ["-bios", _file(code)]
+        if firmware.payload is not None:
+            argv += ["-kernel", _file(firmware.payload)]
+    if template is not None and code is not None:
         variables = workdir / f"efivars-{target.arch.name}.fd"
         shutil.copyfile(template, variables)
         argv += ["-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={_file(code)}",

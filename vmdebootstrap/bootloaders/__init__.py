@@ -19,6 +19,7 @@ class Entry:
 
     name: str  # --bootloader NAME
     module: str  # vmdebootstrap.bootloaders.<module>
+    firmware: str  # the family of the firmware that starts it (architectures.Firmware.family): the boot test's
     esp: bool = False  # boots with UEFI from an EFI system partition (architectures with an Efi record)
     pc_bios: bool = False  # boots through a PC BIOS: only architectures that have one
     bios_grub: bool = False  # on GPT its core image needs a bios_grub partition
@@ -31,13 +32,17 @@ class Entry:
 
 
 REGISTRY: dict[str, Entry] = {e.name: e for e in (
-    Entry("grub-pc", "grub_pc", pc_bios=True, bios_grub=True),
-    Entry("grub-efi", "grub_efi", esp=True),
+    Entry("grub-pc", "grub_pc", "bios", pc_bios=True, bios_grub=True),
+    Entry("grub-efi", "grub_efi", "uefi", esp=True),
     # extlinux installs into the filesystem that holds /boot (ext2/3/4 here: its btrfs support
     # was never enabled by the old tool, and it cannot read xfs v5 at all).
-    Entry("extlinux", "extlinux", legacy_boot=True, mbr=True, unbootable_roots=("btrfs", "xfs"),
-          unbootable_boots=("vfat",),
-          why_not_boot="use --grub, or --no-extlinux and a --customize hook that writes the board's bootloader"),
-    Entry("none", "none"),
+    Entry("extlinux", "extlinux", "bios", pc_bios=True, legacy_boot=True, mbr=True, unbootable_roots=("btrfs", "xfs"),
+          unbootable_boots=("vfat",), why_not_boot="use --grub, or --bootloader u-boot on a board"),
+    # u-boot's distro boot reads /boot/extlinux/extlinux.conf (u-boot-menu's) from the partition
+    # marked bootable; Debian's u-boot builds read ext2/3/4 and FAT, not btrfs or xfs.
+    Entry("u-boot", "u_boot", "u-boot", legacy_boot=True, unbootable_roots=("btrfs", "xfs")),
+    # A Raspberry Pi's GPU firmware reads config.txt from its FAT partition (--board raspi-*).
+    Entry("raspi", "raspi", "raspi", unbootable_roots=()),
+    Entry("none", "none", ""),
 )}
 NAMES = tuple(REGISTRY)

@@ -36,6 +36,10 @@ def host_tools(settings: Settings | None) -> Mapping[str, str]:
     return tools
 
 
+def prepare(_ctx: Context, _image: Image) -> None:
+    return None  # its kernel hooks need nothing of it
+
+
 def install(ctx: Context, image: Image) -> None:
     """extlinux.conf in the tree; extlinux itself goes into the finished filesystem (finish)."""
     directory = target_path(ctx.root, "/boot") / "extlinux"

@@ -44,7 +44,7 @@ def prepare(ctx: Context, image: Image) -> None:
 
 
 def kernel_console_args(ctx: Context) -> str:
-    return f"console=tty0 console={ctx.settings.arch.serial_console},115200n8"
+    return f"console=tty0 console={ctx.settings.serial_port}"
 
 
 def probe_answers(image: Image) -> dict[str, dict[str, str]]:

@@ -52,6 +52,10 @@ def host_tools(_settings: Settings | None) -> Mapping[str, str]:
     return {}  # GRUB and its tools come from the image
 
 
+def prepare(_ctx: Context, _image: Image) -> None:
+    return None  # its kernel hooks need nothing of it
+
+
 def install(ctx: Context, image: Image) -> None:
     grub.prepare(ctx, image)
     own, *companion = _arches(ctx.settings)

@@ -23,6 +23,9 @@ class Bootloader(Protocol):
 
         ``None``: everything any build with it may need (the installer's list, hostdeps.py)."""
 
+    def prepare(self, ctx: Context, image: Image) -> None:
+        """What the kernel's hooks read, written before the kernel is installed (with the fstab)."""
+
     def install(self, ctx: Context, image: Image) -> None:
         """Make the image boot: in the tree, and in the image file's gap (the bootloader step)."""
 

@@ -18,6 +18,10 @@ def host_tools(_settings: Settings | None) -> Mapping[str, str]:
     return {}
 
 
+def prepare(_ctx: Context, _image: Image) -> None:
+    return None  # its kernel hooks need nothing of it
+
+
 def install(_ctx: Context, _image: Image) -> None:
     return None
 

@@ -47,7 +47,6 @@ TOOLS = {"parted": "parted", "sfdisk": "fdisk", "mkswap": "util-linux", "mkfs.ex
          "debugfs": "e2fsprogs", "mkfs.fat": "dosfstools", "mcopy": "mtools", "mmd": "mtools"}  # fmt: skip
 ROOT_FS_TOOLS = {"btrfs": {"mkfs.btrfs": "btrfs-progs"}, "xfs": {"mkfs.xfs": "xfsprogs"}}
 QCOW2_TOOLS = {"qemu-img": "qemu-utils"}
-LABELS = {"root": "root", "boot": "boot", "swap": "swap", "esp": "ESP"}
 SCRATCH = "filesystems"  # the work directory's room for filesystems image apart (btrfs, xfs, swap, FAT)
 
 
@@ -85,11 +84,11 @@ def host_tools(settings: Settings | None) -> Mapping[str, str]:
     return tools
 
 
-def mkfs_fat_argv(part: disk.Partition, fat: Path, uuid: str) -> list[str]:
+def mkfs_fat_argv(part: disk.Partition, fat: Path, uuid: str, label: str) -> list[str]:
     # FAT32 below ~64 MiB wastes clusters or is refused; mkfs.fat picks FAT16 then.
     fat32 = ["-F", "32"] if part.size >= 64 * disk.MiB else []
     # --invariant: no time-based or random values (the volume id is given)
-    return ["mkfs.fat", "-C", "--invariant", *fat32, "-n", LABELS[part.role], "-i", uuid.replace("-", ""),
+    return ["mkfs.fat", "-C", "--invariant", *fat32, "-n", label, "-i", uuid.replace("-", ""),
             os.fspath(fat), str(part.size // 1024)]
 
 
@@ -160,11 +159,21 @@ def partition(ctx: Context) -> None:
     ctx.image = Image(request, layout, raw, final, uuids, part_uuids, disk_id, stack)
 
 
+def before_the_kernel(ctx: Context, image: Image) -> str:
+    """What write_fstab makes of the settings, in words: part of the stage cache's key, since
+    the kernel's initramfs and its hooks (u-boot-menu's, raspi-firmware's) read it."""
+    settings = ctx.settings
+    return (disk.fstab(image.layout, image.uuids, dict(image.request.labels)) +
+            f"bootloader {image.request.bootloader}, board {settings.board.name if settings.board else '-'}, "
+            f"serial console {settings.serial_port if settings.serial_console else '-'}\n")
+
+
 def write_fstab(ctx: Context, image: Image) -> None:
-    write_file(ctx.root, "/etc/fstab", disk.fstab(image.layout, image.uuids))
+    write_file(ctx.root, "/etc/fstab", disk.fstab(image.layout, image.uuids, dict(image.request.labels)))
     # initramfs-tools' resume hook would otherwise look at the *host's* swap (/proc/swaps).
     resume = f"RESUME=UUID={image.uuids['swap']}\n" if "swap" in image.uuids else "RESUME=none\n"
     write_file(ctx.root, "/etc/initramfs-tools/conf.d/resume", resume)
+    loader.load(image.request.bootloader).prepare(ctx, image)
 
 
 def install_bootloader(ctx: Context) -> None:
@@ -218,11 +227,12 @@ def hide_other_filesystems(ctx: Context, image: Image, part: disk.Partition, sta
 def make_filesystem(ctx: Context, image: Image, part: disk.Partition, scratch: Path) -> None:
     """``part``'s filesystem with its part of the tree, written into its byte range of the image."""
     source = ctx.root / part.mountpoint.lstrip("/") if part.mountpoint else None
-    uuid = image.uuids[part.role]
+    uuid, label = image.uuids[part.role], image.request.label_of(part.role)
     if part.fstype.startswith("ext"):
         assert source is not None
         fake_time = {"E2FSPROGS_FAKE_TIME": str(ctx.epoch)} if ctx.epoch is not None else {}
-        ctx.runner.run(mkfs_ext_argv(part, image.raw, source, uuid, ctx.settings.release.ext4_metadata_csum),
+        ctx.runner.run(mkfs_ext_argv(part, image.raw, source, uuid, label=label,
+                                     metadata_csum=ctx.settings.release.ext4_metadata_csum),
                        env=fake_time)
         if ctx.epoch is not None:
             reproducible.ext_times(ctx.runner, image.raw, part.start, source, epoch=ctx.epoch, scratch=scratch)
@@ -232,33 +242,34 @@ def make_filesystem(ctx: Context, image: Image, part: disk.Partition, scratch: P
         stream.truncate(part.size)
     if part.fstype == "vfat":
         assert source is not None
-        fill_fat(ctx, part, alone, source, uuid)
+        fill_fat(ctx, part, alone, source, uuid=uuid, label=label)
     elif part.fstype == "swap":
-        ctx.runner.run(["mkswap", "-L", LABELS[part.role], "-U", uuid, os.fspath(alone)])
+        ctx.runner.run(["mkswap", "-L", label, "-U", uuid, os.fspath(alone)])
     elif part.fstype == "btrfs":
         assert source is not None
-        ctx.runner.run(["mkfs.btrfs", "-q", "-f", "-L", LABELS[part.role], "-U", uuid, "--rootdir",
+        ctx.runner.run(["mkfs.btrfs", "-q", "-f", "-L", label, "-U", uuid, "--rootdir",
                         os.fspath(source), os.fspath(alone)])
     else:
         assert source is not None
-        fill_by_copy(ctx, part, alone, source, uuid)
+        fill_by_copy(ctx, part, alone, source, uuid=uuid, label=label)
     copy_into(alone, image.raw, part.start)
     alone.unlink()
 
 
-def mkfs_ext_argv(part: disk.Partition, image: Path, source: Path, uuid: str, metadata_csum: bool = True) -> list[str]:
+def mkfs_ext_argv(part: disk.Partition, image: Path, source: Path, uuid: str, *, label: str,
+                  metadata_csum: bool = True) -> list[str]:
     """mke2fs straight into the partition's range of the image file, populated from ``source``."""
-    argv = [f"mkfs.{part.fstype}", "-q", "-F", "-L", LABELS[part.role], "-U", uuid,
+    argv = [f"mkfs.{part.fstype}", "-q", "-F", "-L", label, "-U", uuid,
             "-E", f"offset={part.start},hash_seed={uuid},nodiscard", "-d", os.fspath(source)]
     if not metadata_csum:
         argv += ["-O", "^metadata_csum"]  # the release's e2fsck cannot read it (#827130)
     return [*argv, os.fspath(image), f"{part.size // 1024}k"]
 
 
-def fill_fat(ctx: Context, part: disk.Partition, fat: Path, source: Path, uuid: str) -> None:
+def fill_fat(ctx: Context, part: disk.Partition, fat: Path, source: Path, *, uuid: str, label: str) -> None:
     """A FAT filesystem filled by mtools: nothing is mounted, so the host kernel needs no vfat driver."""
     fat.unlink()
-    ctx.runner.run(mkfs_fat_argv(part, fat, uuid))
+    ctx.runner.run(mkfs_fat_argv(part, fat, uuid, label))
     files = [os.fspath(e) for e in sorted(source.iterdir()) if not e.is_symlink()]  # FAT has no symlinks
     if files:
         # -m: the files' own (clamped) times; mtools dates what it makes by SOURCE_DATE_EPOCH
@@ -266,9 +277,9 @@ def fill_fat(ctx: Context, part: disk.Partition, fat: Path, source: Path, uuid: 
                        env={"MTOOLS_SKIP_CHECK": "1"})
 
 
-def fill_by_copy(ctx: Context, part: disk.Partition, alone: Path, source: Path, uuid: str) -> None:
+def fill_by_copy(ctx: Context, part: disk.Partition, alone: Path, source: Path, *, uuid: str, label: str) -> None:
     """xfs, whose mkfs cannot take a directory: image empty, mounted and filled by cp."""
-    ctx.runner.run(["mkfs.xfs", "-q", "-f", "-L", LABELS[part.role], "-m", f"uuid={uuid}", os.fspath(alone)])
+    ctx.runner.run(["mkfs.xfs", "-q", "-f", "-L", label, "-m", f"uuid={uuid}", os.fspath(alone)])
     with contextlib.ExitStack() as stack:
         device = LoopDevice(alone)
         stack.callback(device.detach)

@@ -100,10 +100,9 @@ def menu_entries(ctx: Context) -> list[tuple[str, str]]:
     settings = ctx.settings
     name = f"Debian live ({settings.release} {settings.arch.name})"
     params = boot_parameters(ctx)
-    serial = settings.arch.serial_console
     return [
         (name, params),
-        (f"{name}, serial console", f"{params} console=tty0 console={serial},115200n8"),
+        (f"{name}, serial console", f"{params} console=tty0 console={settings.serial_port}"),
         (f"{name}, copied to RAM (toram)", f"{params} toram"),
     ]
 

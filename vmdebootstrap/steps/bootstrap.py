@@ -28,7 +28,7 @@ import shlex
 import shutil
 from pathlib import Path
 
-from .. import archive, basecache, binfmt, cache, disk, reproducible, stagecache
+from .. import archive, basecache, binfmt, cache, reproducible, stagecache
 from ..cachestore import INFO, Entry
 from ..chroot import write_file
 from ..context import Context, Origin
@@ -176,10 +176,9 @@ def decide(ctx: Context) -> None:
     settings = ctx.settings
     release = archive.release_file(ctx.runner, settings.mirrors.build, settings.release.name, ctx.workdir)
     set_epoch(ctx, release)
-    fstab = disk.fstab(ctx.image.layout, ctx.image.uuids) if ctx.image is not None else ""
     entry, cached = stagecache.lookup(settings, ctx.stack, release_file=release,
                                       packages=packages.selected(settings), bootstrapper=bootstrapper,
-                                      image=fstab)
+                                      image=image.before_the_kernel(ctx, ctx.image) if ctx.image else "")
     based = entry is not None and not cached and (basecache.entry_for(entry).directory / INFO).is_file()
     ctx.origin = Origin(bootstrapper, why, entry, cached, base_cached=based)
 

@@ -154,7 +154,7 @@ def _serial_console(ctx: Context) -> None:
     settings, root = ctx.settings, ctx.root
     if not settings.serial_console or not has_unit(root, "serial-getty@.service"):
         return
-    tty = settings.arch.serial_console
+    tty = settings.serial_tty
     ctx.runner.run(["systemctl", "enable", f"serial-getty@{tty}.service"], chroot=root)
     command = settings.serial_console_command
     if command != DEFAULT_SERIAL_COMMAND:  # systemd's getty takes a drop-in for its command line
