@@ -307,6 +307,35 @@ def arm64_image(mirror: str, outdir: Path, binfmt_ready: None) -> dict[str, obje
                        timeout=3600)
 
 
+# The boards' images (issue 25), each built once under qemu-user emulation in the "boards"
+# session of make check; the arm64 one shares its base (release, variant, components) with
+# examples/vm-arm64.conf's, so that bootstrap is paid once (the base cache's lock).
+def board_build(mirror: str, outdir: Path, name: str, config: str, *args: str) -> dict[str, object]:
+    return image_build(mirror, outdir, name, "--config", config, "--no-boot-test", *args, timeout=3600)
+
+
+@pytest.fixture(scope="session")
+def uboot_arm64_image(mirror: str, outdir: Path, binfmt_ready: None) -> dict[str, object]:
+    return board_build(mirror, outdir, "uboot-arm64.img", "examples/uboot-arm64.conf")
+
+
+@pytest.fixture(scope="session")
+def beaglebone_image(mirror: str, outdir: Path, binfmt_ready: None) -> dict[str, object]:
+    """examples/beaglebone.conf (armhf, a FAT /boot with lba, the board's u-boot raw on the
+    card), its console on QEMU virt's PL011 so that the boot tier can log in."""
+    return board_build(mirror, outdir, "beaglebone.img", "examples/beaglebone.conf", "--serial-port", "ttyAMA0")
+
+
+@pytest.fixture(scope="session")
+def riscv64_image(mirror: str, outdir: Path, binfmt_ready: None) -> dict[str, object]:
+    return board_build(mirror, outdir, "riscv64.img", "examples/riscv64.conf")
+
+
+@pytest.fixture(scope="session")
+def raspi_image(mirror: str, outdir: Path, binfmt_ready: None) -> dict[str, object]:
+    return board_build(mirror, outdir, "raspi.img", "examples/raspi.conf")
+
+
 @pytest.fixture(scope="session")
 def xfce_iso(mirror: str, outdir: Path) -> dict[str, object]:
     """examples/flavours/xfce.conf without Recommends (the official set is some 3 GB): the

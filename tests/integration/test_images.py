@@ -52,10 +52,11 @@ def probe(image: Path, part: dict[str, str]) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def mounted(image: Path, part: dict[str, str], where: Path) -> Iterator[Path]:
+def mounted(image: Path, part: dict[str, str], where: Path, writable: bool = False) -> Iterator[Path]:
     where.mkdir(parents=True, exist_ok=True)
     size = int(part["end"]) - int(part["start"]) + 1
-    subprocess.run(["mount", "-o", f"ro,loop,offset={part['start']},sizelimit={size}", str(image), str(where)],
+    mode = "rw" if writable else "ro"
+    subprocess.run(["mount", "-o", f"{mode},loop,offset={part['start']},sizelimit={size}", str(image), str(where)],
                    check=True)
     try:
         yield where

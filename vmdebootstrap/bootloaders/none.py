@@ -1,5 +1,5 @@
 """No bootloader (--bootloader none, the old --no-extlinux): a --customize hook may write
-a board's own (examples/beaglebone.conf)."""
+a board's own (or use --board: boards.py)."""
 
 from __future__ import annotations
 
