@@ -311,7 +311,7 @@ def arm64_image(mirror: str, outdir: Path, binfmt_ready: None) -> dict[str, obje
 # session of make check; the arm64 one shares its base (release, variant, components) with
 # examples/vm-arm64.conf's, so that bootstrap is paid once (the base cache's lock).
 def board_build(mirror: str, outdir: Path, name: str, config: str, *args: str) -> dict[str, object]:
-    return image_build(mirror, outdir, name, "--config", config, "--no-boot-test", *args, timeout=3600)
+    return image_build(mirror, outdir, name, "--config", config, "--no-boot-test", *ARM64_SEED, *args, timeout=3600)
 
 
 @pytest.fixture(scope="session")

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from .. import sbomcheck
-from ..conftest import our_mounts
+from .. import reprocheck, sbomcheck
+from ..conftest import ARM64_SEED, PASSWORD, our_mounts, vmdebootstrap, workdir_for
 from .test_images import label, mounted, partitions, probe
 
 pytestmark = pytest.mark.integration
@@ -191,3 +191,23 @@ def test_a_kernel_upgrade_keeps_the_extlinux_conf_on_a_fat_boot(beaglebone_image
     built, again = rerun_kernel_hook(image, tmp_path, 1)
     assert again == built and "linux /vmlinuz-" in built
     assert our_mounts() == []
+
+
+@pytest.mark.boards_arm64
+def test_the_u_boot_image_is_reproducible(uboot_arm64_image: dict[str, object], mirror: str, outdir: Path) -> None:
+    """The same inputs, another time zone and umask: the same bytes (the second build starts
+    from the first's stage in the cache; the bootloader and image steps run again)."""
+    image = uboot_arm64_image["image"]
+    assert isinstance(image, Path)
+    again = outdir / "again" / image.name
+    result = vmdebootstrap("--config", "examples/uboot-arm64.conf", "--no-boot-test", "--distribution", "trixie",
+                           "--image", str(again), "--mirror", mirror, "--user", f"user/{PASSWORD}",
+                           "--serial-console", "--workdir", str(workdir_for(outdir, "uboot-arm64-again")),
+                           "--log", str(outdir / "uboot-arm64-again.log"), *ARM64_SEED,
+                           env={"TZ": "Asia/Tokyo"}, umask=0o077, timeout=3600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "from the stage cache" in (outdir / "uboot-arm64-again.log").read_text()
+    for suffix in ("", ".spdx.json", ".cdx.json"):
+        first, second = Path(f"{image}{suffix}"), Path(f"{again}{suffix}")
+        assert first.read_bytes() == second.read_bytes(), reprocheck.explain(first, second)
+    print(f"reproducible: {image.name} {reprocheck.digests(again.parent)[image.name]}")
