@@ -135,8 +135,10 @@ OPTIONS: tuple[Option, ...] = (
            "only boot-test the existing ISO or disk image FILE (with --arch and --user) and exit",
            _G_OUT, "FILE", parse=_V.existing_file, reads=True),
     Option("boot-firmware", "list", [], "firmware to boot-test with: bios, uefi, uefi-secure (Secure Boot "
-           "enforced, Microsoft's keys enrolled) (default: bios where the architecture has it, and uefi-secure for "
-           "an image with the signed chain, else uefi)", _G_OUT, "FIRMWARE", choices=_FIRMWARES),
+           "enforced, Microsoft's keys enrolled), u-boot (QEMU's virt machine; OpenSBI first on riscv64), raspi3b "
+           "(a Raspberry Pi image) (default: the one the disk image's bootloader is for; bios where the "
+           "architecture has it, and uefi-secure for an image with the signed chain, else uefi; for "
+           "--boot-test-only of a u-boot or Pi image, say which)", _G_OUT, "FIRMWARE", choices=_FIRMWARES),
     Option("boot-timeout", "str", "900", "seconds a boot test may take to reach the login prompt", _G_OUT,
            "SECONDS", parse=_V.seconds),
     Option("boot-test-display", "bool", False,
