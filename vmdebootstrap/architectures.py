@@ -110,6 +110,9 @@ class Architecture:
     emulator: Emulator | None = None  # None: no boot test
     kernel_image: str = "vmlinuz"  # /boot/<this>-<version>: the kernel's file name
     ports: bool = False  # built from a debian-ports mirror (its unstable), not the release's archive
+    # 32: its programs read directories through 32-bit offsets; under qemu-user on ext4 they
+    # fail (settings.root_in_memory).
+    bits: int = 64
 
     def firmware(self, name: str) -> Firmware | None:
         if self.emulator is None:
@@ -161,7 +164,7 @@ ARCHITECTURES: dict[str, Architecture] = {a.name: a for a in (
     ),
     # i386 kernels: 486 up to wheezy, 586 for jessie (#786767): see releases.py.
     Architecture(
-        "i386", "686-pae", ("i686", "i386"), "i386", native_on=("amd64",), pc_bios=True,
+        "i386", "686-pae", ("i686", "i386"), "i386", native_on=("amd64",), pc_bios=True, bits=32,
         efi=Efi("i386-efi", "grub-efi-ia32", "grub-efi-ia32-bin", "BOOTIA32.EFI", "grubia32.efi", "ia32"),
         emulator=Emulator("qemu-system-i386", "qemu-system-x86", "q35", (_SEABIOS,)),
     ),
@@ -177,21 +180,21 @@ ARCHITECTURES: dict[str, Architecture] = {a.name: a for a in (
     ),
     # The multiplatform kernel (#776975).  It has no LPAE: QEMU's virt machine must keep its
     # PCI controller below 4 GiB for it (highmem=off, QEMU's docs/system/arm/virt.rst).
-    Architecture("armhf", "armmp", ("armv7l",), "arm", native_on=("arm64",), serial_console="ttyAMA0",
+    Architecture("armhf", "armmp", ("armv7l",), "arm", native_on=("arm64",), serial_console="ttyAMA0", bits=32,
                  emulator=Emulator("qemu-system-arm", "qemu-system-arm", "virt,highmem=off", (_UBOOT_ARM,),
                                    tcg_cpu="cortex-a15")),
-    Architecture("armel", "marvell", (), "arm", native_on=("arm64",)),
+    Architecture("armel", "marvell", (), "arm", native_on=("arm64",), bits=32),
     Architecture("ppc64el", "powerpc64le", ("ppc64le",), "ppc64le"),  # #809457
     Architecture("s390x", "s390x", ("s390x",), "s390x"),
     Architecture("mips64el", "5kc-malta", ("mips64",), "mips64el"),
-    Architecture("mipsel", "4kc-malta", (), "mipsel"),
+    Architecture("mipsel", "4kc-malta", (), "mipsel", bits=32),
     # A release architecture from trixie on (QEMU's virt machine has a 16550: ttyS0).
     Architecture("riscv64", "riscv64", ("riscv64",), "riscv64", kernel_image="vmlinux",
                  emulator=Emulator("qemu-system-riscv64", "qemu-system-misc", "virt", (_UBOOT_RISCV64,),
                                    tcg_cpu="rv64")),
     Architecture("loong64", "loong64", ("loongarch64",), "loongarch64"),  # a release architecture from forky
     # Architectures of debian-ports: known names, built from a ports --mirror.
-    Architecture("powerpc", "powerpc", ports=True),
+    Architecture("powerpc", "powerpc", ports=True, bits=32),
     Architecture("ppc64", "ppc64", ports=True),
     Architecture("sparc64", "sparc64", ports=True),
     Architecture("alpha", "alpha", ports=True),

@@ -95,7 +95,8 @@ def restore(runner: CommandRunner, base: Entry, root: Path) -> None:
 
 def save(runner: CommandRunner, base: Entry, root: Path) -> None:
     """Copy the freshly bootstrapped tree into the cache (before anything else changes it)."""
-    mounted = mounts.mounts_below(root)
+    # The root's own tmpfs (Settings.root_in_memory) is no mount a copy goes through.
+    mounted = [point for point in mounts.mounts_below(root) if point != os.path.realpath(root)]
     if mounted:  # the bootstrappers unmount what they mounted; a copy must not go through one
         log.info("base not cached: %s is still mounted after the bootstrap", mounted[0])
         return

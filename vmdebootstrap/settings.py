@@ -132,6 +132,15 @@ class Settings:
         return self.serial_port.split(",", 1)[0]
 
     @property
+    def root_in_memory(self) -> bool:
+        """Whether the target root is a tmpfs of its own (steps/bootstrap.py): a 32-bit program
+        under qemu-user reads an ext4 directory through the 64-bit hash offsets the kernel gives
+        the 64-bit emulator; glibc cannot fit them in 32 bits and readdir fails with EOVERFLOW.
+        dracut-install in trixie's initramfs-tools then silently copies no block drivers into
+        an armhf initrd (debos bug 620 is the same failure; tmpfs offsets are small counters)."""
+        return self.foreign and self.arch.bits == 32
+
+    @property
     def boot_test_only(self) -> Path | None:
         """--boot-test-only FILE: this run boots FILE and builds nothing."""
         return self.boot_test.image if self.boot_test is not None else None

@@ -6,7 +6,9 @@ or through ``make faults``; tests/faults/test_campaign.py runs it in the integra
 Each cell is one build (trixie minbase without a kernel, ``--package less`` so the
 packages step exists, a hook that mounts through the helpers and leaves a detached
 process in the image) that is made to fail, or is stopped at the start of a step and
-sent a signal.  Only the bootstrap rows bootstrap: a first build without a fault fills
+sent a signal.  The rows of a disk image's own steps (the bootloader, u-boot's
+u-boot-menu here, and the image) build a 1.5 GB image with a kernel instead: loop
+devices and the image's mounts are then in play.  Only the bootstrap rows bootstrap: a first build without a fault fills
 a base and a stage cache of the campaign's own; the packages rows copy their tree from
 the base (the bootstrapper's tree) and the rows after them mount the stage (the package
 installed) under an overlay, as a warm rebuild does.  A cell then takes seconds instead
@@ -53,7 +55,11 @@ from pathlib import Path
 
 from tests.conftest import HOOKS, REPO, machine_mirror
 
-STEPS = ("bootstrap", "packages", "system", "users", "customize", "finish", "squashfs", "tarball")
+STEPS = ("bootstrap", "packages", "system", "users", "customize", "bootloader", "finish", "image", "squashfs",
+         "tarball")
+# The rows of the disk image's own steps build an image (u-boot: u-boot-menu, natively on the
+# host's architecture) with a kernel; the other rows a tarball or a squashfs without one.
+IMAGE_STEPS = ("bootloader", "image")
 FAULTS = ("fail", "SIGINT", "SIGTERM", "SIGKILL")
 SIGNALS = {"SIGINT": signal.SIGINT, "SIGTERM": signal.SIGTERM, "SIGKILL": signal.SIGKILL}
 # Rows whose signal arrives while the step's command runs, and what the campaign waits for.
@@ -65,7 +71,7 @@ DURING = {
     "tarball": "tar",
 }
 # Steps that run after the finish step killed what was left inside the image.
-AFTER_FINISH = ("squashfs", "tarball")
+AFTER_FINISH = ("image", "squashfs", "tarball")
 # Where each row's tree comes from: the campaign's base cache (bootstrapped once) for the
 # packages step, its stage cache (packages installed) for the steps after it.
 WARM = {"packages": "bases", **{step: "stages" for step in STEPS[2:]}}
@@ -73,7 +79,8 @@ WARM = {"packages": "bases", **{step: "stages" for step in STEPS[2:]}}
 # "auto" takes debootstrap; named, so that the first build's stage has the cells' key.
 BOOTSTRAPPER = "debootstrap"
 
-MINIMAL = ("--distribution", "trixie", "--variant", "minbase", "--no-kernel", "--no-acpid")
+MINIMAL = ("--distribution", "trixie", "--variant", "minbase", "--no-acpid")
+IMAGE = ("--size", "1500M", "--bootloader", "u-boot")
 HOOK = HOOKS / "leaves-mount-and-process.sh"
 WAITING_HOOK = HOOKS / "waits-for-signal.sh"
 HELPERS = REPO / "vmdebootstrap/data/customise.lib"
@@ -84,6 +91,20 @@ HOOK_READY = "tmp/vmdb-hook-waiting"
 # Safety limits, not assertions: a build that never gets there is reported as such.
 REACH_LIMIT = 900.0
 EXIT_LIMIT = 300.0
+
+
+def build_args(image: bool) -> list[str]:
+    """What every build of the campaign is made of; an image row's has a kernel for u-boot-menu."""
+    return [*MINIMAL, *(() if image else ("--no-kernel",)), "--package", "less"]
+
+
+def output_args(case: Case, out: Path) -> list[str]:
+    if case.image:
+        return ["--image", str(out / "disk.img"), *IMAGE]
+    if case.step == "squashfs":
+        return ["--squash", str(out / "squash")]
+    name = "root.tar.gz" if case.during and case.step == "tarball" else "root.tar"
+    return ["--tarball", str(out / name)]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,6 +130,10 @@ class Case:
     def warm(self) -> str:
         """The cache directory (bases, stages) whose tree this cell starts from ('' cold)."""
         return "" if self.bootstrapper else WARM.get(self.step, "")
+
+    @property
+    def image(self) -> bool:
+        return self.step in IMAGE_STEPS
 
     @property
     def expected_exit(self) -> int:
@@ -329,14 +354,11 @@ class Cell:
         return self.dir / "out"
 
     def output_args(self) -> list[str]:
-        if self.case.step == "squashfs":
-            return ["--squash", str(self.out / "squash")]
-        name = "root.tar.gz" if self.case.during and self.case.step == "tarball" else "root.tar"
-        return ["--tarball", str(self.out / name)]
+        return output_args(self.case, self.out)
 
     def argv(self) -> list[str]:
         hook = WAITING_HOOK if self.case.during and self.case.step == "customize" else HOOK
-        args = [*MINIMAL, "--mirror", self.mirror, "--package", "less", "--customize", str(hook),
+        args = [*build_args(self.case.image), "--mirror", self.mirror, "--customize", str(hook),
                 "--workdir", str(self.work), "--log", str(self.logs / "build.log"), "--cache-dir", str(self.cache),
                 *self.output_args()]
         if self.case.during and self.case.step == "packages":
@@ -629,27 +651,29 @@ def make_probe(directory: Path) -> Path:
     return deb
 
 
-def fill_caches(shared: Path, logs: Path, mirror: str) -> None:
-    """The campaign's first build, without a fault: it leaves the base and the stage that
-    the later rows start from.  Its work directory is on the caches' filesystem (the
-    stage is moved into the cache, not copied)."""
-    first = shared.parent / "first-build"
+def fill_caches(shared: Path, logs: Path, mirror: str, image: bool = False) -> None:
+    """The campaign's first build (and, for the image rows, its second), without a fault: it
+    leaves the base and the stage that the later rows start from.  Its work directory is on
+    the caches' filesystem (the stage is moved into the cache, not copied)."""
+    name = "first-image-build" if image else "first-build"
+    first = shared.parent / name
     (first / "work").mkdir(parents=True)
     link_cache(shared)
+    stages = len(list((shared / "stages").glob("*/info.json")))
     env = {k: v for k, v in os.environ.items() if not k.startswith("VMDEBOOTSTRAP_FAULT")}
+    case = Case(IMAGE_STEPS[0] if image else "tarball", "fail")
     result = subprocess.run(
-        [sys.executable, "-m", "vmdebootstrap", "--no-default-configs", *MINIMAL, "--mirror", mirror,
-         "--package", "less", "--bootstrapper", BOOTSTRAPPER, "--workdir", str(first / "work"),
-         "--log", str(logs / "first-build.log"), "--cache-dir", str(shared), "--tarball", str(first / "root.tar")],
+        [sys.executable, "-m", "vmdebootstrap", "--no-default-configs", *build_args(image), "--mirror", mirror,
+         "--bootstrapper", BOOTSTRAPPER, "--workdir", str(first / "work"), "--log", str(logs / f"{name}.log"),
+         "--cache-dir", str(shared), *output_args(case, first)],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=REACH_LIMIT, check=False)
     if not mounts_below(first):
         shutil.rmtree(first)
     if result.returncode != 0:
-        raise RuntimeError(f"the campaign's first build (no fault) failed: {result.stderr.strip()[-500:]}")
-    empty = [kind for kind in ("bases", "stages") if not list((shared / kind).glob("*/info.json"))]
-    if empty:
-        raise RuntimeError(f"the campaign's first build left nothing in its {' and '.join(empty)} cache "
-                           f"(see {logs / 'first-build.log'})")
+        raise RuntimeError(f"the campaign's {name} (no fault) failed: {result.stderr.strip()[-500:]}")
+    if not list((shared / "bases").glob("*/info.json")) \
+            or len(list((shared / "stages").glob("*/info.json"))) <= stages:
+        raise RuntimeError(f"the campaign's {name} left no base or no stage in its cache (see {logs / name}.log)")
 
 
 def run(logs: Path, mirror: str, jobs: int, selected: list[Case],
@@ -659,8 +683,10 @@ def run(logs: Path, mirror: str, jobs: int, selected: list[Case],
     outcomes: dict[Case, Outcome] = {}
     with scratch(jobs) as (base, caches):
         shared = caches / "shared"
-        if any(case.warm for case in selected):
+        if any(case.warm and not case.image for case in selected):
             fill_caches(shared, logs, mirror)
+        if any(case.warm and case.image for case in selected):
+            fill_caches(shared, logs, mirror, image=True)
         shared.mkdir(exist_ok=True)
         before = HostSnapshot.take(probe, shared)
         cells = [Cell(case, base / case.name, logs / case.name, mirror, probe, caches / case.name, shared)

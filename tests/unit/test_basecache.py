@@ -96,3 +96,21 @@ def test_a_failed_copy_into_the_cache_leaves_no_entry_and_the_build_goes_on(make
     build(make_settings, tmp_path, responder=responder)
     assert (out / "root.tar").exists()
     assert [name for name in os.listdir(tmp_path / "cache/bases") if not name.startswith(".making-")] == []
+
+
+def test_a_32_bit_foreign_root_is_a_tmpfs_its_base_cached_and_its_stage_not(
+        make_settings: MakeSettings, tmp_path: Path, out: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """armhf under qemu-user: ext4's 64-bit directory offsets break its readdir (EOVERFLOW), so
+    its root is a tmpfs; the base cache (a copy) still serves the next build, a stage on disk
+    would not."""
+    from vmdebootstrap import binfmt
+    monkeypatch.setattr(binfmt, "probe", lambda arch: binfmt.Emulation("qemu-arm", "/usr/bin/qemu-arm",
+                                                                       fix_binary=True))
+    runner = build(make_settings, tmp_path, "--arch", "armhf")
+    [tmpfs] = [c for c in runner.calls if c[:3] == ["mount", "-t", "tmpfs"] and c[-2] == "vmdebootstrap-root"]
+    assert tmpfs[-1].endswith("/root") and tmpfs[3:5] == ["-o", "mode=0755"]
+    assert runner.calls.index(tmpfs) < runner.calls.index(runner.commands("debootstrap")[0])
+    assert len(entries(tmp_path / "cache/bases")) == 1 and entries(tmp_path / "cache/stages") == []
+    assert not [c for c in runner.calls if c[:3] == ["mount", "-t", "overlay"]]
+    assert not make_settings("--arch", "i386").root_in_memory  # compat syscalls: ext4 gives 32-bit offsets
+    assert not make_settings("--arch", "arm64").root_in_memory

@@ -28,7 +28,7 @@ import shlex
 import shutil
 from pathlib import Path
 
-from .. import archive, basecache, binfmt, cache, reproducible, stagecache
+from .. import archive, basecache, binfmt, cache, mounts, reproducible, stagecache
 from ..cachestore import INFO, Entry
 from ..chroot import write_file
 from ..context import Context, Origin
@@ -108,7 +108,7 @@ def choose(ctx: Context) -> tuple[Bootstrapper, str]:
         return DEBOOTSTRAP, "the qemu-user handler lacks the F flag"
     if settings.foreign and not shutil.which("arch-test"):
         return DEBOOTSTRAP, "mmdebstrap needs arch-test for foreign architectures"
-    if not _cache_beside_target(ctx):
+    if not settings.root_in_memory and not _cache_beside_target(ctx):
         return DEBOOTSTRAP, f"the package cache {cache.debs_dir(settings)} is on another filesystem than the target"
     return Bootstrapper.MMDEBSTRAP, "installed"
 
@@ -179,6 +179,7 @@ def decide(ctx: Context) -> None:
     entry, cached = stagecache.lookup(settings, ctx.stack, release_file=release,
                                       packages=packages.selected(settings), bootstrapper=bootstrapper,
                                       image=image.before_the_kernel(ctx, ctx.image) if ctx.image else "")
+    cached = cached and not settings.root_in_memory  # a tree on disk: see save_stage
     based = entry is not None and not cached and (basecache.entry_for(entry).directory / INFO).is_file()
     ctx.origin = Origin(bootstrapper, why, entry, cached, base_cached=based)
 
@@ -215,6 +216,8 @@ def note(ctx: Context) -> str:
 
 def run(ctx: Context) -> None:
     origin = _origin(ctx)
+    if ctx.settings.root_in_memory:
+        _root_in_memory(ctx)
     if origin.cached and origin.stage is not None:
         origin.base = "unused"
         stagecache.use(ctx.runner, ctx.stack, ctx.workdir, ctx.root, origin.stage)
@@ -229,6 +232,15 @@ def run(ctx: Context) -> None:
                                                   f"{NO_VALID_UNTIL};\n")
     if ctx.image is not None and not origin.cached:
         image.write_fstab(ctx, ctx.image)
+
+
+def _root_in_memory(ctx: Context) -> None:
+    """A tmpfs of the build's own at the target root (Settings.root_in_memory says why); the
+    build's mount namespace takes it away if the build is killed."""
+    ctx.root.mkdir(mode=0o755, exist_ok=True)
+    mounts.mount(ctx.runner, ctx.stack, "vmdebootstrap-root", ctx.root, fstype="tmpfs", options="mode=0755")
+    log.info("the %s root is built in memory (a tmpfs): 32-bit programs under qemu-user cannot read "
+             "ext4 directories", ctx.settings.arch.name)
 
 
 def _bootstrap(ctx: Context, origin: Origin) -> None:
@@ -258,6 +270,10 @@ def save_stage(ctx: Context) -> None:
     """After the last step of the stage: keep the tree in the stage cache (when this build
     has an entry there and did not come from it)."""
     origin = _origin(ctx)
+    if ctx.settings.root_in_memory and origin.stage is not None and not origin.cached:
+        log.info("stage not cached: the root is in memory, and a cached tree on disk would give its "
+                 "32-bit programs the same unreadable directories")
+        return
     if origin.stage is not None and not origin.cached:
         # The .debs in the tree's apt archive are hard links to the shared package cache
         # (mmdebstrap's and cache.link_into's): cleaned away first, or clamping the tree's
@@ -281,7 +297,9 @@ def _mmdebstrap(ctx: Context) -> None:
         suffix = ".asc" if keyring.read_bytes().lstrip().startswith(b"-----BEGIN") else ".gpg"
         shutil.copyfile(keyring, keyring_dir / f"keyring{suffix}")
     debs = cache.debs_dir(settings)
-    if not _cache_beside_target(ctx):
+    if settings.root_in_memory:
+        debs = None  # hard links cannot reach the tmpfs; the packages step copies from the cache
+    elif not _cache_beside_target(ctx):
         # Its cache is hard links (--bootstrapper mmdebstrap chosen by hand: auto would
         # have taken debootstrap); a copy of the whole cache would cost more than it saves.
         log.info("the package cache %s is on another filesystem than the target: mmdebstrap downloads "
