@@ -46,8 +46,8 @@ unit: $(STAMP)
 # The integration and boot tiers run together so that each image is built once and both
 # tiers read it.  Beside the main session run six more, each printed after it: the xfce
 # flavour (tests/integration/test_flavours.py: its build, Calamares' offline repository,
-# its boot to the display manager), the boards in two sessions (tests/integration/test_boards.py:
-# the arm64 u-boot and Raspberry Pi images; the BeagleBone and riscv64 images; each built
+# its boot to the display manager), the boards in three sessions (tests/integration/test_boards.py:
+# the arm64 u-boot image; the Raspberry Pi image; the BeagleBone and riscv64 images; each built
 # under emulation, its layout checked and booted), the
 # two arm64 builds under qemu-user emulation (the live ISO and the disk image: each
 # mostly one busy core for a quarter of an hour, with their boot tests), the fault
@@ -64,11 +64,13 @@ TRIXIE_HOST_LOG := .pytest-trixie-host.log
 PACKAGE_LOG := .pytest-package.log
 FLAVOURS_LOG := .pytest-flavours.log
 BOARDS_ARM64_LOG := .pytest-boards-arm64.log
+BOARDS_RASPI_LOG := .pytest-boards-raspi.log
 BOARDS_OTHER_LOG := .pytest-boards-armhf-riscv64.log
 integration: install
 	@$(BIN)/pytest -v -m "slow" tests/integration tests/boot > $(SLOW_LOG) 2>&1 & slow=$$!; \
 	$(BIN)/pytest -v -m "flavours" tests/integration tests/boot > $(FLAVOURS_LOG) 2>&1 & flavours=$$!; \
 	$(BIN)/pytest -v -s -m "boards_arm64" tests/integration tests/boot > $(BOARDS_ARM64_LOG) 2>&1 & boards=$$!; \
+	$(BIN)/pytest -v -s -m "boards_raspi" tests/integration tests/boot > $(BOARDS_RASPI_LOG) 2>&1 & raspi=$$!; \
 	$(BIN)/pytest -v -s -m "boards_armhf_riscv64" tests/integration tests/boot > $(BOARDS_OTHER_LOG) 2>&1 & \
 	    others=$$!; \
 	$(BIN)/pytest -v -m "slow_image" tests/integration tests/boot > $(SLOW_IMAGE_LOG) 2>&1 & image=$$!; \
@@ -76,25 +78,26 @@ integration: install
 	$(BIN)/pytest -v -s -m "trixie_host" tests/trixie_host > $(TRIXIE_HOST_LOG) 2>&1 & trixie=$$!; \
 	$(BIN)/pytest -v -s -m "package" tests/package > $(PACKAGE_LOG) 2>&1 & package=$$!; \
 	$(BIN)/pytest -v -m "(integration or boot) and not slow and not slow_image and not flavours \
-	    and not boards_arm64 and not boards_armhf_riscv64" tests/integration tests/boot; \
+	    and not boards_arm64 and not boards_raspi and not boards_armhf_riscv64" tests/integration tests/boot; \
 	fast=$$?; wait $$slow; slowrc=$$?; wait $$flavours; flavoursrc=$$?; wait $$image; imagerc=$$?; \
-	wait $$boards; boardsrc=$$?; wait $$others; othersrc=$$?; \
+	wait $$boards; boardsrc=$$?; wait $$raspi; raspirc=$$?; wait $$others; othersrc=$$?; \
 	wait $$faults; faultsrc=$$?; \
 	wait $$trixie; trixierc=$$?; wait $$package; packagerc=$$?; \
 	echo "==== session: arm64 live ISO (emulated) ===="; cat $(SLOW_LOG); \
 	echo "==== session: xfce flavour ===="; cat $(FLAVOURS_LOG); \
 	echo "==== session: arm64 disk image (emulated) ===="; cat $(SLOW_IMAGE_LOG); \
-	echo "==== session: boards, arm64 (emulated) ===="; cat $(BOARDS_ARM64_LOG); \
+	echo "==== session: boards, arm64 u-boot (emulated) ===="; cat $(BOARDS_ARM64_LOG); \
+	echo "==== session: boards, Raspberry Pi (emulated) ===="; cat $(BOARDS_RASPI_LOG); \
 	echo "==== session: boards, armhf and riscv64 (emulated) ===="; cat $(BOARDS_OTHER_LOG); \
 	echo "==== session: fault campaign ===="; cat $(FAULTS_LOG); \
 	echo "==== session: trixie host ===="; cat $(TRIXIE_HOST_LOG); \
 	echo "==== session: Debian package ===="; cat $(PACKAGE_LOG); \
 	echo "integration+boot: main $$fast, arm64 ISO $$slowrc, xfce $$flavoursrc, arm64 image $$imagerc," \
-	     "boards arm64 $$boardsrc, boards armhf+riscv64 $$othersrc," \
+	     "boards arm64 $$boardsrc, Raspberry Pi $$raspirc, boards armhf+riscv64 $$othersrc," \
 	     "faults $$faultsrc," \
 	     "trixie host $$trixierc, package $$packagerc"; \
 	test $$fast = 0 && test $$slowrc = 0 && test $$flavoursrc = 0 && test $$imagerc = 0 && test $$faultsrc = 0 \
-	     && test $$boardsrc = 0 && test $$othersrc = 0 \
+	     && test $$boardsrc = 0 && test $$raspirc = 0 && test $$othersrc = 0 \
 	     && test $$trixierc = 0 \
 	     && test $$packagerc = 0
 

@@ -62,7 +62,7 @@ def test_riscv64_image_logs_in_through_opensbi_and_u_boot(riscv64_image: dict[st
     assert "OpenSBI" in console and "console=ttyS0,115200n8" in result.cmdline
 
 
-@pytest.mark.boards_arm64
+@pytest.mark.boards_raspi
 def test_raspberry_pi_image_logs_in_on_raspi3b(raspi_image: dict[str, object], tmp_path: Path) -> None:
     result = boot_board(raspi_image["image"], "arm64", "raspi3b", tmp_path)
     assert "root=LABEL=RASPIROOT" in result.cmdline and "console=ttyS1,115200" in result.cmdline

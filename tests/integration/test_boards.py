@@ -126,7 +126,7 @@ def test_riscv64_image_layout(riscv64_image: dict[str, object], tmp_path: Path) 
     check_sbom_lists(image, "u-boot-menu", "linux-image-riscv64")
 
 
-@pytest.mark.boards_arm64
+@pytest.mark.boards_raspi
 def test_raspberry_pi_image_layout(raspi_image: dict[str, object], tmp_path: Path) -> None:
     """raspi.debian.net's layout; what raspi-firmware's hook wrote on the firmware partition."""
     image = raspi_image["image"]
