@@ -658,7 +658,8 @@ def fill_caches(shared: Path, logs: Path, mirror: str, image: bool = False) -> N
     name = "first-image-build" if image else "first-build"
     first = shared.parent / name
     (first / "work").mkdir(parents=True)
-    link_cache(shared)
+    if not (shared / "debs").exists():  # the second fill build shares the first one's links
+        link_cache(shared)
     stages = len(list((shared / "stages").glob("*/info.json")))
     env = {k: v for k, v in os.environ.items() if not k.startswith("VMDEBOOTSTRAP_FAULT")}
     case = Case(IMAGE_STEPS[0] if image else "tarball", "fail")
