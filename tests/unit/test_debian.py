@@ -58,3 +58,12 @@ def test_left_out_packages_are_essential() -> None:
                                check=False)
         if shown.returncode == 0:
             assert shown.stdout == "yes", package
+
+
+def test_the_long_description_fits_an_80_column_terminal() -> None:
+    """lintian's extended-description-line-too-long (Policy 3.4.1), which make check's package
+    session refuses: caught here, without building the package."""
+    control = (DEBIAN / "control").read_text()
+    description = control.split("\nDescription:", 1)[1].split("\n\n", 1)[0].splitlines()[1:]
+    assert description and all(line.startswith(" ") for line in description)
+    assert [line for line in description if len(line) > 80] == []
