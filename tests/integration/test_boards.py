@@ -30,7 +30,7 @@ def fat_files(image: Path, start: str) -> dict[str, bytes]:
     for name in listing:
         if name.endswith("/"):
             continue
-        files[name.removeprefix("::")] = subprocess.run(["mtype", "-i", f"{image}@@{start}", name],
+        files[name.removeprefix("::/")] = subprocess.run(["mtype", "-i", f"{image}@@{start}", name],
                                                         capture_output=True, check=True, env=env).stdout
     return files
 
@@ -93,8 +93,8 @@ def test_beaglebone_image_layout_and_payload(beaglebone_image: dict[str, object]
     assert "console=ttyAMA0,115200n8" in config and "fdtdir" not in config  # no device trees synced onto FAT
     raw = image.read_bytes()[:4 * MiB]
     with mounted(image, parts[1], tmp_path / "root") as root:
-        sums = dict(reversed(line.split(maxsplit=1)) for line in
-                    (root / "var/lib/dpkg/info/u-boot-omap.md5sums").read_text().splitlines())
+        [md5sums] = (root / "var/lib/dpkg/info").glob("u-boot-omap*.md5sums")  # :armhf (Multi-Arch: same)
+        sums = dict(reversed(line.split(maxsplit=1)) for line in md5sums.read_text().splitlines())
         fstab = (root / "etc/fstab").read_text()
         for name, offset in (("MLO", 128 * 1024), ("u-boot.img", 384 * 1024)):
             path = f"usr/lib/u-boot/am335x_evm/{name}"
