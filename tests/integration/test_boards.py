@@ -160,8 +160,9 @@ def test_raspberry_pi_image_layout(raspi_image: dict[str, object], tmp_path: Pat
 
 def rerun_kernel_hook(image: Path, tmp_path: Path, boot_part: int | None) -> tuple[str, str]:
     """(extlinux.conf as built, as u-boot-menu's kernel hook writes it again in a copy of the
-    image, /boot mounted from its own partition as in the booted system): what a later kernel
-    upgrade leaves.  The hook runs under qemu-user, through the host's binfmt handlers."""
+    image, /boot a filesystem of its own as in the booted system): what a later kernel upgrade
+    leaves.  The hook runs under qemu-user, through the host's binfmt handlers.  A FAT /boot
+    is copied into a tmpfs with mtools (this machine's kernel has no vfat module)."""
     copy = tmp_path / "copy.img"
     subprocess.run(["cp", "--sparse=always", str(image), str(copy)], check=True)
     parts = partitions(copy)
@@ -169,7 +170,11 @@ def rerun_kernel_hook(image: Path, tmp_path: Path, boot_part: int | None) -> tup
     with contextlib.ExitStack() as stack:
         root = stack.enter_context(mounted(copy, root_part, tmp_path / "root", writable=True))
         if boot_part is not None:
-            stack.enter_context(mounted(copy, parts[boot_part - 1], root / "boot", writable=True))
+            subprocess.run(["mount", "-t", "tmpfs", "boot", str(root / "boot")], check=True)
+            stack.callback(subprocess.run, ["umount", str(root / "boot")], check=True)
+            for name, content in fat_files(copy, parts[boot_part - 1]["start"]).items():
+                (root / "boot" / name).parent.mkdir(parents=True, exist_ok=True)
+                (root / "boot" / name).write_bytes(content)
         built = (root / "boot/extlinux/extlinux.conf").read_text()
         (root / "boot/extlinux/extlinux.conf").unlink()
         version = sorted(p.name.split("-", 1)[1] for p in (root / "boot").glob("vmlinu[xz]-*"))[-1]
