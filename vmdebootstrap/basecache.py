@@ -27,7 +27,7 @@ import contextlib
 import fcntl
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from . import cachestore, mounts
@@ -87,10 +87,30 @@ def _lock_blocking(path: Path, description: str) -> int:
     return fd
 
 
-def restore(runner: CommandRunner, base: Entry, root: Path) -> None:
-    """Copy the cached base to the (missing or empty) target root."""
+def restore(runner: CommandRunner, base: Entry, root: Path, components: Sequence[str]) -> None:
+    """Copy the cached base to the (missing or empty) target root, its build source given
+    this build's ``components`` (they are not in the base's key: stagecache.StageInputs)."""
     root.mkdir(mode=0o755, exist_ok=True)
     runner.run(["cp", "-a", "--reflink=auto", f"{base.root}/.", f"{root}/"])
+    sources = root / "etc/apt/sources.list"
+    if sources.is_file():
+        sources.write_text(with_components(sources.read_text(), components))
+
+
+def with_components(sources: str, components: Sequence[str]) -> str:
+    """One-line sources (what debootstrap and mmdebstrap write) with ``components``:
+    ``deb [OPTIONS] URI SUITE COMPONENT...``."""
+    lines = []
+    for line in sources.splitlines():
+        fields = line.split()
+        if not fields or fields[0] != "deb":
+            lines.append(line)
+            continue
+        start = 1
+        if fields[1].startswith("["):  # options, up to the field that closes them
+            start = next(i for i, field in enumerate(fields) if field.endswith("]")) + 1
+        lines.append(" ".join([*fields[:start + 2], *components]))
+    return "".join(f"{line}\n" for line in lines)
 
 
 def save(runner: CommandRunner, base: Entry, root: Path) -> None:

@@ -56,7 +56,6 @@ class BaseInputs:
     arch: str
     mirror: str
     release: str  # the SHA-256 of the mirror's InRelease for the suite
-    components: tuple[str, ...]
     variant: str
     debootstrapopts: tuple[str, ...]
     keyring: str  # the keyring's SHA-256; "": the archive keyring
@@ -71,6 +70,10 @@ class BaseInputs:
 class StageInputs(BaseInputs):
     """What shapes the tree after the packages step (the stage cache's key)."""
 
+    # Not the base's: the required packages all come from main, and a base's build source is
+    # given this build's components as it is copied (basecache.restore): a Raspberry Pi's
+    # non-free-firmware build shares the bootstrap of every other arm64 build.
+    components: tuple[str, ...]
     recommends: bool
     packages: tuple[str, ...]
     custom_packages: tuple[str, ...]  # the .debs' SHA-256

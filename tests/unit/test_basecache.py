@@ -114,3 +114,35 @@ def test_a_32_bit_foreign_root_is_a_tmpfs_its_base_cached_and_its_stage_not(
     assert not [c for c in runner.calls if c[:3] == ["mount", "-t", "overlay"]]
     assert not make_settings("--arch", "i386").root_in_memory  # compat syscalls: ext4 gives 32-bit offsets
     assert not make_settings("--arch", "arm64").root_in_memory
+
+
+def test_a_build_with_other_components_shares_the_base_and_gets_its_own_source(
+        make_settings: MakeSettings, tmp_path: Path, out: Path) -> None:
+    """A Raspberry Pi build (main non-free-firmware) after a plain one: the same base, copied,
+    its build source given the Pi's components before the packages step's apt-get update."""
+    cold = build(make_settings, tmp_path, "--package", "less")
+    [base] = entries(tmp_path / "cache/bases")
+    (base / "root/etc/apt").mkdir(parents=True, exist_ok=True)
+    (base / "root/etc/apt/sources.list").write_text("deb http://deb.debian.org/debian/ bookworm main\n")
+    (out / "root.tar").unlink()
+    seen: list[str] = []
+
+    def responder(argv: list[str]) -> Result | None:
+        if argv[0] == "chroot" and "update" in argv:
+            sources = Path(argv[1]) / "etc/apt/sources.list"
+            if sources.is_file():
+                seen.append(sources.read_text())
+        return Responder()(argv)
+    other = build(make_settings, tmp_path, "--package", "less", "--components", "main",
+                  "--components", "non-free-firmware", responder=responder)
+    assert cold.commands("debootstrap") and not other.commands("debootstrap")
+    assert entries(tmp_path / "cache/bases") == [base] and len(entries(tmp_path / "cache/stages")) == 2
+    assert seen and seen[0] == "deb http://deb.debian.org/debian/ bookworm main non-free-firmware\n"
+
+
+def test_with_components_keeps_the_options_uri_and_suite() -> None:
+    assert basecache.with_components("deb [signed-by=/k.gpg] http://m/debian trixie main\n# x\n",
+                                     ["main", "contrib"]) == \
+        "deb [signed-by=/k.gpg] http://m/debian trixie main contrib\n# x\n"
+    assert basecache.with_components("deb [ arch=arm64 trusted=yes ] http://m/ sid main\n", ["main", "x"]) == \
+        "deb [ arch=arm64 trusted=yes ] http://m/ sid main x\n"

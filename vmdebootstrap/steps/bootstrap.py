@@ -257,7 +257,7 @@ def _from_base(ctx: Context, origin: Origin, stage: Entry) -> None:
     with basecache.claimed(base, f"{settings.release} {settings.arch.name}, {origin.bootstrapper}") as found:
         if found:
             log.info("the bootstrapped tree comes from the base cache (%s)", base.key[:12])
-            basecache.restore(ctx.runner, base, ctx.root)
+            basecache.restore(ctx.runner, base, ctx.root, settings.mirrors.components)
             if settings.foreign:
                 provide_interpreter(ctx)
         else:
