@@ -117,7 +117,8 @@ OPTIONS: tuple[Option, ...] = (
            _G_OUT, "FILE", parse=_V.path, output="file", boots="iso"),
     Option("iso-label", "str", "", "volume label of the ISO (default: DEBIAN_LIVE_<SUITE>_<ARCH>)", _G_OUT,
            "LABEL"),
-    Option("kernel-append", "str", "", "extra kernel parameters for the ISO's menu entries", _G_OUT,
+    Option("kernel-append", "str", "", "extra kernel parameters for the ISO's menu entries and for "
+           "u-boot's extlinux.conf (U_BOOT_PARAMETERS)", _G_OUT,
            "PARAMS"),
     Option("iso-archive", "bool", False,
            "put an apt repository on the ISO (dists/, pool/) with what an installer installs from it offline: "

@@ -146,6 +146,10 @@ def test_u_boot_menu_gets_the_root_by_uuid_and_the_console(tmp_path: Path, make_
     fat = make_context("--image", str(tmp_path / "z.img"), "--arch", "arm64", "--bootsize", "100M", "--boottype",
                        "vfat", "--distribution", "trixie")[0]
     assert not u_boot.syncs_device_trees(fat.settings)  # rsync -a cannot keep modes on FAT
+    appended = make_context("--image", str(tmp_path / "w.img"), "--arch", "riscv64", "--distribution", "trixie",
+                            "--kernel-append", "systemd.default_device_timeout_sec=600")[0]
+    assert 'U_BOOT_PARAMETERS="ro quiet systemd.default_device_timeout_sec=600"  # vmdebootstrap' in \
+        u_boot.defaults(appended, image_for(tmp_path, size=128 * MiB), "").splitlines()
 
 
 def test_the_extlinux_conf_check(tmp_path: Path, make_context: MakeContext) -> None:

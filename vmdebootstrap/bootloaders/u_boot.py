@@ -62,6 +62,8 @@ def defaults(ctx: Context, image: Image, shipped: str) -> str:
     parameters = "ro quiet"
     if ctx.settings.serial_console:
         parameters += " " + kernel_console_args(ctx)
+    if ctx.settings.kernel_append:
+        parameters += " " + ctx.settings.kernel_append
     ours = {"U_BOOT_ROOT": f"root=UUID={image.uuids['root']}", "U_BOOT_PARAMETERS": parameters}
     if syncs_device_trees(ctx.settings):
         ours["U_BOOT_SYNC_DTBS"] = "true"
