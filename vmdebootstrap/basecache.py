@@ -32,6 +32,7 @@ from pathlib import Path
 
 from . import cachestore, mounts
 from .cachestore import INFO, Entry
+from .chroot import write_file
 from .run import CommandFailed, CommandRunner
 from .stagecache import StageInputs
 
@@ -93,8 +94,8 @@ def restore(runner: CommandRunner, base: Entry, root: Path, components: Sequence
     root.mkdir(mode=0o755, exist_ok=True)
     runner.run(["cp", "-a", "--reflink=auto", f"{base.root}/.", f"{root}/"])
     sources = root / "etc/apt/sources.list"
-    if sources.is_file():
-        sources.write_text(with_components(sources.read_text(), components))
+    if sources.is_file() and not sources.is_symlink():  # never read or write through a link out of the root
+        write_file(root, "/etc/apt/sources.list", with_components(sources.read_text(), components))
 
 
 def with_components(sources: str, components: Sequence[str]) -> str:
