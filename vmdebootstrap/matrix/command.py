@@ -1,0 +1,95 @@
+"""The command line of vmdebootstrap-matrix (docs/scale-out.md, vmdebootstrap-matrix(1)).
+
+    check MATRIX             validate; print each job's command
+
+Exit status: 0 done; 2 bad input (every problem of the matrix file on a line of its own),
+nothing written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from .. import __version__
+from ..errors import UsageError
+from . import loader
+from .commands import TOOL, boot_argv, build_argv
+from .problems import MatrixError
+from .spec import Matrix
+
+PROG = "vmdebootstrap-matrix"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=PROG, description="Build an image matrix as a GitLab CI pipeline: one vmdebootstrap "
+                     "build per cell, boot tests, and a summary of every cell's report.")
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+    check = commands.add_parser("check", help="validate MATRIX and print the command of each job")
+    check.add_argument("matrix", metavar="MATRIX", type=Path, help="the matrix file (YAML)")
+    check.add_argument("--json", action="store_true", help="print the jobs as JSON: job, cell, argv")
+    _tool_options(check, matrix_tool=False)
+    return parser
+
+
+def _tool_options(parser: argparse.ArgumentParser, matrix_tool: bool = True) -> None:
+    parser.add_argument("--vmdebootstrap", metavar="COMMAND", default=TOOL,
+                        help=f"the vmdebootstrap the jobs run (default: {TOOL})")
+    if matrix_tool:
+        parser.add_argument("--vmdebootstrap-matrix", metavar="COMMAND", default=PROG,
+                            help=f"the vmdebootstrap-matrix the jobs run (default: {PROG})")
+
+
+def jobs(matrix: Matrix, tool: str) -> list[tuple[str, str, list[str]]]:
+    """(job, cell slug, argv) of every vmdebootstrap job, in the matrix's order."""
+    found = []
+    for cell in matrix.cells:
+        found.append((f"build {cell.label}", cell.slug, build_argv(cell, tool, matrix.cache_dir)))
+        if cell.boots:
+            found.append((f"boot {cell.label}", cell.slug, boot_argv(cell, tool)))
+        if cell.reproducible:
+            found.append((f"rebuild {cell.label}", cell.slug, build_argv(cell, tool, matrix.cache_dir,
+                                                                          rebuild=True)))
+    return found
+
+
+def run_check(args: argparse.Namespace) -> int:
+    matrix = loader.load(args.matrix)
+    found = jobs(matrix, args.vmdebootstrap)
+    if args.json:
+        print(json.dumps([{"job": job, "cell": slug, "argv": argv} for job, slug, argv in found], indent=2))
+        return 0
+    for job, _slug, argv in found:
+        print(f"{job}: {shlex.join(argv)}")
+    boots = sum(1 for cell in matrix.cells if cell.boots)
+    print(f"{args.matrix}: OK: {len(matrix.cells)} cells, {boots} boot tests", file=sys.stderr)
+    return 0
+
+
+RUN = {"check": run_check}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+        return RUN[args.command](args)
+    except MatrixError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    except UsageError as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return 2
