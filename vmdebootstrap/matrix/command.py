@@ -1,6 +1,7 @@
 """The command line of vmdebootstrap-matrix (docs/scale-out.md, vmdebootstrap-matrix(1)).
 
     check MATRIX             validate; print each job's command
+    summary --out DIR PATH...  the cells' reports as Markdown, HTML and one JUnit file
 
 Exit status: 0 done; 2 bad input (every problem of the matrix file on a line of its own),
 nothing written.
@@ -18,7 +19,7 @@ from typing import NoReturn
 
 from .. import __version__
 from ..errors import UsageError
-from . import loader
+from . import loader, summary
 from .commands import TOOL, boot_argv, build_argv
 from .problems import MatrixError
 from .spec import Matrix
@@ -40,6 +41,13 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("matrix", metavar="MATRIX", type=Path, help="the matrix file (YAML)")
     check.add_argument("--json", action="store_true", help="print the jobs as JSON: job, cell, argv")
     _tool_options(check, matrix_tool=False)
+    report = commands.add_parser("summary", help="merge the cells' reports into DIR/summary.md, "
+                                 "DIR/public/index.html and DIR/junit.xml")
+    report.add_argument("--out", metavar="DIR", type=Path, required=True, help="where to write them")
+    report.add_argument("--matrix", metavar="FILE", type=Path, help="the matrix: every cell gets a row, "
+                        "a cell without a report a failed one")
+    report.add_argument("paths", metavar="PATH", type=Path, nargs="+",
+                        help="a report.json, or a directory searched for them (out/)")
     return parser
 
 
@@ -77,7 +85,16 @@ def run_check(args: argparse.Namespace) -> int:
     return 0
 
 
-RUN = {"check": run_check}
+def run_summary(args: argparse.Namespace) -> int:
+    matrix = loader.load(args.matrix) if args.matrix is not None else None
+    written = summary.summarize(matrix, args.out, args.paths)
+    for row in written.rows:
+        print(f"{row.label}: {row.status}" + (f": {row.detail}" if row.detail else ""))
+    print("wrote " + ", ".join(str(path) for path in written.files), file=sys.stderr)
+    return 0
+
+
+RUN = {"check": run_check, "summary": run_summary}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
