@@ -12,9 +12,11 @@ the releases, the architectures) and nothing of vmdebootstrap imports it.
     loader.py      load(): the file, validated and expanded
     spec.py        the records: Matrix, Cell, Variant
     commands.py    a cell's vmdebootstrap command lines: build, boot test, rebuild
+    processes.py   the commands this package runs itself
     reports.py     a cell's reports read back
     tables.py      the summary as Markdown and as HTML
     junitfiles.py  the cells' JUnit files combined
     summary.py     the summary subcommand
+    preflight.py   what a runner must allow
     command.py     the command line (the entry point main)
 """

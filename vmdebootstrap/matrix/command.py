@@ -2,9 +2,11 @@
 
     check MATRIX             validate; print each job's command
     summary --out DIR PATH...  the cells' reports as Markdown, HTML and one JUnit file
+    preflight [--matrix M]   what this runner lacks, one line each
+    proxy URL                whether the apt proxy answers (the jobs ask before using it)
 
-Exit status: 0 done; 2 bad input (every problem of the matrix file on a line of its own),
-nothing written.
+Exit status: 0 done; 1 preflight found something missing, or the proxy does not answer;
+2 bad input (every problem of the matrix file on a line of its own), nothing written.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from pathlib import Path
 from typing import NoReturn
 
 from .. import __version__
+from ..config import parse_size
 from ..errors import UsageError
-from . import loader, summary
+from . import loader, preflight, summary
 from .commands import TOOL, boot_argv, build_argv
 from .problems import MatrixError
 from .spec import Matrix
@@ -48,6 +51,16 @@ def build_parser() -> argparse.ArgumentParser:
                         "a cell without a report a failed one")
     report.add_argument("paths", metavar="PATH", type=Path, nargs="+",
                         help="a report.json, or a directory searched for them (out/)")
+    check_runner = commands.add_parser("preflight", help="check what this runner must allow, one line for "
+                                       "each thing missing")
+    check_runner.add_argument("--matrix", metavar="FILE", type=Path,
+                              help="also check the qemu-user handlers of its foreign architectures")
+    check_runner.add_argument("--min-free", metavar="SIZE", default="20G",
+                              help="free space wanted where the outputs and the work directory go "
+                              "(default: 20G)")
+    proxy = commands.add_parser("proxy", help="exit 0 if the apt proxy URL answers, 1 (with a line "
+                                "saying so) if not")
+    proxy.add_argument("url", metavar="URL", help="http://HOST:PORT")
     return parser
 
 
@@ -94,7 +107,23 @@ def run_summary(args: argparse.Namespace) -> int:
     return 0
 
 
-RUN = {"check": run_check, "summary": run_summary}
+def run_preflight(args: argparse.Namespace) -> int:
+    needed = parse_size(args.min_free, "--min-free")
+    arches = [cell.arch for cell in loader.load(args.matrix).cells] if args.matrix is not None else None
+    outcome = preflight.check(arches, needed)
+    print("\n".join(outcome.lines()))
+    return 0 if outcome.ok else 1
+
+
+def run_proxy(args: argparse.Namespace) -> int:
+    why = preflight.reach(args.url)
+    if why:
+        print(f"apt proxy: no answer: {why}: building without it", file=sys.stderr)
+        return 1
+    return 0
+
+
+RUN = {"check": run_check, "summary": run_summary, "preflight": run_preflight, "proxy": run_proxy}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
