@@ -23,10 +23,11 @@ def here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def refused(capsys: pytest.CaptureFixture[str], tmp_path: Path, text: str) -> list[str]:
-    """The lines `check` prints for the matrix ``text``; it must exit 2 and write nothing."""
+    """The lines `pipeline` prints for the matrix ``text``; it must exit 2 and write nothing."""
     write(tmp_path, text)
-    status, out, err = run(capsys, "check", "matrix.yml")
+    status, out, err = run(capsys, "pipeline", "matrix.yml", "-o", "ci.yml", "--no-cache-keys")
     assert status == 2 and out == ""
+    assert not (tmp_path / "ci.yml").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["configs", "matrix.yml"]
     return err.splitlines()
 

@@ -13,6 +13,8 @@ the releases, the architectures) and nothing of vmdebootstrap imports it.
     spec.py        the records: Matrix, Cell, Variant
     commands.py    a cell's vmdebootstrap command lines: build, boot test, rebuild
     processes.py   the commands this package runs itself
+    keys.py        the tool's cache keys of a cell
+    pipeline.py    the GitLab CI file
     reports.py     a cell's reports read back
     tables.py      the summary as Markdown and as HTML
     junitfiles.py  the cells' JUnit files combined

@@ -1,8 +1,10 @@
 """The command line of vmdebootstrap-matrix (docs/scale-out.md, vmdebootstrap-matrix(1)).
 
     check MATRIX             validate; print each job's command
+    pipeline MATRIX -o FILE  write the GitLab CI file
     summary --out DIR PATH...  the cells' reports as Markdown, HTML and one JUnit file
     preflight [--matrix M]   what this runner lacks, one line each
+    cache restore|save DIR   the base and stage cache entries to and from tar files (cachepack.py)
     proxy URL                whether the apt proxy answers (the jobs ask before using it)
 
 Exit status: 0 done; 1 preflight found something missing, or the proxy does not answer;
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import sys
 from collections.abc import Sequence
@@ -22,9 +25,9 @@ from typing import NoReturn
 from .. import __version__
 from ..config import parse_size
 from ..errors import UsageError
-from . import loader, preflight, summary
+from . import cachepack, keys, loader, pipeline, preflight, summary
 from .commands import TOOL, boot_argv, build_argv
-from .problems import MatrixError
+from .problems import MatrixError, Problem
 from .spec import Matrix
 
 PROG = "vmdebootstrap-matrix"
@@ -44,6 +47,14 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("matrix", metavar="MATRIX", type=Path, help="the matrix file (YAML)")
     check.add_argument("--json", action="store_true", help="print the jobs as JSON: job, cell, argv")
     _tool_options(check, matrix_tool=False)
+    generate = commands.add_parser("pipeline", help="write the GitLab CI file of MATRIX")
+    generate.add_argument("matrix", metavar="MATRIX", type=Path, help="the matrix file (YAML)")
+    generate.add_argument("-o", "--output", metavar="FILE", type=Path, required=True,
+                          help="the GitLab CI file to write (e.g. .gitlab-ci.yml)")
+    generate.add_argument("--no-cache-keys", action="store_true",
+                          help="do not ask vmdebootstrap for each cell's cache keys: each cell keeps caches of "
+                          "its own, keyed by its name")
+    _tool_options(generate)
     report = commands.add_parser("summary", help="merge the cells' reports into DIR/summary.md, "
                                  "DIR/public/index.html and DIR/junit.xml")
     report.add_argument("--out", metavar="DIR", type=Path, required=True, help="where to write them")
@@ -58,6 +69,13 @@ def build_parser() -> argparse.ArgumentParser:
     check_runner.add_argument("--min-free", metavar="SIZE", default="20G",
                               help="free space wanted where the outputs and the work directory go "
                               "(default: 20G)")
+    cache = commands.add_parser("cache", help="unpack the base and stage cache entries GitLab restored "
+                                "(restore), or pack those a build made (save)")
+    cache.add_argument("action", choices=("restore", "save"), help="restore or save")
+    cache.add_argument("dir", metavar="DIR", type=Path, help="the --cache-dir of the builds")
+    cache.add_argument("--base", metavar="KEY", action="append", default=[], help="save: this base entry "
+                       "(default: every entry)")
+    cache.add_argument("--stage", metavar="KEY", action="append", default=[], help="save: this stage entry")
     proxy = commands.add_parser("proxy", help="exit 0 if the apt proxy URL answers, 1 (with a line "
                                 "saying so) if not")
     proxy.add_argument("url", metavar="URL", help="http://HOST:PORT")
@@ -98,6 +116,32 @@ def run_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def cache_keys(matrix: Matrix, ask: bool, tool: str) -> dict[str, keys.CacheKeys]:
+    """Each cell's keys, by slug: the tool's (``ask``), else from the cell's name."""
+    found, problems = {}, []
+    for cell in matrix.cells:
+        try:
+            found[cell.slug] = keys.from_tool(cell, tool) if ask else keys.from_name(cell)
+        except keys.KeysUnknown as exc:
+            problems.append(Problem(str(matrix.path), cell.variant.line, cell.label,
+                                    f"{exc} (--no-cache-keys: keys from the cells' names)"))
+    if problems:
+        raise MatrixError(problems)
+    return found
+
+
+def run_pipeline(args: argparse.Namespace) -> int:
+    matrix = loader.load(args.matrix)
+    how = pipeline.Generation(os.path.relpath(args.matrix), args.vmdebootstrap, args.vmdebootstrap_matrix)
+    text = pipeline.dump(pipeline.document(matrix, cache_keys(matrix, not args.no_cache_keys, how.tool), how),
+                         how.matrix_file)
+    partial = args.output.with_name(f".{args.output.name}.partial")
+    partial.write_text(text)
+    os.replace(partial, args.output)
+    print(f"{args.output}: {len(matrix.cells)} cells", file=sys.stderr)
+    return 0
+
+
 def run_summary(args: argparse.Namespace) -> int:
     matrix = loader.load(args.matrix) if args.matrix is not None else None
     written = summary.summarize(matrix, args.out, args.paths)
@@ -115,6 +159,17 @@ def run_preflight(args: argparse.Namespace) -> int:
     return 0 if outcome.ok else 1
 
 
+def run_cache(args: argparse.Namespace) -> int:
+    if args.action == "restore":
+        said = cachepack.restore(args.dir)
+    else:
+        named = {"base": args.base, "stage": args.stage} if args.base or args.stage else None
+        said = cachepack.save(args.dir, named)
+    for line in said:
+        print(f"cache {args.action}: {line}")
+    return 0
+
+
 def run_proxy(args: argparse.Namespace) -> int:
     why = preflight.reach(args.url)
     if why:
@@ -123,7 +178,8 @@ def run_proxy(args: argparse.Namespace) -> int:
     return 0
 
 
-RUN = {"check": run_check, "summary": run_summary, "preflight": run_preflight, "proxy": run_proxy}
+RUN = {"check": run_check, "pipeline": run_pipeline, "summary": run_summary, "preflight": run_preflight,
+       "cache": run_cache, "proxy": run_proxy}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
