@@ -12,6 +12,7 @@ export DEBIAN_FRONTEND := noninteractive
 
 install: host-packages binfmt $(STAMP)
 	ln -sf $(CURDIR)/$(BIN)/vmdebootstrap /usr/local/sbin/vmdebootstrap
+	ln -sf $(CURDIR)/$(BIN)/vmdebootstrap-matrix /usr/local/bin/vmdebootstrap-matrix
 	install -D -m 644 doc/completion/vmdebootstrap /usr/local/share/bash-completion/completions/vmdebootstrap
 
 # Foreign --arch builds run the target's programs through qemu-user: binfmt_misc
@@ -109,6 +110,7 @@ check: install lint unit integration
 
 man: $(STAMP)
 	$(BIN)/python -m vmdebootstrap.manpage > doc/vmdebootstrap.8
+	$(BIN)/python -m vmdebootstrap.matrix.manual > doc/vmdebootstrap-matrix.1
 
 completion: $(STAMP)
 	$(BIN)/python -m vmdebootstrap.completion bash > doc/completion/vmdebootstrap

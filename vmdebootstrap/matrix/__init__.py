@@ -21,4 +21,5 @@ the releases, the architectures) and nothing of vmdebootstrap imports it.
     summary.py     the summary subcommand
     preflight.py   what a runner must allow
     command.py     the command line (the entry point main)
+    manual.py      its man page, from its parser
 """
