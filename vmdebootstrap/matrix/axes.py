@@ -130,7 +130,8 @@ def _with_file(reader: Reader, node: Node, path: str, base: Path, file: str, *, 
                options: dict[str, object]) -> Variant | None:
     location = base / file
     if not location.is_file():
-        reader.problem(node, path, f"{file}: no such file {location} (relative to the matrix file)")
+        reader.problem(node, path, f"{file}: no such file {os.path.abspath(location)} (relative to the matrix "
+                       "file)")
         return None
     try:
         config = read_config_file(os.fspath(location))

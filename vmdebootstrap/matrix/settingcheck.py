@@ -111,7 +111,7 @@ def _parses(reader: Reader, option: Option, entry: Entry, raw: object) -> bool:
 def _input_path(reader: Reader, entry: Entry, base: Path, text: str) -> str | None:
     path = base / text
     if not path.exists():
-        reader.problem(entry.value, entry.path, f"{text}: no such file or directory {path} (relative to the "
-                       "matrix file)")
+        reader.problem(entry.value, entry.path, f"{text}: no such file or directory {os.path.abspath(path)} "
+                       "(relative to the matrix file)")
         return None
     return os.path.relpath(path)
