@@ -132,6 +132,8 @@ def test_the_deb_builds_installs_builds_and_boots_an_iso_and_purges(mirror: str,
         assert run("/usr/bin/vmdebootstrap-matrix", "--version").stdout.strip() == \
             f"vmdebootstrap-matrix {tool_version}"
         assert Path("/usr/share/man/man1/vmdebootstrap-matrix.1.gz").is_file()
+        assert Path("/usr/share/doc/vmdebootstrap/scale-out.md.gz").is_file() or \
+            Path("/usr/share/doc/vmdebootstrap/scale-out.md").is_file()
         assert Path("/usr/share/bash-completion/completions/vmdebootstrap").is_file()
         assert Path("/usr/share/doc/vmdebootstrap/examples/live.conf").is_file()
         mark = time.monotonic()

@@ -22,10 +22,11 @@ def test_the_entry_point_and_every_package_are_in_the_wheel() -> None:
     assert "vmdebootstrap.matrix" in packages
 
 
-def test_the_debian_package_installs_it_with_its_man_page() -> None:
+def test_the_debian_package_installs_it_with_its_man_page_and_docs() -> None:
     rules = (REPO / "debian/rules").read_text()
     assert "rmdir debian/vmdebootstrap/usr/bin" not in rules  # vmdebootstrap-matrix stays in /usr/bin
     assert "doc/vmdebootstrap-matrix.1" in (REPO / "debian/vmdebootstrap.manpages").read_text().split()
+    assert "docs/scale-out.md" in (REPO / "debian/vmdebootstrap.docs").read_text().split()
 
 
 def test_the_committed_man_page_is_current() -> None:
@@ -47,3 +48,6 @@ def test_it_runs_as_a_module() -> None:
                           capture_output=True, text=True, check=False)
     assert (done.returncode, done.stdout.split()[0]) == (0, "vmdebootstrap-matrix")
 
+
+def test_the_readme_links_the_scale_out_guide() -> None:
+    assert "(docs/scale-out.md)" in (REPO / "README.md").read_text()
