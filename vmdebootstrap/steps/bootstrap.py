@@ -176,12 +176,23 @@ def decide(ctx: Context) -> None:
     settings = ctx.settings
     release = archive.release_file(ctx.runner, settings.mirrors.build, settings.release.name, ctx.workdir)
     set_epoch(ctx, release)
+    set_emulated_cpu(ctx)
     entry, cached = stagecache.lookup(settings, ctx.stack, release_file=release,
                                       packages=packages.selected(settings), bootstrapper=bootstrapper,
                                       image=image.before_the_kernel(ctx, ctx.image) if ctx.image else "")
     cached = cached and not settings.root_in_memory  # a tree on disk: see save_stage
     based = entry is not None and not cached and (basecache.entry_for(entry).directory / INFO).is_file()
     ctx.origin = Origin(bootstrapper, why, entry, cached, base_cached=based)
+
+
+def set_emulated_cpu(ctx: Context) -> None:
+    """QEMU_CPU for every command of a foreign build: the architecture's fastest-to-emulate
+    CPU, unless the caller's environment names one."""
+    settings = ctx.settings
+    cpu = os.environ.get("QEMU_CPU") or settings.arch.user_cpu
+    if settings.foreign and cpu:
+        ctx.runner.environment["QEMU_CPU"] = cpu
+        log.info("QEMU_CPU=%s (the CPU qemu-user emulates for the %s programs)", cpu, settings.arch.name)
 
 
 def _origin(ctx: Context) -> Origin:
