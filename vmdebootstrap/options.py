@@ -106,6 +106,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("print-host-packages", "bool", False,
            "print the Debian packages this host needs for the configured build and exit", _G_FRAME,
            cli_only=True),
+    Option("cache-keys", "bool", False,
+           "print the keys of the base-cache and stage-cache entries the configured build would use, as JSON "
+           "({\"tool\": ..., \"base\": KEY, \"stage\": KEY}), and exit: nothing is built, no root needed; the "
+           "suite's InRelease is fetched (docs/caches.md)", _G_FRAME, cli_only=True),
     # -- output ---------------------------------------------------------
     Option("image", "str", "",
            "build a bootable disk image FILE (raw; qcow2 if FILE ends in .qcow2 or with --convert-qcow2)",
