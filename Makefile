@@ -67,18 +67,24 @@ FLAVOURS_LOG := .pytest-flavours.log
 BOARDS_ARM64_LOG := .pytest-boards-arm64.log
 BOARDS_RASPI_LOG := .pytest-boards-raspi.log
 BOARDS_OTHER_LOG := .pytest-boards-armhf-riscv64.log
+# Each session's wall time and the CPU time of all its processes (GNU time) end its log, and
+# pytest lists its slowest tests: where make check's minutes go (docs/performance.md).
+TIME_FORMAT := session time: %e s wall, %U s user, %S s system CPU
+SESSION := session() { log=$$1; shift; /usr/bin/time -f "$(TIME_FORMAT)" -o $$log.time "$$@" > $$log 2>&1; \
+	rc=$$?; cat $$log.time >> $$log; rm -f $$log.time; return $$rc; }; session
+PYTEST_SESSION := -v --durations=15
 integration: install
-	@$(BIN)/pytest -v -m "slow" tests/integration tests/boot > $(SLOW_LOG) 2>&1 & slow=$$!; \
-	$(BIN)/pytest -v -m "flavours" tests/integration tests/boot > $(FLAVOURS_LOG) 2>&1 & flavours=$$!; \
-	$(BIN)/pytest -v -s -m "boards_arm64" tests/integration tests/boot > $(BOARDS_ARM64_LOG) 2>&1 & boards=$$!; \
-	$(BIN)/pytest -v -s -m "boards_raspi" tests/integration tests/boot > $(BOARDS_RASPI_LOG) 2>&1 & raspi=$$!; \
-	$(BIN)/pytest -v -s -m "boards_armhf_riscv64" tests/integration tests/boot > $(BOARDS_OTHER_LOG) 2>&1 & \
+	@$(SESSION) $(SLOW_LOG) $(BIN)/pytest $(PYTEST_SESSION) -m "slow" tests/integration tests/boot & slow=$$!; \
+	$(SESSION) $(FLAVOURS_LOG) $(BIN)/pytest $(PYTEST_SESSION) -m "flavours" tests/integration tests/boot & flavours=$$!; \
+	$(SESSION) $(BOARDS_ARM64_LOG) $(BIN)/pytest $(PYTEST_SESSION) -s -m "boards_arm64" tests/integration tests/boot & boards=$$!; \
+	$(SESSION) $(BOARDS_RASPI_LOG) $(BIN)/pytest $(PYTEST_SESSION) -s -m "boards_raspi" tests/integration tests/boot & raspi=$$!; \
+	$(SESSION) $(BOARDS_OTHER_LOG) $(BIN)/pytest $(PYTEST_SESSION) -s -m "boards_armhf_riscv64" tests/integration tests/boot & \
 	    others=$$!; \
-	$(BIN)/pytest -v -m "slow_image" tests/integration tests/boot > $(SLOW_IMAGE_LOG) 2>&1 & image=$$!; \
-	$(BIN)/pytest -v -s -m "faults" tests/faults > $(FAULTS_LOG) 2>&1 & faults=$$!; \
-	$(BIN)/pytest -v -s -m "trixie_host" tests/trixie_host > $(TRIXIE_HOST_LOG) 2>&1 & trixie=$$!; \
-	$(BIN)/pytest -v -s -m "package" tests/package > $(PACKAGE_LOG) 2>&1 & package=$$!; \
-	$(BIN)/pytest -v -m "(integration or boot) and not slow and not slow_image and not flavours \
+	$(SESSION) $(SLOW_IMAGE_LOG) $(BIN)/pytest $(PYTEST_SESSION) -m "slow_image" tests/integration tests/boot & image=$$!; \
+	$(SESSION) $(FAULTS_LOG) $(BIN)/pytest $(PYTEST_SESSION) -s -m "faults" tests/faults & faults=$$!; \
+	$(SESSION) $(TRIXIE_HOST_LOG) $(BIN)/pytest $(PYTEST_SESSION) -s -m "trixie_host" tests/trixie_host & trixie=$$!; \
+	$(SESSION) $(PACKAGE_LOG) $(BIN)/pytest $(PYTEST_SESSION) -s -m "package" tests/package & package=$$!; \
+	/usr/bin/time -f "$(TIME_FORMAT)" $(BIN)/pytest $(PYTEST_SESSION) -m "(integration or boot) and not slow and not slow_image and not flavours \
 	    and not boards_arm64 and not boards_raspi and not boards_armhf_riscv64" tests/integration tests/boot; \
 	fast=$$?; wait $$slow; slowrc=$$?; wait $$flavours; flavoursrc=$$?; wait $$image; imagerc=$$?; \
 	wait $$boards; boardsrc=$$?; wait $$raspi; raspirc=$$?; wait $$others; othersrc=$$?; \

@@ -113,6 +113,9 @@ class Architecture:
     # 32: its programs read directories through 32-bit offsets; under qemu-user on ext4 they
     # fail (settings.root_in_memory).
     bits: int = 64
+    # The CPU qemu-user emulates in a foreign build (QEMU_CPU); "": QEMU's default.  Speed only:
+    # the programs in the target are the same whichever CPU runs them (docs/performance.md).
+    user_cpu: str = ""
 
     def firmware(self, name: str) -> Firmware | None:
         if self.emulator is None:
@@ -172,11 +175,16 @@ ARCHITECTURES: dict[str, Architecture] = {a.name: a for a in (
         "arm64", "arm64", ("aarch64",), "aarch64", serial_console="ttyAMA0",  # QEMU virt's PL011
         efi=Efi("arm64-efi", "grub-efi-arm64", "grub-efi-arm64-bin", "BOOTAA64.EFI", "grubaa64.efi", "aa64",
                 signed=True),
-        # pauth-impdef: pointer authentication with QEMU's own cheap hash instead of the QARMA
-        # cipher, which TCG computes on every signed return (QEMU's documentation recommends it
-        # for TCG).  The trixie arm64 live ISO: login after 68 s instead of 141 s.
+        # No pointer authentication: with "max" TCG computes the QARMA cipher on every signed
+        # return of the kernel and of trixie's programs.  The trixie arm64 live ISO logged in
+        # after 141 s with "max", 68 s with "max,pauth-impdef=on" (QEMU's own cheap hash); the
+        # u-boot image after 86 s with that and 77 s as a Cortex-A72 (ARMv8.0, Debian's baseline).
         emulator=Emulator("qemu-system-aarch64", "qemu-system-arm", "virt",
-                          (_AAVMF, _AAVMF_SECURE, _UBOOT_ARM64, _RASPI3B), tcg_cpu="max,pauth-impdef=on"),
+                          (_AAVMF, _AAVMF_SECURE, _UBOOT_ARM64, _RASPI3B), tcg_cpu="cortex-a72"),
+        # qemu-user's default CPU, "max", has pointer authentication with the QARMA cipher, and
+        # trixie's arm64 programs sign every return (dpkg-buildflags' branch protection): perl
+        # ran 47.6 s there and 0.9 s as a Cortex-A72 (ARMv8.0, Debian's baseline, no PAC).
+        user_cpu="cortex-a72",
     ),
     # The multiplatform kernel (#776975).  It has no LPAE: QEMU's virt machine must keep its
     # PCI controller below 4 GiB for it (highmem=off, QEMU's docs/system/arm/virt.rst).

@@ -41,15 +41,19 @@ log = logging.getLogger("vmdebootstrap")
 KEEP_BASES = 4
 
 
-def entry_for(stage: Entry) -> Entry:
-    """The base entry beside the build's stage entry (CACHE/bases/KEY): its inputs are the
+def key(made_of: StageInputs) -> str:
+    """The name in CACHE/bases of the base of the stage ``made_of`` makes: its inputs are the
     stage's without those of the packages step."""
+    return cachestore.key_of(made_of.base())
+
+
+def entry_for(stage: Entry) -> Entry:
+    """The base entry beside the build's stage entry (CACHE/bases/KEY)."""
     assert isinstance(stage.inputs, StageInputs)
-    inputs = stage.inputs.base()
     directory = stage.directory.parent.parent / "bases"
     directory.mkdir(exist_ok=True)
-    key = cachestore.key_of(inputs)
-    return Entry(key, directory / key, inputs)
+    name = key(stage.inputs)
+    return Entry(name, directory / name, stage.inputs.base())
 
 
 @contextlib.contextmanager

@@ -25,11 +25,15 @@ from .settings import Settings
 log = logging.getLogger("vmdebootstrap")
 
 
+def debs_path(settings: Settings) -> Path | None:
+    """Where the .debs are kept, made or not (--cache-keys looks without making anything)."""
+    return settings.cache_dir / "debs" if settings.cache_dir is not None else None
+
+
 def debs_dir(settings: Settings) -> Path | None:
-    if settings.cache_dir is None:
-        return None
-    path = settings.cache_dir / "debs"
-    (path / "partial").mkdir(parents=True, exist_ok=True)
+    path = debs_path(settings)
+    if path is not None:
+        (path / "partial").mkdir(parents=True, exist_ok=True)
     return path
 
 

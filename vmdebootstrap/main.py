@@ -6,6 +6,7 @@ Exit status: 0 success, 1 build failed, 2 bad input (before any side effect),
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import resource
@@ -15,7 +16,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from . import __version__, archive, binfmt, cli, diskfull, hostdeps, recipe, report, run, sandbox, secret, ui
+from . import __version__, archive, binfmt, cachekeys, cli, diskfull, hostdeps, recipe, report, run, sandbox, secret, ui
 from .boot import check as boot_check
 from .errors import BuildError, Interrupted, UsageError
 from .run import Runner, command_failure
@@ -37,6 +38,8 @@ def prepare(argv: list[str]) -> Settings | int:
     if values["print-host-packages"]:  # for the configured build: after validation
         print(" ".join(hostdeps.host_packages(settings)))
         return 0
+    if values["cache-keys"]:
+        return _print_cache_keys(settings)
     if settings.boot_test_only is not None:
         return settings
     if settings.dry_run:
@@ -58,6 +61,21 @@ def prepare(argv: list[str]) -> Settings | int:
         raise UsageError("/ is not a mount point (a chroot of a plain directory?): the build's private "
                          "mount namespace needs one; bind-mount the directory onto itself, then chroot")
     return settings
+
+
+def _print_cache_keys(settings: Settings) -> int:
+    """--cache-keys: one JSON object on stdout (cachekeys.keys); 1 when the mirror sends no Release file."""
+    if settings.boot_test_only is not None:
+        raise UsageError("--cache-keys: --boot-test-only builds nothing, so it uses no cache")
+    try:
+        found = cachekeys.keys(settings)
+    except binfmt.CannotEmulate as exc:  # what the build would refuse with (prepare)
+        raise UsageError(str(exc)) from None
+    except (BuildError, OSError) as exc:  # the mirror sent no Release file; --workdir cannot be written
+        _say(f"error: {exc}")
+        return 1
+    print(json.dumps(found))
+    return 0
 
 
 def _say(text: str) -> None:

@@ -62,7 +62,8 @@ log is kept); 2 bad input or a missing host tool, reported before any side effec
 is not given), /usr/share/doc/vmdebootstrap/examples (example configurations and
 hooks), /usr/share/doc/vmdebootstrap/report.md.gz (the format of
 .BR \-\-report ,
-with its JSON Schema).
+with its JSON Schema), /usr/share/doc/vmdebootstrap/junit.md.gz (that of
+.BR \-\-junit ).
 .SH SEE ALSO
 debootstrap(8), mksquashfs(1), live-boot(7)
 """

@@ -96,6 +96,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("report", "str", "", "write a JSON report of the build to FILE, also when it fails: settings (no "
            "passwords), release, steps, outputs with their sha256, boot tests (docs/report.md)", _G_FRAME, "FILE",
            parse=_V.path),
+    Option("junit", "str", "", "write the build as JUnit XML to FILE, when and as --report writes its JSON: "
+           "one test case per step and per boot test, the failed one with its error and the log's last lines, "
+           "for a CI system's test view (docs/junit.md)", _G_FRAME, "FILE", parse=_V.path),
     Option("verbose", "bool", False, "print every command and its output on the terminal too", _G_FRAME),
     Option("print-helpers-path", "bool", False,
            "print the path of the shell helper library for customisation hooks and exit", _G_FRAME,
@@ -103,6 +106,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("print-host-packages", "bool", False,
            "print the Debian packages this host needs for the configured build and exit", _G_FRAME,
            cli_only=True),
+    Option("cache-keys", "bool", False,
+           "print the keys of the base-cache and stage-cache entries the configured build would use, as JSON "
+           "({\"tool\": ..., \"base\": KEY, \"stage\": KEY}), and exit: nothing is built, no root needed; the "
+           "suite's InRelease is fetched (docs/caches.md)", _G_FRAME, cli_only=True),
     # -- output ---------------------------------------------------------
     Option("image", "str", "",
            "build a bootable disk image FILE (raw; qcow2 if FILE ends in .qcow2 or with --convert-qcow2)",

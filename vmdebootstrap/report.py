@@ -9,6 +9,8 @@ tests/unit/test_report.py checks reports against.
 
 Passwords never enter it: the options marked ``secret`` in the table are redacted, and
 the accounts are named without them; nor do the credentials of a mirror URL (secret.py).
+
+--junit FILE (junit.py) is made from the same records and written at the same moments.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from . import __version__, archive, secret
+from . import __version__, archive, junit, secret
 from .boot.console import BootResult
 from .chroot import target_path
 from .context import Context
@@ -74,7 +76,8 @@ def boot_result(result: BootResult) -> dict[str, object]:
 
 
 class Report:
-    """Collects what the build did; ``write`` puts it into --report FILE (nothing without one).
+    """Collects what the build did; ``write`` puts it into --report FILE and --junit FILE (nothing
+    without them).
 
     ``plan`` gives the names of the steps the build runs (recipe.plan; the argument: whether
     the tree comes from the stage cache), for those that did not run."""
@@ -89,16 +92,17 @@ class Report:
         self.packages_installed: int | None = None
         self.outputs: list[Path] = []
         self.boot_results: list[BootResult] = []
-        self.outcome = ""
+        self.failed_as = ""  # the outcome ``fail`` gave; outcome(status) reads it
         self.error: str | None = None
 
     @property
     def wanted(self) -> bool:
-        return self.settings.report is not None
+        return self.settings.report is not None or self.settings.junit is not None
 
     def read_release(self, runner: CommandRunner) -> None:
-        """The mirror's (In)Release file for the release, as the build is about to use it."""
-        if not self.wanted:
+        """The mirror's (In)Release file for the release, as the build is about to use it (only the
+        JSON report says what it held)."""
+        if self.settings.report is None:
             return
         settings = self.settings
         fields = archive.release(runner, settings.mirrors.build, settings.release.name)
@@ -129,16 +133,21 @@ class Report:
             log.warning("build report: %s", exc)
 
     def fail(self, message: str, outcome: str = "failed") -> None:
-        self.outcome, self.error = outcome, message
+        self.failed_as, self.error = outcome, message
 
-    def steps(self, records: Sequence[StepRecord]) -> list[dict[str, object]]:
-        """Every step that ran, then those of the plan that did not."""
-        ran = [{"name": r.name, "started": _time(r.started), "seconds": round(r.seconds, 1), "outcome": r.outcome}
-               for r in records]
+    def planned(self, records: Sequence[StepRecord]) -> list[tuple[str, StepRecord | None]]:
+        """Every step that ran, then those of the plan that did not (None)."""
         cached = self.bootstrap is not None and self.bootstrap["stage_cache"] == "hit"
         names = {r.name for r in records}
-        return ran + [{"name": name, "started": None, "seconds": None, "outcome": "not run"}
-                      for name in self.plan(cached) if name not in names]
+        return [(r.name, r) for r in records] + [(name, None) for name in self.plan(cached) if name not in names]
+
+    def steps(self, records: Sequence[StepRecord]) -> list[dict[str, object]]:
+        return [{"name": r.name, "started": _time(r.started), "seconds": round(r.seconds, 1), "outcome": r.outcome}
+                if r is not None else {"name": name, "started": None, "seconds": None, "outcome": "not run"}
+                for name, r in self.planned(records)]
+
+    def outcome(self, status: int) -> str:
+        return self.failed_as or ("built" if status == 0 else "failed")
 
     def document(self, status: int, records: Sequence[StepRecord]) -> dict[str, object]:
         settings, finished = self.settings, time.time()
@@ -147,7 +156,7 @@ class Report:
             "tool": {"name": "vmdebootstrap", "version": __version__},
             "started": _time(self.started), "finished": _time(finished),
             "seconds": round(finished - self.started, 1),
-            "exit_status": status, "outcome": self.outcome or ("built" if status == 0 else "failed"),
+            "exit_status": status, "outcome": self.outcome(status),
             "error": self.error, "log": self.log_path,
             "settings": dict(settings.given), "config_files": list(settings.config_files),
             "release": {"name": settings.release.name, "architecture": settings.arch.name,
@@ -163,19 +172,37 @@ class Report:
             "boot_tests": [boot_result(result) for result in self.boot_results],
         }
 
+    def json_bytes(self, status: int, records: Sequence[StepRecord]) -> bytes:
+        # Credentials of a mirror URL go wherever they appear (the settings, the release, an error).
+        text = json.dumps(self.document(status, records), indent=2, default=str)
+        return (secret.without_credentials(text) + "\n").encode()
+
+    def junit(self, status: int, records: Sequence[StepRecord]) -> junit.Build:
+        """What --junit FILE is made of: the same records as the report's."""
+        test = self.settings.boot_test
+        return junit.Build(
+            name=junit.suite_name(self.settings), started=self.started, seconds=time.time() - self.started,
+            outcome=self.outcome(status), exit_status=status, error=self.error, log=Path(self.log_path),
+            steps=self.planned(records), boots=list(self.boot_results),
+            firmwares=test.firmwares if test is not None else ())
+
     def write(self, status: int, records: Sequence[StepRecord]) -> None:
-        """Write the report (atomically: a reader never sees half of it); nothing without --report."""
-        path = self.settings.report
-        if path is None:
-            return
-        try:
-            # Credentials of a mirror URL go wherever they appear (the settings, the release, an error).
-            text = secret.without_credentials(json.dumps(self.document(status, records), indent=2, default=str))
-            text += "\n"
-            partial = path.with_name(f".{path.name}.partial")
-            partial.write_text(text)
-            os.replace(partial, path)
-        except OSError as exc:
-            log.error("could not write the build report %s: %s", path, exc)
-            return
-        log.info("wrote the build report %s", path)
+        """Write the report and the JUnit file, each without the other's failure stopping it; nothing
+        without --report or --junit."""
+        if self.settings.report is not None:
+            _replace(self.settings.report, "the build report", lambda: self.json_bytes(status, records))
+        if self.settings.junit is not None:
+            _replace(self.settings.junit, "the JUnit file", lambda: junit.text(self.junit(status, records)))
+
+
+def _replace(path: Path, what: str, make: Callable[[], bytes]) -> None:
+    """Write what ``make`` makes to ``path`` atomically (under a hidden name beside it, then renamed):
+    a reader never sees half of it."""
+    try:
+        partial = path.with_name(f".{path.name}.partial")
+        partial.write_bytes(make())
+        os.replace(partial, path)
+    except OSError as exc:
+        log.error("could not write %s %s: %s", what, path, exc)
+        return
+    log.info("wrote %s %s", what, path)

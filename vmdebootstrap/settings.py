@@ -107,6 +107,7 @@ class Settings:
     boot_test: BootTest | None
     logging: Logging
     report: Path | None  # --report FILE (report.py), absolute
+    junit: Path | None  # --junit FILE (junit.py), absolute; written when the report would be
     workdir: Path | None
     cache_dir: Path | None
     stage_cache: bool
@@ -546,13 +547,14 @@ def _validated(raw: Mapping[str, object], ask: releases.MirrorAnswer | None) -> 
     return _settings(v, release, arch, outputs=outputs, request=request, boot_test=boot_test)
 
 
-def _report(v: Parsed) -> Path | None:
-    path = v.optional("report", Path)
+def _written_file(v: Parsed, name: str) -> Path | None:
+    """--report FILE, --junit FILE: written when the build ends, so refused now if it could not be."""
+    path = v.optional(name, Path)
     if path is None:
         return None
     absolute = Path(os.path.abspath(path))
     if absolute.is_dir() or not absolute.parent.is_dir():
-        raise UsageError(f"--report {path}: not a file in an existing directory")
+        raise UsageError(f"--{name} {path}: not a file in an existing directory")
     return absolute
 
 
@@ -589,7 +591,7 @@ def _settings(v: Parsed, release: Release, arch: Architecture, *, outputs: dict[
         iso_label=v.text("iso-label"), iso_archive=v.flag("iso-archive"), kernel_append=v.text("kernel-append"),
         boot_test=boot_test,
         logging=Logging(v.optional("log", Path), v.text("log-level"), v.number("log-mode"), v.flag("verbose")),
-        report=_report(v),
+        report=_written_file(v, "report"), junit=_written_file(v, "junit"),
         workdir=v.optional("workdir", Path), cache_dir=v.optional("cache-dir", Path),
         stage_cache=v.flag("stage-cache"), owner=v.text("owner"), pkglist=v.flag("pkglist"),
         sbom=v.flag("sbom"),

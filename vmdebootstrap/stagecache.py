@@ -84,8 +84,13 @@ class StageInputs(BaseInputs):
         return BaseInputs(**{field.name: getattr(self, field.name) for field in dataclasses.fields(BaseInputs)})
 
 
+def enabled(settings: Settings) -> bool:
+    """Whether the build uses the stage cache (and the base cache, which serves its misses)."""
+    return settings.cache_dir is not None and settings.stage_cache
+
+
 def stages_dir(settings: Settings) -> Path | None:
-    if settings.cache_dir is None or not settings.stage_cache:
+    if settings.cache_dir is None or not enabled(settings):
         return None
     path = settings.cache_dir / "stages"
     path.mkdir(parents=True, exist_ok=True)
@@ -115,21 +120,24 @@ def inputs(settings: Settings, packages: Sequence[str], bootstrapper: str, relea
     )
 
 
-def lookup(settings: Settings, stack: contextlib.ExitStack, *, release_file: bytes | None,
-           packages: Sequence[str], bootstrapper: str, image: str = "") -> tuple[Entry | None, bool]:
+def key(made_of: StageInputs) -> str:
+    """The entry's name in CACHE/stages."""
+    return cachestore.key_of(made_of)
+
+
+def lookup(settings: Settings, stack: contextlib.ExitStack, made_of: StageInputs | None) -> tuple[Entry | None, bool]:
     """(this build's entry, or None when the cache is off or unusable; whether it is cached).
 
-    ``release_file``: the mirror's InRelease for the release, what it serves today."""
+    ``made_of``: the build's inputs (bootstrap.source), None when the mirror sent no Release file."""
     directory = stages_dir(settings)
     if directory is None:
         return None, False
     cachestore.remove_partial(directory)
-    if release_file is None:
+    if made_of is None:
         log.info("stage cache not used: the mirror's Release file for %s could not be read", settings.release)
         return None, False
-    made_of = inputs(settings, packages, bootstrapper, hashlib.sha256(release_file).hexdigest(), image)
-    key = cachestore.key_of(made_of)
-    entry = Entry(key, directory / key, made_of)
+    name = key(made_of)
+    entry = Entry(name, directory / name, made_of)
     fd = cachestore.open_shared(entry.directory)
     if fd is None:
         return entry, False

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
 import shutil
 from pathlib import Path
 
 import pytest
 
-from vmdebootstrap.context import Context
-from vmdebootstrap.publish import Outputs
 from vmdebootstrap.steps import bootstrap
 
 from .conftest import MakeSettings
-from .fakes import FakeRunner
 
 
 def test_mmdebstrap_argv_keeps_the_cache_and_leaves_no_build_settings(make_settings: MakeSettings,
@@ -58,18 +54,14 @@ def test_auto_choice(make_settings: MakeSettings, tmp_path: Path, monkeypatch: p
                      argv: list[str], expected: str) -> None:
     monkeypatch.setattr(shutil, "which", lambda name: f"/usr/bin/{name}")
     monkeypatch.setattr(bootstrap, "MERGED_USR_HOOK", tmp_path)
-    settings = make_settings("--cache-dir", "", *argv)
-    with contextlib.ExitStack() as stack:
-        ctx = Context(settings, FakeRunner(), tmp_path, stack, Outputs(stack))
-        assert bootstrap.choose(ctx)[0] == expected
+    assert bootstrap.choose(make_settings("--cache-dir", "", *argv), tmp_path)[0] == expected
 
 
 def test_auto_takes_debootstrap_without_mmdebstrap(make_settings: MakeSettings, tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(shutil, "which", lambda name: None)
-    with contextlib.ExitStack() as stack:
-        ctx = Context(make_settings("--cache-dir", ""), FakeRunner(), tmp_path, stack, Outputs(stack))
-        assert bootstrap.choose(ctx) == ("debootstrap", "mmdebstrap is not installed")
+    assert bootstrap.choose(make_settings("--cache-dir", ""), tmp_path) == ("debootstrap",
+                                                                            "mmdebstrap is not installed")
 
 
 def test_merged_usr_hook_only_where_usr_is_merged_exists(make_settings: MakeSettings, tmp_path: Path,

@@ -79,14 +79,14 @@ def faked(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
 
 
 def build(make_settings: MakeSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *argv: str,
-          fail: str = "") -> tuple[int, dict[str, object], str]:
+          fail: str = "", mirror: Mirror | None = None) -> tuple[int, dict[str, object], str]:
     work = tmp_path / "work"
     work.mkdir(exist_ok=True)
     args = ["--tarball", str(tmp_path / "out/root.tar"), "--distribution", "bookworm",
             "--workdir", str(work), "--cache-dir", "", "--bootstrapper", "debootstrap", "--log",
             str(tmp_path / "build.log"), "--report", str(tmp_path / "report.json"), "--user", f"alice/{SECRET}",
             "--root-password", SECRET, *argv]
-    monkeypatch.setattr(main, "Runner", lambda on_line=None: FakeRunner(Mirror(fail)))
+    monkeypatch.setattr(main, "Runner", lambda on_line=None: FakeRunner(mirror or Mirror(fail)))
     status = REAL_RUN_BUILD(make_settings(*args))
     text = (tmp_path / "report.json").read_text()
     return status, json.loads(text), text

@@ -863,3 +863,17 @@ def test_a_mirror_s_credentials_leave_the_sources_for_auth_conf(make_context: Ma
     auth = ctx.root / "etc/apt/auth.conf.d/90vmdebootstrap.conf"
     assert auth.read_text().splitlines()[1:] == ["machine m.example/debian/ login builder password p@ss"]
     assert auth.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_foreign_arm64_build_runs_its_programs_on_a_cpu_without_pointer_authentication(
+        make_context: MakeContext, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("QEMU_CPU", raising=False)
+    ctx, runner = make_context("--arch", "arm64", "--foreign", "/usr/bin/qemu-aarch64-static")
+    bootstrap.set_emulated_cpu(ctx)
+    assert runner.environment["QEMU_CPU"] == "cortex-a72"
+    monkeypatch.setenv("QEMU_CPU", "max")  # the caller's choice wins
+    bootstrap.set_emulated_cpu(ctx)
+    assert runner.environment["QEMU_CPU"] == "max"
+    native, native_runner = make_context("--arch", "amd64")
+    bootstrap.set_emulated_cpu(native)
+    assert "QEMU_CPU" not in native_runner.environment

@@ -92,6 +92,7 @@ class BootResult:
     sudo_status: int | None = None  # the exit status of `sudo -n true` as the user
     display_manager: str = ""  # a display boot: systemctl is-active display-manager.service
     screenshot: Path | None = None  # a display boot: the screen at the end, as PNG
+    seconds: float | None = None  # the whole boot, from QEMU's start to its end (the JUnit file's time)
 
 class _Console:
     """QEMU's serial console: read into a clean transcript (also written to a file) and waited on."""
@@ -271,8 +272,9 @@ def _boot_once(boot: Boot, *, single_thread: bool = False) -> BootResult:
             _stop(child, console)
             log.debug("boot test: QEMU (pid %d) ended: exit status %s, signal %s", child.pid, child.exitstatus,
                       child.signalstatus)
-    result = _result(boot, console.text, console.text[:before_stop], finished=finished, login_seconds=login_seconds,
-                     console_log=console_log)
+    result = dataclasses.replace(
+        _result(boot, console.text, console.text[:before_stop], finished=finished, login_seconds=login_seconds,
+                console_log=console_log), seconds=round(time.monotonic() - start, 1))
     if screen is None:
         return result
     if not screen.drawn:  # the display manager runs, but nobody sees a greeter or a desktop

@@ -131,11 +131,20 @@ def identifiers(seed: str, layout: disk.Layout, name: str) -> tuple[dict[str, st
     return uuids, parts, disk_id
 
 
+def planned(settings: Settings) -> tuple[disk.Layout, dict[str, str], dict[str, str], str]:
+    """The disk's layout and its identifiers (filesystem UUIDs, partition GUIDs, disk id), all from the
+    settings: the stage key knows them (before_the_kernel) before the partition step makes the disk."""
+    request = settings.disk
+    assert request is not None
+    layout = disk.plan(request)
+    return (layout, *identifiers(settings.seed, layout, settings.outputs[NAME].name))
+
+
 def partition(ctx: Context) -> None:
     """The image file and its partition table; the identifiers its filesystems will have."""
     request = ctx.settings.disk
     assert request is not None
-    layout = disk.plan(request)
+    layout, uuids, part_uuids, disk_id = planned(ctx.settings)
     final = ctx.settings.outputs[NAME]
     ctx.outputs.directory(final.parent)
     if request.qcow2:  # the raw file is converted at the end, then removed
@@ -146,7 +155,6 @@ def partition(ctx: Context) -> None:
         stream.truncate(layout.image_size)  # sparse: only what is written takes space
     script = disk.parted_script(layout, request.flag, legacy_boot=request.legacy_boot)
     ctx.runner.run(["parted", "--script", "--align", "none", os.fspath(raw), *script])
-    uuids, part_uuids, disk_id = identifiers(ctx.settings.seed, layout, final.name)
     # parted chose random identifiers: the seed's replace them.  --no-tell-kernel: an image
     # file has no kernel's view to update, and telling it costs sfdisk a 250 ms sleep a call.
     sfdisk = ["sfdisk", "--quiet", "--no-tell-kernel"]
@@ -159,12 +167,17 @@ def partition(ctx: Context) -> None:
     ctx.image = Image(request, layout, raw, final, uuids, part_uuids, disk_id, stack)
 
 
-def before_the_kernel(ctx: Context, image: Image) -> str:
+def before_the_kernel(settings: Settings) -> str:
     """What write_fstab makes of the settings, in words: part of the stage cache's key, since
-    the kernel's initramfs and its hooks (u-boot-menu's, raspi-firmware's) read it."""
-    settings = ctx.settings
-    return (disk.fstab(image.layout, image.uuids, dict(image.request.labels)) +
-            f"bootloader {image.request.bootloader}, board {settings.board.name if settings.board else '-'}, "
+    the kernel's initramfs and its hooks (u-boot-menu's, raspi-firmware's) read it; "" without a
+    disk image.  From the settings alone (planned), as the partition step makes the disk: so
+    --cache-keys prints the key a build uses without making one."""
+    request = settings.disk
+    if request is None:
+        return ""
+    layout, uuids, _part_uuids, _disk_id = planned(settings)
+    return (disk.fstab(layout, uuids, dict(request.labels)) +
+            f"bootloader {request.bootloader}, board {settings.board.name if settings.board else '-'}, "
             f"serial console {settings.serial_port if settings.serial_console else '-'}\n")
 
 

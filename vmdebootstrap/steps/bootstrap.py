@@ -22,6 +22,8 @@ than the target (mmdebstrap's cache is hard links into the target, see below).
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import logging
 import os
 import shlex
@@ -34,8 +36,9 @@ from ..chroot import write_file
 from ..context import Context, Origin
 from ..errors import BuildError
 from ..outputs import image
-from ..run import CommandFailed
+from ..run import CommandFailed, CommandRunner
 from ..settings import Settings
+from ..stagecache import StageInputs
 from ..values import Bootstrapper
 from . import packages
 
@@ -88,9 +91,8 @@ MMDEBSTRAP_VARIANTS = {"": "debootstrap", "minbase": "minbase", "buildd": "build
 DEBOOTSTRAP = Bootstrapper.DEBOOTSTRAP
 
 
-def choose(ctx: Context) -> tuple[Bootstrapper, str]:
-    """(bootstrapper, why) for this build."""
-    settings = ctx.settings
+def choose(settings: Settings, workdir: Path) -> tuple[Bootstrapper, str]:
+    """(bootstrapper, why) for this build, whose root is made in ``workdir``."""
     options = settings.bootstrap
     if options.tool is not Bootstrapper.AUTO:
         return options.tool, f"--bootstrapper {options.tool}"
@@ -108,17 +110,23 @@ def choose(ctx: Context) -> tuple[Bootstrapper, str]:
         return DEBOOTSTRAP, "the qemu-user handler lacks the F flag"
     if settings.foreign and not shutil.which("arch-test"):
         return DEBOOTSTRAP, "mmdebstrap needs arch-test for foreign architectures"
-    if not settings.root_in_memory and not _cache_beside_target(ctx):
-        return DEBOOTSTRAP, f"the package cache {cache.debs_dir(settings)} is on another filesystem than the target"
+    if not settings.root_in_memory and not _cache_beside(settings, workdir):
+        return DEBOOTSTRAP, f"the package cache {cache.debs_path(settings)} is on another filesystem than the target"
     return Bootstrapper.MMDEBSTRAP, "installed"
 
 
-def _cache_beside_target(ctx: Context) -> bool:
-    """Whether the package cache can be hard-linked into the target (the root is made below
-    the work directory)."""
-    debs = cache.debs_dir(ctx.settings)
-    target = ctx.root if ctx.root.exists() else ctx.root.parent
-    return debs is None or os.stat(debs).st_dev == os.stat(target).st_dev
+def _cache_beside(settings: Settings, target: Path) -> bool:
+    """Whether the package cache can be hard-linked into ``target`` (the root, or the work directory
+    it is made in).  Looked at without making either (--cache-keys makes nothing): a directory not
+    made yet will be on the filesystem of its nearest existing ancestor."""
+    debs = cache.debs_path(settings)
+    return debs is None or os.stat(_nearest_existing(debs)).st_dev == os.stat(_nearest_existing(target)).st_dev
+
+
+def _nearest_existing(path: Path) -> Path:
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
 
 
 def mmdebstrap_argv(settings: Settings, root: Path, cache_dir: Path | None,
@@ -168,20 +176,51 @@ def mmdebstrap_argv(settings: Settings, root: Path, cache_dir: Path | None,
     return argv
 
 
+@dataclasses.dataclass(frozen=True)
+class Source:
+    """What decide knows before it looks into the caches: what their keys are made of."""
+
+    bootstrapper: Bootstrapper
+    reason: str  # why that one
+    release: bytes | None  # the suite's InRelease as the mirror serves it now; None: none came
+    stage: StageInputs | None  # what the stage key hashes; None: the cache is off, or no Release file came
+
+
+def source(settings: Settings, runner: CommandRunner, workdir: Path) -> Source:
+    """The bootstrapper, the mirror's InRelease (fetched into ``workdir``) and the stage cache's
+    inputs: decide's first half, and all cachekeys.keys_for prints the keys of, so that the keys
+    it prints are a build's by construction."""
+    bootstrapper, why = choose(settings, workdir)
+    release = archive.release_file(runner, settings.mirrors.build, settings.release.name, workdir)
+    stage = None
+    if release is not None and stagecache.enabled(settings):
+        stage = stagecache.inputs(settings, packages.selected(settings), bootstrapper,
+                                  hashlib.sha256(release).hexdigest(), image.before_the_kernel(settings))
+    return Source(bootstrapper, why, release, stage)
+
+
 def decide(ctx: Context) -> None:
     """As the step starts: which bootstrapper, the build's epoch, and where the tree comes
     from (the stage cache, the base cache or the bootstrapper): ctx.origin."""
-    bootstrapper, why = choose(ctx)
-    log.info("bootstrapper: %s (%s)", bootstrapper, why)
     settings = ctx.settings
-    release = archive.release_file(ctx.runner, settings.mirrors.build, settings.release.name, ctx.workdir)
-    set_epoch(ctx, release)
-    entry, cached = stagecache.lookup(settings, ctx.stack, release_file=release,
-                                      packages=packages.selected(settings), bootstrapper=bootstrapper,
-                                      image=image.before_the_kernel(ctx, ctx.image) if ctx.image else "")
+    found = source(settings, ctx.runner, ctx.workdir)
+    log.info("bootstrapper: %s (%s)", found.bootstrapper, found.reason)
+    set_epoch(ctx, found.release)
+    set_emulated_cpu(ctx)
+    entry, cached = stagecache.lookup(settings, ctx.stack, found.stage)
     cached = cached and not settings.root_in_memory  # a tree on disk: see save_stage
     based = entry is not None and not cached and (basecache.entry_for(entry).directory / INFO).is_file()
-    ctx.origin = Origin(bootstrapper, why, entry, cached, base_cached=based)
+    ctx.origin = Origin(found.bootstrapper, found.reason, entry, cached, base_cached=based)
+
+
+def set_emulated_cpu(ctx: Context) -> None:
+    """QEMU_CPU for every command of a foreign build: the architecture's fastest-to-emulate
+    CPU, unless the caller's environment names one."""
+    settings = ctx.settings
+    cpu = os.environ.get("QEMU_CPU") or settings.arch.user_cpu
+    if settings.foreign and cpu:
+        ctx.runner.environment["QEMU_CPU"] = cpu
+        log.info("QEMU_CPU=%s (the CPU qemu-user emulates for the %s programs)", cpu, settings.arch.name)
 
 
 def _origin(ctx: Context) -> Origin:
@@ -299,7 +338,7 @@ def _mmdebstrap(ctx: Context) -> None:
     debs = cache.debs_dir(settings)
     if settings.root_in_memory:
         debs = None  # hard links cannot reach the tmpfs; the packages step copies from the cache
-    elif not _cache_beside_target(ctx):
+    elif not _cache_beside(settings, ctx.root):
         # Its cache is hard links (--bootstrapper mmdebstrap chosen by hand: auto would
         # have taken debootstrap); a copy of the whole cache would cost more than it saves.
         log.info("the package cache %s is on another filesystem than the target: mmdebstrap downloads "
