@@ -8,7 +8,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 export DEBIAN_FRONTEND := noninteractive
 
-.PHONY: install host-packages binfmt live check lint unit integration faults man completion clean benchmark
+.PHONY: install test-tools host-packages binfmt live check lint unit integration faults man completion clean benchmark
 
 install: host-packages binfmt $(STAMP)
 	ln -sf $(CURDIR)/$(BIN)/vmdebootstrap /usr/local/sbin/vmdebootstrap
@@ -28,6 +28,14 @@ host-packages:
 	apt-get update -q
 	tools="$$($(PYTHON) -m vmdebootstrap.hostdeps)" && \
 	apt-get install -y -q --no-install-recommends $$tools $$(grep -v '^#' tests/host-packages)
+
+# The test suite's own tool from npm: gitlab-ci-local runs the pipeline vmdebootstrap-matrix
+# writes (tests/pipeline).  Pinned: 4.74 and later crash on Node 20 ("kW.union is not a function").
+GITLAB_CI_LOCAL := 4.73.0
+test-tools: host-packages
+	command -v npm >/dev/null || apt-get install -y -q --no-install-recommends nodejs npm
+	test "$$(gitlab-ci-local --version 2>/dev/null)" = "$(GITLAB_CI_LOCAL)" || \
+	    npm install -g --no-fund --no-audit gitlab-ci-local@$(GITLAB_CI_LOCAL)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -56,13 +64,16 @@ unit: $(STAMP)
 # step, two at a time), the trixie host (tests/trixie_host: the tool installed on a
 # Debian 13 root, its unit tier and `make live` there) and the Debian package
 # (tests/package: built, lintian-clean, installed with apt, a live ISO built and booted
-# by /usr/sbin/vmdebootstrap, purged).  Any session failing fails the target; each
+# by /usr/sbin/vmdebootstrap, purged) and a matrix's GitLab CI pipeline (tests/pipeline: the
+# file vmdebootstrap-matrix writes, run job by job by gitlab-ci-local: two minbase builds, a
+# live ISO and its boot job, the summary).  Any session failing fails the target; each
 # prints its duration.
 SLOW_LOG := .pytest-slow.log
 SLOW_IMAGE_LOG := .pytest-slow-image.log
 FAULTS_LOG := .pytest-faults.log
 TRIXIE_HOST_LOG := .pytest-trixie-host.log
 PACKAGE_LOG := .pytest-package.log
+PIPELINE_LOG := .pytest-pipeline.log
 FLAVOURS_LOG := .pytest-flavours.log
 BOARDS_ARM64_LOG := .pytest-boards-arm64.log
 BOARDS_RASPI_LOG := .pytest-boards-raspi.log
@@ -73,7 +84,7 @@ TIME_FORMAT := session time: %e s wall, %U s user, %S s system CPU
 SESSION := session() { log=$$1; shift; /usr/bin/time -f "$(TIME_FORMAT)" -o $$log.time "$$@" > $$log 2>&1; \
 	rc=$$?; cat $$log.time >> $$log; rm -f $$log.time; return $$rc; }; session
 PYTEST_SESSION := -v --durations=15
-integration: install
+integration: install test-tools
 	@$(SESSION) $(SLOW_LOG) $(BIN)/pytest $(PYTEST_SESSION) -m "slow" tests/integration tests/boot & slow=$$!; \
 	$(SESSION) $(FLAVOURS_LOG) $(BIN)/pytest $(PYTEST_SESSION) -m "flavours" tests/integration tests/boot & flavours=$$!; \
 	$(SESSION) $(BOARDS_ARM64_LOG) $(BIN)/pytest $(PYTEST_SESSION) -s -m "boards_arm64" tests/integration tests/boot & boards=$$!; \
@@ -84,12 +95,13 @@ integration: install
 	$(SESSION) $(FAULTS_LOG) $(BIN)/pytest $(PYTEST_SESSION) -s -m "faults" tests/faults & faults=$$!; \
 	$(SESSION) $(TRIXIE_HOST_LOG) $(BIN)/pytest $(PYTEST_SESSION) -s -m "trixie_host" tests/trixie_host & trixie=$$!; \
 	$(SESSION) $(PACKAGE_LOG) $(BIN)/pytest $(PYTEST_SESSION) -s -m "package" tests/package & package=$$!; \
+	$(SESSION) $(PIPELINE_LOG) $(BIN)/pytest $(PYTEST_SESSION) -s -m "pipeline" tests/pipeline & pipeline=$$!; \
 	/usr/bin/time -f "$(TIME_FORMAT)" $(BIN)/pytest $(PYTEST_SESSION) -m "(integration or boot) and not slow and not slow_image and not flavours \
 	    and not boards_arm64 and not boards_raspi and not boards_armhf_riscv64" tests/integration tests/boot; \
 	fast=$$?; wait $$slow; slowrc=$$?; wait $$flavours; flavoursrc=$$?; wait $$image; imagerc=$$?; \
 	wait $$boards; boardsrc=$$?; wait $$raspi; raspirc=$$?; wait $$others; othersrc=$$?; \
 	wait $$faults; faultsrc=$$?; \
-	wait $$trixie; trixierc=$$?; wait $$package; packagerc=$$?; \
+	wait $$trixie; trixierc=$$?; wait $$package; packagerc=$$?; wait $$pipeline; pipelinerc=$$?; \
 	echo "==== session: arm64 live ISO (emulated) ===="; cat $(SLOW_LOG); \
 	echo "==== session: xfce flavour ===="; cat $(FLAVOURS_LOG); \
 	echo "==== session: arm64 disk image (emulated) ===="; cat $(SLOW_IMAGE_LOG); \
@@ -99,14 +111,15 @@ integration: install
 	echo "==== session: fault campaign ===="; cat $(FAULTS_LOG); \
 	echo "==== session: trixie host ===="; cat $(TRIXIE_HOST_LOG); \
 	echo "==== session: Debian package ===="; cat $(PACKAGE_LOG); \
+	echo "==== session: GitLab pipeline of a matrix ===="; cat $(PIPELINE_LOG); \
 	echo "integration+boot: main $$fast, arm64 ISO $$slowrc, xfce $$flavoursrc, arm64 image $$imagerc," \
 	     "boards arm64 $$boardsrc, Raspberry Pi $$raspirc, boards armhf+riscv64 $$othersrc," \
 	     "faults $$faultsrc," \
-	     "trixie host $$trixierc, package $$packagerc"; \
+	     "trixie host $$trixierc, package $$packagerc, pipeline $$pipelinerc"; \
 	test $$fast = 0 && test $$slowrc = 0 && test $$flavoursrc = 0 && test $$imagerc = 0 && test $$faultsrc = 0 \
 	     && test $$boardsrc = 0 && test $$raspirc = 0 && test $$othersrc = 0 \
 	     && test $$trixierc = 0 \
-	     && test $$packagerc = 0
+	     && test $$packagerc = 0 && test $$pipelinerc = 0
 
 # The fault campaign alone: prints its table of step x fault -> outcome.
 faults: install

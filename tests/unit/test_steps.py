@@ -866,14 +866,18 @@ def test_a_mirror_s_credentials_leave_the_sources_for_auth_conf(make_context: Ma
 
 
 def test_a_foreign_arm64_build_runs_its_programs_on_a_cpu_without_pointer_authentication(
-        make_context: MakeContext, monkeypatch: pytest.MonkeyPatch) -> None:
+        make_context: MakeContext, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("QEMU_CPU", raising=False)
-    ctx, runner = make_context("--arch", "arm64", "--foreign", "/usr/bin/qemu-aarch64-static")
+    interpreter = tmp_path / "qemu-aarch64-static"  # --foreign: emulated whatever the host (no qemu needed)
+    interpreter.touch()
+    ctx, runner = make_context("--arch", "arm64", "--foreign", str(interpreter))
     bootstrap.set_emulated_cpu(ctx)
     assert runner.environment["QEMU_CPU"] == "cortex-a72"
     monkeypatch.setenv("QEMU_CPU", "max")  # the caller's choice wins
     bootstrap.set_emulated_cpu(ctx)
     assert runner.environment["QEMU_CPU"] == "max"
-    native, native_runner = make_context("--arch", "amd64")
+    monkeypatch.delenv("QEMU_CPU")
+    native, native_runner = make_context("--arch", "arm64", runner=FakeRunner())
+    object.__setattr__(native.settings, "foreign", False)  # as on an arm64 host
     bootstrap.set_emulated_cpu(native)
     assert "QEMU_CPU" not in native_runner.environment
