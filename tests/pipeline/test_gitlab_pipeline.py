@@ -4,15 +4,17 @@ project, artifacts and caches carried between jobs as GitLab carries them).
 
 The matrix: minbase tarballs of trixie and bookworm, and a live ISO of trixie (from a config
 file) that its boot job boots from the build job's artifacts; then the summary job.  The run
-is made once (module fixture) and every test reads what it left.  Its package cache starts
-as hard links to the shared one (/var/cache/vmdebootstrap/debs), so the downloads are paid
-once for all test builds; its base and stage caches start empty, as a new runner's do.
+is made once (module fixture) and every test reads what it left.  Its caches are the
+pipeline's own GitLab caches and start empty, as a new runner's do: what is proven is that
+the jobs fill and carry them (the two trixie cells share one package cache, some 160 MB).
+The shared package cache of the other sessions is not lent to it: gitlab-ci-local copies a
+cache into every job's directory, and that one holds every release's packages.
 """
 
 from __future__ import annotations
 
 import json
-import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -26,7 +28,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.pipeline]
 
 GITLAB_CI_LOCAL_VERSION = "4.73.0"
 BIN = REPO / ".venv" / "bin"
-SHARED_DEBS = Path("/var/cache/vmdebootstrap/debs")
 CELLS = {  # job-name part -> cell directory under out/
     "trixie amd64 minbase": "trixie-amd64-minbase",
     "bookworm amd64 minbase": "bookworm-amd64-minbase",
@@ -90,16 +91,8 @@ def project(mirror: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def seed_package_cache(project: Path) -> None:
-    """The shared .debs as hard links: the same files, not downloaded again."""
-    target = project / ".cache" / "vmdebootstrap" / "debs"
-    if SHARED_DEBS.is_dir():
-        shutil.copytree(SHARED_DEBS, target, copy_function=os.link, dirs_exist_ok=True)
-
-
 @pytest.fixture(scope="module")
 def pipeline(project: Path) -> subprocess.CompletedProcess[str]:
-    seed_package_cache(project)
     done = run(["gitlab-ci-local", "--shell-isolation", "--concurrency", "1", "--no-artifacts-to-source"],
                project, timeout=3000)
     (project / "pipeline.log").write_text(done.stdout + done.stderr)
@@ -107,7 +100,8 @@ def pipeline(project: Path) -> subprocess.CompletedProcess[str]:
 
 
 def artifacts(project: Path, job: str) -> Path:
-    return project / ".gitlab-ci-local" / "artifacts" / job
+    """Where gitlab-ci-local keeps a job's artifacts (its directory names spell a space "IA")."""
+    return project / ".gitlab-ci-local" / "artifacts" / job.replace(" ", "IA")
 
 
 def test_a_matrix_with_an_error_is_refused_before_anything_is_written(tmp_path: Path) -> None:
@@ -129,7 +123,7 @@ def test_the_jobs_are_named_for_their_cells_and_all_succeed(project: Path,
         assert f"\n{name} " in f"\n{listing}", (name, listing)
     assert pipeline.returncode == 0, pipeline.stdout[-6000:] + pipeline.stderr[-2000:]
     for name in names:
-        assert f"{name} finished in" in pipeline.stdout or f"{name}  finished in" in pipeline.stdout, name
+        assert re.search(rf"^{re.escape(name)} +finished in ", pipeline.stdout, re.MULTILINE), name
 
 
 def test_each_build_job_keeps_its_outputs_sboms_sums_report_junit_and_log(
@@ -178,15 +172,13 @@ def test_the_boot_job_logged_in_from_the_build_job_s_artifacts(project: Path,
 def test_the_summary_has_one_row_per_cell_a_page_and_one_junit_file(
         project: Path, pipeline: subprocess.CompletedProcess[str]) -> None:
     kept = artifacts(project, "summary")
-    table = (kept / "summary.md").read_text()
+    table = (kept / "summary.md").read_text().split("\n## ")[0]  # the cells' table, before the steps'
     for cell in CELLS:
-        release, arch, name = cell.split()
-        rows = [line for line in table.splitlines() if line.startswith("|") and f" {release} " in line
-                and f" {arch} " in line and f" {name} " in line]
+        rows = [line for line in table.splitlines() if line.startswith(f"| {cell} |")]
         assert len(rows) == 1, (cell, table)
-        assert "built" in rows[0], rows[0]
-    live_row = next(line for line in table.splitlines() if " live " in line)
-    assert "bios" in live_row and "passed" in live_row, live_row
+        assert rows[0].split("|")[2].strip() == "passed", rows[0]
+    live_row = next(line for line in table.splitlines() if line.startswith("| trixie amd64 live |"))
+    assert re.search(r"\| bios login \d+(\.\d)? s \|", live_row), live_row
     page = (kept / "public" / "index.html").read_text()
     assert page.startswith("<!DOCTYPE html>") and all(CELLS[cell] in page or cell in page for cell in CELLS)
     suites = {case.suite for case in read_junit((kept / "junit.xml").read_bytes())}
