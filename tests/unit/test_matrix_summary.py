@@ -54,7 +54,7 @@ def put(directory: Path, data: dict[str, Any] | str, junit: str | None = None) -
 def junit(name: str, failures: int = 0) -> str:
     cases = "".join(f'<testcase classname="vmdebootstrap" name="{step}"/>' for step in STEPS)
     return (f'<?xml version="1.0"?><testsuites><testsuite name="{name}" tests="{len(STEPS)}" '
-            f'failures="{failures}" errors="0" skipped="0">{cases}</testsuite></testsuites>')
+            f'failures="{failures}" errors="0" skipped="0" time="2.5">{cases}</testsuite></testsuites>')
 
 
 @pytest.fixture
@@ -123,6 +123,7 @@ def test_the_junit_files_are_combined_and_what_is_missing_fails(capsys: pytest.C
                                                                       ".xml")
     assert "not a JUnit file" in unparsable.find("testcase/failure").get("message")
     assert (root.get("tests"), root.get("failures")) == (str(6 * 6 + 1 + 1 + 1), str(1 + 1 + 1 + 1))
+    assert root.get("time") == f"{6 * 2.5:.3f}"  # the suites' times summed (the made-up ones have none)
 
 
 def test_without_the_matrix_the_rows_are_the_reports_found(capsys: pytest.CaptureFixture[str], out: Path) -> None:

@@ -52,12 +52,20 @@ def _count(suite: ET.Element, name: str) -> int:
         return 0
 
 
+def _seconds(suite: ET.Element) -> float:
+    try:
+        return max(float(suite.get("time") or 0), 0.0)
+    except ValueError:
+        return 0.0
+
+
 def combine(parts: Sequence[Part]) -> ET.ElementTree:
     root = ET.Element("testsuites", {"name": "vmdebootstrap-matrix"})
     for part in parts:
         root.extend(suites(part))
     for name in COUNTS:
         root.set(name, str(sum(_count(suite, name) for suite in root)))
+    root.set("time", f"{sum(_seconds(suite) for suite in root):.3f}")
     return ET.ElementTree(root)
 
 
