@@ -33,6 +33,7 @@ CELLS = {  # job-name part -> cell directory under out/
     "bookworm amd64 minbase": "bookworm-amd64-minbase",
     "trixie amd64 live": "trixie-amd64-live",
 }
+RERUN = ("trixie amd64 live", "bookworm amd64 minbase")
 LIVE_CONF = """[config]
 # a small live system: what a live ISO needs and sudo
 package = live-boot, live-config, live-config-systemd
@@ -183,6 +184,24 @@ def test_the_summary_has_one_row_per_cell_a_page_and_one_junit_file(
     assert page.startswith("<!DOCTYPE html>") and all(CELLS[cell] in page or cell in page for cell in CELLS)
     suites = {case.suite for case in read_junit((kept / "junit.xml").read_bytes())}
     assert len(suites) == len(CELLS) + 1, suites  # every build, and the boot job
+
+
+def test_a_second_run_builds_from_the_caches_the_first_run_left(
+        project: Path, pipeline: subprocess.CompletedProcess[str]) -> None:
+    """The jobs' base and stage caches went through GitLab's caches (packed, stored by
+    gitlab-ci-local, unpacked in a new job directory): a rerun of two build jobs skips the
+    bootstrap and the packages, and gives the same bytes."""
+    first = {cell: json.loads((artifacts(project, f"build {cell}") / "out" / CELLS[cell] / "report.json")
+                              .read_text()) for cell in RERUN}
+    done = run(["gitlab-ci-local", "--shell-isolation", "--concurrency", "1", "--no-artifacts-to-source",
+                *(f"build {cell}" for cell in RERUN)], project, timeout=1800)
+    (project / "rerun.log").write_text(done.stdout + done.stderr)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    for cell in RERUN:
+        report = json.loads((artifacts(project, f"build {cell}") / "out" / CELLS[cell] / "report.json").read_text())
+        assert report["bootstrap"]["stage_cache"] == "hit", (cell, report["bootstrap"])
+        assert report["bootstrap"]["stage_key"] == first[cell]["bootstrap"]["stage_key"]
+        assert {o["sha256"] for o in report["outputs"]} == {o["sha256"] for o in first[cell]["outputs"]}, cell
 
 
 def test_nothing_is_left_mounted(pipeline: subprocess.CompletedProcess[str]) -> None:
