@@ -248,6 +248,12 @@ def binfmt_ready() -> None:
 
 # test_reproducible builds the arm64 squashfs again: a clear-text password's salt is random without it.
 ARM64_SEED = ("--seed", "vmdb-arm64")
+# The emulated guests' boot tests run beside make check's other sessions, where a guest's
+# udev took more than systemd's 90 s to name its serial port and the serial getty never
+# started: riscv64's /dev/ttyS0 (alone it logged in after 97 s), then with a load of 10 both
+# arm64 UEFI boots' /dev/ttyAMA0.  Their kernel command line waits longer, through
+# --kernel-append (the Raspberry Pi's boot test adds the same itself).
+EMULATED_BOOT_APPEND = ("--kernel-append", "systemd.default_device_timeout_sec=600")
 
 
 @pytest.fixture(scope="session")
@@ -257,7 +263,7 @@ def arm64(mirror: str, outdir: Path, binfmt_ready: None) -> Path:
     result = vmdebootstrap("--config", "examples/live-arm64.conf", "--squash", str(squash),
                            "--workdir", str(workdir_for(outdir, "arm64")),
                            "--iso", str(outdir / "arm64.iso"), "--mirror", mirror, "--user", f"user/{PASSWORD}",
-                           "--log", str(outdir / "arm64.log"), *ARM64_SEED, timeout=3600)
+                           "--log", str(outdir / "arm64.log"), *ARM64_SEED, *EMULATED_BOOT_APPEND, timeout=3600)
     assert result.returncode == 0, result.stderr[-3000:]
     return squash
 
@@ -304,6 +310,7 @@ def extlinux_image(mirror: str, outdir: Path) -> dict[str, object]:
 def arm64_image(mirror: str, outdir: Path, binfmt_ready: None) -> dict[str, object]:
     """examples/vm-arm64.conf under qemu-user emulation."""
     return image_build(mirror, outdir, "arm64.qcow2", "--config", "examples/vm-arm64.conf", "--no-boot-test",
+                       *EMULATED_BOOT_APPEND,
                        timeout=3600)
 
 
@@ -314,16 +321,11 @@ def board_build(mirror: str, outdir: Path, name: str, config: str, *args: str) -
     return image_build(mirror, outdir, name, "--config", config, "--no-boot-test", *ARM64_SEED, *args, timeout=3600)
 
 
-# The u-boot images' boot tests run beside make check's other sessions, where an emulated
-# guest's udev once took more than systemd's 90 s to name /dev/ttyS0 and the serial getty
-# never started (riscv64; alone it logged in after 97 s).  Their kernel command line waits
-# longer, through --kernel-append (the Raspberry Pi's boot test adds the same itself).
-U_BOOT_TEST_APPEND = ("--kernel-append", "systemd.default_device_timeout_sec=600")
 
 
 @pytest.fixture(scope="session")
 def uboot_arm64_image(mirror: str, outdir: Path, binfmt_ready: None) -> dict[str, object]:
-    return board_build(mirror, outdir, "uboot-arm64.img", "examples/uboot-arm64.conf", *U_BOOT_TEST_APPEND)
+    return board_build(mirror, outdir, "uboot-arm64.img", "examples/uboot-arm64.conf", *EMULATED_BOOT_APPEND)
 
 
 @pytest.fixture(scope="session")
@@ -331,12 +333,12 @@ def beaglebone_image(mirror: str, outdir: Path, binfmt_ready: None) -> dict[str,
     """examples/beaglebone.conf (armhf, a FAT /boot with lba, the board's u-boot raw on the
     card), its console on QEMU virt's PL011 so that the boot tier can log in."""
     return board_build(mirror, outdir, "beaglebone.img", "examples/beaglebone.conf", "--serial-port", "ttyAMA0",
-                       *U_BOOT_TEST_APPEND)
+                       *EMULATED_BOOT_APPEND)
 
 
 @pytest.fixture(scope="session")
 def riscv64_image(mirror: str, outdir: Path, binfmt_ready: None) -> dict[str, object]:
-    return board_build(mirror, outdir, "riscv64.img", "examples/riscv64.conf", *U_BOOT_TEST_APPEND)
+    return board_build(mirror, outdir, "riscv64.img", "examples/riscv64.conf", *EMULATED_BOOT_APPEND)
 
 
 @pytest.fixture(scope="session")
