@@ -118,7 +118,7 @@ def with_components(sources: str, components: Sequence[str]) -> str:
     return "".join(f"{line}\n" for line in lines)
 
 
-def save(runner: CommandRunner, base: Entry, root: Path) -> None:
+def save(runner: CommandRunner, base: Entry, root: Path, limit: int = KEEP_BASES) -> None:
     """Copy the freshly bootstrapped tree into the cache (before anything else changes it)."""
     # The root's own tmpfs (Settings.root_in_memory) is no mount a copy goes through.
     mounted = [point for point in mounts.mounts_below(root) if point != os.path.realpath(root)]
@@ -142,4 +142,4 @@ def save(runner: CommandRunner, base: Entry, root: Path) -> None:
         cachestore.remove(saved)
         return
     log.info("base saved in the base cache as %s", base.directory)
-    cachestore.evict(base.directory.parent, keep=base.key, limit=KEEP_BASES)
+    cachestore.evict(base.directory.parent, keep=base.key, limit=limit)

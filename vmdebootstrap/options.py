@@ -183,6 +183,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("cache-dir", "str", "/var/cache/vmdebootstrap",
            "persistent package, stage and base cache shared between builds ('' disables them)", _G_OUT, "DIR",
            parse=_V.path),
+    Option("cache-entries", "str", "6",
+           "how many stages the cache keeps, and as many bases: the least recently used beyond are deleted at "
+           "the end of a build that saved one (a CI runner building many configurations wants more)", _G_OUT,
+           "N", parse=_V.positive),
     Option("stage-cache", "bool", True,
            "reuse the root filesystem of an earlier build with the same release, architecture, mirror state, "
            "packages and keyring, or at least its bootstrapped base (under --cache-dir; --no-stage-cache builds "

@@ -111,6 +111,7 @@ class Settings:
     workdir: Path | None
     cache_dir: Path | None
     stage_cache: bool
+    cache_entries: int  # stages kept (and bases), least recently used deleted beyond
     owner: str
     seed: str  # of the identifiers (identity.py): --seed, else derived from what makes the outputs these
     salt_seed: str | None  # what password salts derive from: --seed; None: random salts (passwords.py)
@@ -593,7 +594,8 @@ def _settings(v: Parsed, release: Release, arch: Architecture, *, outputs: dict[
         logging=Logging(v.optional("log", Path), v.text("log-level"), v.number("log-mode"), v.flag("verbose")),
         report=_written_file(v, "report"), junit=_written_file(v, "junit"),
         workdir=v.optional("workdir", Path), cache_dir=v.optional("cache-dir", Path),
-        stage_cache=v.flag("stage-cache"), owner=v.text("owner"), pkglist=v.flag("pkglist"),
+        stage_cache=v.flag("stage-cache"), cache_entries=v.number("cache-entries"), owner=v.text("owner"),
+        pkglist=v.flag("pkglist"),
         sbom=v.flag("sbom"),
         source_date_epoch=_epoch(v),
         seed=v.text("seed") or identity.derived_seed(*sorted(path.name for path in outputs.values()), release,

@@ -18,8 +18,8 @@ No copying either way:
   build's copy, and the cached tree is never written.
 
 Entries are made, read, locked and evicted as cachestore.py has it: a build that uses
-an entry keeps it alive; the least recently used entries beyond ``KEEP_ENTRIES`` are
-deleted at the end of a build that saved one; partial entries of killed builds
+an entry keeps it alive; the least recently used entries beyond ``--cache-entries`` (default
+``KEEP_ENTRIES``) are deleted at the end of a build that saved one; partial entries of killed builds
 (``.new-*``) are removed by the next build.  The key's inputs are typed records
 (``StageInputs``, and the base cache's ``BaseInputs``, a projection of them).
 """
@@ -156,7 +156,8 @@ def use(runner: CommandRunner, stack: contextlib.ExitStack, workdir: Path, root:
     mounts.mount(runner, stack, "overlay", root, fstype="overlay", options=options)
 
 
-def save(runner: CommandRunner, stack: contextlib.ExitStack, workdir: Path, root: Path, entry: Entry) -> None:
+def save(runner: CommandRunner, stack: contextlib.ExitStack, workdir: Path, root: Path, entry: Entry, *,
+         limit: int = KEEP_ENTRIES) -> None:
     """Move the freshly built tree into the cache and continue on an overlay above it (its apt
     archive cleaned: bootstrap.save_stage; the .debs stay in the package cache)."""
     mounted = mounts.mounts_below(root)
@@ -175,4 +176,4 @@ def save(runner: CommandRunner, stack: contextlib.ExitStack, workdir: Path, root
     stack.callback(os.close, staged.fd)  # the shared lock, for as long as the overlay uses the tree
     log.info("stage saved in the cache as %s", entry.directory)
     use(runner, stack, workdir, root, dataclasses.replace(entry, directory=saved))
-    cachestore.evict(entry.directory.parent, keep=entry.key, limit=KEEP_ENTRIES)
+    cachestore.evict(entry.directory.parent, keep=entry.key, limit=limit)

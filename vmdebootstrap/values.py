@@ -93,6 +93,13 @@ def number(raw: Any) -> int:
     return int(raw)
 
 
+def positive(raw: Any) -> int:
+    value = int(raw)
+    if value < 1:
+        raise Invalid("must be 1 or more")
+    return value
+
+
 def strings(raw: Any) -> tuple[str, ...]:
     return tuple(str(item) for item in raw)
 

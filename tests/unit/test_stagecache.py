@@ -189,3 +189,16 @@ def test_the_stage_save_leaves_the_package_cache_s_files_alone(make_context: Mak
     assert saved == [ctx.root]
     assert shared.stat().st_mtime == downloaded  # not the epoch
     assert runner.calls.index(["chroot", str(ctx.root), "apt-get", "clean"]) == 0
+
+
+def test_cache_entries_is_how_many_stages_a_build_leaves(make_settings: MakeSettings, tmp_path: Path,
+                                                         out: Path) -> None:
+    """Three builds of different packages with --cache-entries 2: the cache keeps the two newest."""
+    for name in ("one", "two", "three"):
+        build(make_settings, tmp_path, "--package", f"pkg-{name}", "--no-sbom", "--cache-entries", "2")
+        (out / "root.tar").unlink()
+    entries = [p for p in (tmp_path / "cache/stages").iterdir() if not p.name.startswith(".")]
+    assert len(entries) == 2
+    kept = [json.loads((p / "info.json").read_text())["inputs"]["packages"] for p in entries]
+    assert sorted(name for packages in kept for name in packages if name.startswith("pkg-")) == \
+        ["pkg-three", "pkg-two"], kept

@@ -301,7 +301,7 @@ def _from_base(ctx: Context, origin: Origin, stage: Entry) -> None:
                 provide_interpreter(ctx)
         else:
             _bootstrap(ctx, origin)
-            basecache.save(ctx.runner, base, ctx.root)
+            basecache.save(ctx.runner, base, ctx.root, ctx.settings.cache_entries)
     origin.base = "hit" if found else "miss"
 
 
@@ -320,7 +320,8 @@ def save_stage(ctx: Context) -> None:
         ctx.runner.run(["apt-get", "clean"], chroot=ctx.root)
         if ctx.epoch is not None:  # clamped here, the overlay never copies a file up to clamp it
             reproducible.clamp_mtimes(ctx.root, ctx.epoch)
-        stagecache.save(ctx.runner, ctx.stack, ctx.workdir, ctx.root, origin.stage)
+        stagecache.save(ctx.runner, ctx.stack, ctx.workdir, ctx.root, origin.stage,
+                        limit=ctx.settings.cache_entries)
 
 
 def _mmdebstrap(ctx: Context) -> None:
