@@ -184,7 +184,7 @@ def test_the_stage_save_leaves_the_package_cache_s_files_alone(make_context: Mak
     ctx.origin = Origin(Bootstrapper.MMDEBSTRAP, "", Entry("k", tmp_path / "stages/k", stagecache.inputs(
         ctx.settings, [], "mmdebstrap", "0" * 64)), cached=False)
     saved: list[Path] = []
-    monkeypatch.setattr(stagecache, "save", lambda runner, stack, workdir, root, entry: saved.append(root))
+    monkeypatch.setattr(stagecache, "save", lambda runner, stack, workdir, root, entry, **_: saved.append(root))
     bootstrap.save_stage(ctx)
     assert saved == [ctx.root]
     assert shared.stat().st_mtime == downloaded  # not the epoch

@@ -144,7 +144,7 @@ REPO = PACKAGE.parent
 # of the package, named by its path below vmdebootstrap/ (or its last part), and maybe a name in it.
 NAMED = re.compile(r"(?<![\w/.-])((?:[a-z_]+/)*[a-z_]+)\.(py\b|[A-Za-z_]\w*)")
 # ... unless the dot begins a file's suffix: grub.cfg, extlinux.conf, boot.img.
-SUFFIXES = frozenset({"cfg", "conf", "img", "log", "json", "txt", "list", "sources", "deb", "iso", "efi", "lib",
+SUFFIXES = frozenset({"cfg", "conf", "xml", "img", "log", "json", "txt", "list", "sources", "deb", "iso", "efi", "lib",
                       "packages", "csv", "bin", "md", "yaml", "sh", "squashfs", "fd", "raw", "qcow2", "tar", "gz",
                       "service", "spdx", "cdx", "c32", "d"})
 
