@@ -102,7 +102,7 @@ integration: install test-tools
 	$(SESSION) $(BOARDS_OTHER_LOG) $(BIN)/pytest $(PYTEST_SESSION) -s -m "boards_armhf_riscv64" tests/integration tests/boot & \
 	    others=$$!; \
 	$(SESSION) $(SLOW_IMAGE_LOG) $(BIN)/pytest $(PYTEST_SESSION) -m "slow_image" tests/integration tests/boot & image=$$!; \
-	$(SESSION) $(FAULTS_LOG) $(BIN)/pytest $(PYTEST_SESSION) -s -m "faults" tests/faults & faults=$$!; \
+	$(SESSION) $(FAULTS_LOG) nice -n 10 $(BIN)/pytest $(PYTEST_SESSION) -s -m "faults" tests/faults & faults=$$!; \
 	$(SESSION) $(TRIXIE_HOST_LOG) $(BIN)/pytest $(PYTEST_SESSION) -s -m "trixie_host" tests/trixie_host & trixie=$$!; \
 	$(SESSION) $(PACKAGE_LOG) $(BIN)/pytest $(PYTEST_SESSION) -s -m "package" tests/package & package=$$!; \
 	$(SESSION) $(PIPELINE_LOG) $(BIN)/pytest $(PYTEST_SESSION) -s -m "pipeline" tests/pipeline & pipeline=$$!; \

@@ -111,13 +111,21 @@ def canary() -> Canary:
     return Canary()
 
 
+# How the tests start the tool for a build:
+# * at nice 10: make check's twelve sessions keep some twenty processes runnable on two cores,
+#   and the TCG guests the boot tests start beside them (at nice 0) must still name their
+#   disks and serial port within systemd's 90 s (a BIOS image's /boot and swap did not under a
+#   load of 22, 2026-12-06, and went to emergency mode);
+# * the shared cache keeps 30 stages and bases instead of 6: make check's sessions save some
+#   twenty, and the main session's warm rebuild must still find the live build's (it was
+#   evicted twice on 2026-12-06, once by a build of the other main session).
+TOOL = ("nice", "-n", "10", sys.executable, "-m", "vmdebootstrap", "--no-default-configs", "--cache-entries", "30")
+
+
 def vmdebootstrap(*args: str, env: dict[str, str] | None = None, timeout: int = 1500,
                   umask: int | None = None) -> subprocess.CompletedProcess[str]:
-    """A build as a user runs it, but seeing the canary's resolv.conf and host name.  The shared
-    cache keeps 30 stages and bases instead of 6: make check's sessions save some twenty while
-    the main session's warm rebuild waits to use the live build's (it was evicted, 2026-12-06)."""
-    command = canary().wrap([sys.executable, "-m", "vmdebootstrap", "--no-default-configs", "--cache-entries", "30",
-                             *args])
+    """A build as a user runs it (TOOL), but seeing the canary's resolv.conf and host name."""
+    command = canary().wrap([*TOOL, *args])
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=REPO,
                           env={**os.environ, **(env or {})}, check=False, umask=-1 if umask is None else umask)
 

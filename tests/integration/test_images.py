@@ -14,14 +14,13 @@ import pwd
 import re
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from ..conftest import REPO, loop_devices_of, our_mounts, vmdebootstrap, workdir_for
+from ..conftest import REPO, TOOL, loop_devices_of, our_mounts, vmdebootstrap, workdir_for
 
 pytestmark = pytest.mark.integration
 
@@ -216,7 +215,7 @@ def test_killed_image_build_leaks_no_loop_device(mirror: str, outdir: Path) -> N
     ready = outdir / "ready-killed-image"
     workdir = workdir_for(outdir, "killed-image")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "vmdebootstrap", "--no-default-configs", *MINIMAL_IMAGE, "--roottype", "xfs",
+        [*TOOL, *MINIMAL_IMAGE, "--roottype", "xfs",
          "--mirror", mirror, "--image", str(image), "--workdir", str(workdir)],
         cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True,
         env={**os.environ, "VMDEBOOTSTRAP_FAULT": "xfs-mounted:wait", "VMDEBOOTSTRAP_FAULT_READY": str(ready)},

@@ -11,13 +11,12 @@ import pwd
 import re
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from ..conftest import HOOKS, REPO, our_mounts, vmdebootstrap, workdir_for
+from ..conftest import HOOKS, REPO, TOOL, our_mounts, vmdebootstrap, workdir_for
 
 pytestmark = pytest.mark.integration
 
@@ -81,7 +80,7 @@ def test_signal_during_build_cleans_up(mirror: str, outdir: Path, signum: int) -
     ready = outdir / f"ready-{signum}"
     workdir = workdir_for(outdir, f"signal-{signum}")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "vmdebootstrap", "--no-default-configs", *MINIMAL, "--mirror", mirror,
+        [*TOOL, *MINIMAL, "--mirror", mirror,
          "--squash", str(squash), "--log", str(outdir / f"signal-{signum}.log"), "--workdir", str(workdir)],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "VMDEBOOTSTRAP_FAULT": "finish:wait", "VMDEBOOTSTRAP_FAULT_READY": str(ready)},
@@ -107,7 +106,7 @@ def test_sigkill_leaves_no_mount_and_next_build_removes_stale_workdir(mirror: st
     workdir = workdir_for(outdir, "killed")
     ready = outdir / "ready-kill"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "vmdebootstrap", "--no-default-configs", *MINIMAL, "--mirror", mirror,
+        [*TOOL, *MINIMAL, "--mirror", mirror,
          "--squash", str(outdir / "killed"), "--workdir", str(workdir)],
         cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         env={**os.environ, "VMDEBOOTSTRAP_FAULT": "users:wait", "VMDEBOOTSTRAP_FAULT_READY": str(ready)},
