@@ -53,9 +53,7 @@ unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit
 
 # The integration and boot tiers run together so that each image is built once and both
-# tiers read it.  The main session's native builds run as two sessions (MAIN_IMAGES_TESTS: the
-# disk images, the other releases, the failure cases).  Beside them run more, each printed
-# after it: the xfce
+# tiers read it.  Beside the main session run six more, each printed after it: the xfce
 # flavour (tests/integration/test_flavours.py: its build, Calamares' offline repository,
 # its boot to the display manager), the boards in three sessions (tests/integration/test_boards.py:
 # the arm64 u-boot image; the Raspberry Pi image; the BeagleBone and riscv64 images; each built
@@ -76,14 +74,6 @@ FAULTS_LOG := .pytest-faults.log
 TRIXIE_HOST_LOG := .pytest-trixie-host.log
 PACKAGE_LOG := .pytest-package.log
 PIPELINE_LOG := .pytest-pipeline.log
-MAIN_IMAGES_LOG := .pytest-main-images.log
-# The main session's native builds, in two sessions: the disk images, the other releases and
-# the failure cases here; the live ISO, its reproducibility and the host checks in the first.
-MAIN_MARKERS := (integration or boot) and not slow and not slow_image and not flavours \
-	and not boards_arm64 and not boards_raspi and not boards_armhf_riscv64
-MAIN_IMAGES_TESTS := tests/integration/test_images.py tests/boot/test_boot_images.py \
-	tests/integration/test_releases.py tests/boot/test_boot_releases.py \
-	tests/integration/test_disk_full_and_trust.py tests/integration/test_foreign.py
 FLAVOURS_LOG := .pytest-flavours.log
 BOARDS_ARM64_LOG := .pytest-boards-arm64.log
 BOARDS_RASPI_LOG := .pytest-boards-raspi.log
@@ -106,15 +96,12 @@ integration: install test-tools
 	$(SESSION) $(TRIXIE_HOST_LOG) $(BIN)/pytest $(PYTEST_SESSION) -s -m "trixie_host" tests/trixie_host & trixie=$$!; \
 	$(SESSION) $(PACKAGE_LOG) $(BIN)/pytest $(PYTEST_SESSION) -s -m "package" tests/package & package=$$!; \
 	$(SESSION) $(PIPELINE_LOG) $(BIN)/pytest $(PYTEST_SESSION) -s -m "pipeline" tests/pipeline & pipeline=$$!; \
-	$(SESSION) $(MAIN_IMAGES_LOG) $(BIN)/pytest $(PYTEST_SESSION) -m "$(MAIN_MARKERS)" $(MAIN_IMAGES_TESTS) & \
-	    mainimages=$$!; \
-	/usr/bin/time -f "$(TIME_FORMAT)" $(BIN)/pytest $(PYTEST_SESSION) -m "$(MAIN_MARKERS)" \
-	    $(patsubst %,--ignore=%,$(MAIN_IMAGES_TESTS)) tests/integration tests/boot; \
-	fast=$$?; wait $$mainimages; imagesrc=$$?; wait $$slow; slowrc=$$?; wait $$flavours; flavoursrc=$$?; wait $$image; imagerc=$$?; \
+	/usr/bin/time -f "$(TIME_FORMAT)" $(BIN)/pytest $(PYTEST_SESSION) -m "(integration or boot) and not slow and not slow_image and not flavours \
+	    and not boards_arm64 and not boards_raspi and not boards_armhf_riscv64" tests/integration tests/boot; \
+	fast=$$?; wait $$slow; slowrc=$$?; wait $$flavours; flavoursrc=$$?; wait $$image; imagerc=$$?; \
 	wait $$boards; boardsrc=$$?; wait $$raspi; raspirc=$$?; wait $$others; othersrc=$$?; \
 	wait $$faults; faultsrc=$$?; \
 	wait $$trixie; trixierc=$$?; wait $$package; packagerc=$$?; wait $$pipeline; pipelinerc=$$?; \
-	echo "==== session: main, disk images and releases ===="; cat $(MAIN_IMAGES_LOG); \
 	echo "==== session: arm64 live ISO (emulated) ===="; cat $(SLOW_LOG); \
 	echo "==== session: xfce flavour ===="; cat $(FLAVOURS_LOG); \
 	echo "==== session: arm64 disk image (emulated) ===="; cat $(SLOW_IMAGE_LOG); \
@@ -125,11 +112,11 @@ integration: install test-tools
 	echo "==== session: trixie host ===="; cat $(TRIXIE_HOST_LOG); \
 	echo "==== session: Debian package ===="; cat $(PACKAGE_LOG); \
 	echo "==== session: GitLab pipeline of a matrix ===="; cat $(PIPELINE_LOG); \
-	echo "integration+boot: main $$fast, main images $$imagesrc, arm64 ISO $$slowrc, xfce $$flavoursrc, arm64 image $$imagerc," \
+	echo "integration+boot: main $$fast, arm64 ISO $$slowrc, xfce $$flavoursrc, arm64 image $$imagerc," \
 	     "boards arm64 $$boardsrc, Raspberry Pi $$raspirc, boards armhf+riscv64 $$othersrc," \
 	     "faults $$faultsrc," \
 	     "trixie host $$trixierc, package $$packagerc, pipeline $$pipelinerc"; \
-	test $$fast = 0 && test $$imagesrc = 0 && test $$slowrc = 0 && test $$flavoursrc = 0 && test $$imagerc = 0 && test $$faultsrc = 0 \
+	test $$fast = 0 && test $$slowrc = 0 && test $$flavoursrc = 0 && test $$imagerc = 0 && test $$faultsrc = 0 \
 	     && test $$boardsrc = 0 && test $$raspirc = 0 && test $$othersrc = 0 \
 	     && test $$trixierc = 0 \
 	     && test $$packagerc = 0 && test $$pipelinerc = 0
