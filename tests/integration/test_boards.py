@@ -15,7 +15,7 @@ import pytest
 
 from .. import reprocheck, sbomcheck
 from ..conftest import ARM64_SEED, EMULATED_BOOT_APPEND, PASSWORD, our_mounts, vmdebootstrap, workdir_for
-from .test_images import label, mounted, partitions, probe
+from .test_images import label, mounted, partitions, probe, unmount
 
 pytestmark = pytest.mark.integration
 MiB = 1024 * 1024
@@ -172,7 +172,7 @@ def rerun_kernel_hook(image: Path, tmp_path: Path, boot_part: int | None) -> tup
         root = stack.enter_context(mounted(copy, root_part, tmp_path / "root", writable=True))
         if boot_part is not None:
             subprocess.run(["mount", "-t", "tmpfs", "boot", str(root / "boot")], check=True)
-            stack.callback(subprocess.run, ["umount", str(root / "boot")], check=True)
+            stack.callback(unmount, root / "boot")
             for name, content in fat_files(copy, parts[boot_part - 1]["start"]).items():
                 (root / "boot" / name).parent.mkdir(parents=True, exist_ok=True)
                 (root / "boot" / name).write_bytes(content)

@@ -60,7 +60,17 @@ def mounted(image: Path, part: dict[str, str], where: Path, writable: bool = Fal
     try:
         yield where
     finally:
-        subprocess.run(["umount", str(where)], check=True)
+        unmount(where)
+
+
+def unmount(where: Path) -> None:
+    """Unmount, waiting out what still holds the mount: a chroot's last emulated process exits
+    slowly under make check's load (umount said "busy" once, and the mount outlived the test)."""
+    for _ in range(60):
+        if subprocess.run(["umount", str(where)], capture_output=True, check=False).returncode == 0:
+            return
+        time.sleep(1)
+    subprocess.run(["umount", "--lazy", str(where)], check=True)
 
 
 @pytest.fixture(scope="module")
