@@ -52,6 +52,7 @@ defaults:
   mirror: {mirror}
   user: user/{PASSWORD}
   lock-root-password: true
+  seed: matrix-test
 axes:
   release: [trixie, bookworm]
   arch: [amd64]
@@ -198,7 +199,8 @@ def test_a_second_run_builds_from_the_caches_the_first_run_left(
         project: Path, pipeline: subprocess.CompletedProcess[str]) -> None:
     """The jobs' base and stage caches went through GitLab's caches (packed, stored by
     gitlab-ci-local, unpacked in a new job directory): a rerun of two build jobs skips the
-    bootstrap and the packages, and gives the same bytes."""
+    bootstrap and the packages, and gives the same bytes (the matrix's --seed makes the
+    password's salt and the identifiers the same)."""
     first = {cell: json.loads((artifacts(project, f"build {cell}") / "out" / CELLS[cell] / "report.json")
                               .read_text()) for cell in RERUN}
     done = run(["gitlab-ci-local", "--shell-isolation", "--concurrency", "1", "--no-artifacts-to-source",
