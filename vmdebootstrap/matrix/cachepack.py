@@ -37,12 +37,24 @@ def restore(cache: Path) -> list[str]:
             continue
         if (cache / KINDS[kind] / key / INFO).is_file():
             continue
-        (cache / KINDS[kind]).mkdir(parents=True, exist_ok=True)
-        done = processes.run(["tar", "--extract", "--file", os.fspath(tar), "--directory",
-                              os.fspath(cache / KINDS[kind]), "--preserve-permissions", *_TAR], timeout=3600)
-        said.append(f"{kind} {key}: " + ("restored" if done.returncode == 0 else
-                                         f"not restored: tar: {done.status}: {done.last_line}"))
+        said.append(f"{kind} {key}: " + _unpack(tar, cache / KINDS[kind], key))
     return said
+
+
+def _unpack(tar: Path, directory: Path, key: str) -> str:
+    """Unpack beside the entries and rename into place: tar writes info.json before the tree
+    is whole, and a killed job must not leave what looks like a complete entry (the next
+    build's cachestore.remove_partial deletes a ``.new-*`` left behind)."""
+    staging = directory / f".new-restore-{key}"
+    staging.mkdir(parents=True, exist_ok=True)
+    done = processes.run(["tar", "--extract", "--file", os.fspath(tar), "--directory", os.fspath(staging),
+                          "--preserve-permissions", *_TAR], timeout=3600)
+    if done.returncode != 0 or not (staging / key / INFO).is_file():
+        processes.run(["rm", "-rf", "--one-file-system", os.fspath(staging)])
+        return f"not restored: tar: {done.status}: {done.last_line or 'no ' + INFO}"
+    os.rename(staging / key, directory / key)
+    staging.rmdir()
+    return "restored"
 
 
 def _entries(cache: Path, keys: dict[str, Iterable[str]] | None) -> list[tuple[str, str]]:
