@@ -42,8 +42,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@
 
+# LIVE_OPTIONS: more options for that build (tests/trixie_host gives its guests longer to boot).
+LIVE_OPTIONS ?=
 live: install
-	$(BIN)/vmdebootstrap --config examples/live.conf
+	$(BIN)/vmdebootstrap --config examples/live.conf $(LIVE_OPTIONS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check vmdebootstrap tests benchmarks/run
@@ -53,7 +55,7 @@ unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit
 
 # The integration and boot tiers run together so that each image is built once and both
-# tiers read it.  Beside the main session run six more, each printed after it: the xfce
+# tiers read it.  Beside the main session run ten more, each printed after it: the xfce
 # flavour (tests/integration/test_flavours.py: its build, Calamares' offline repository,
 # its boot to the display manager), the boards in three sessions (tests/integration/test_boards.py:
 # the arm64 u-boot image; the Raspberry Pi image; the BeagleBone and riscv64 images; each built
@@ -61,18 +63,23 @@ unit: $(STAMP)
 # two arm64 builds under qemu-user emulation (the live ISO and the disk image: each
 # mostly one busy core for a quarter of an hour, with their boot tests), the fault
 # campaign (tests/faults: some fifty small builds made to fail or interrupted at every
-# step, two at a time), the trixie host (tests/trixie_host: the tool installed on a
-# Debian 13 root, its unit tier and `make live` there) and the Debian package
-# (tests/package: built, lintian-clean, installed with apt, a live ISO built and booted
-# by /usr/sbin/vmdebootstrap, purged) and a matrix's GitLab CI pipeline (tests/pipeline: the
+# step, two at a time) and after it the amd64 disk images (BIOS, UEFI, extlinux), the trixie
+# host (tests/trixie_host: the tool installed on a Debian 13 root, its unit tier and `make live`
+# there), the Debian package (tests/package: built, lintian-clean, installed with apt, a live
+# ISO built and booted by /usr/sbin/vmdebootstrap, purged) and after it the other releases'
+# ISOs (bookworm, forky, sid, i386), and a matrix's GitLab CI pipeline (tests/pipeline: the
 # file vmdebootstrap-matrix writes, run job by job by gitlab-ci-local: two minbase builds, a
-# live ISO and its boot job, the summary).  Any session failing fails the target; each
-# prints its duration.
+# live ISO and its boot job, the summary).  The images and releases sessions follow shorter
+# ones instead of running beside everything: on two cores the main session's length is make
+# check's, and more sessions at once starve the guests booting beside them
+# (docs/performance.md).  Any session failing fails the target; each prints its duration.
 SLOW_LOG := .pytest-slow.log
 SLOW_IMAGE_LOG := .pytest-slow-image.log
 FAULTS_LOG := .pytest-faults.log
+IMAGES_LOG := .pytest-images.log
 TRIXIE_HOST_LOG := .pytest-trixie-host.log
 PACKAGE_LOG := .pytest-package.log
+RELEASES_LOG := .pytest-releases.log
 PIPELINE_LOG := .pytest-pipeline.log
 FLAVOURS_LOG := .pytest-flavours.log
 BOARDS_ARM64_LOG := .pytest-boards-arm64.log
@@ -84,24 +91,28 @@ TIME_FORMAT := session time: %e s wall, %U s user, %S s system CPU
 SESSION := session() { log=$$1; shift; /usr/bin/time -f "$(TIME_FORMAT)" -o $$log.time "$$@" > $$log 2>&1; \
 	rc=$$?; cat $$log.time >> $$log; rm -f $$log.time; return $$rc; }; session
 PYTEST_SESSION := -v --durations=15
+INTEGRATION := $(BIN)/pytest $(PYTEST_SESSION) tests/integration tests/boot
 integration: install test-tools
-	@$(SESSION) $(SLOW_LOG) $(BIN)/pytest $(PYTEST_SESSION) -m "slow" tests/integration tests/boot & slow=$$!; \
-	$(SESSION) $(FLAVOURS_LOG) $(BIN)/pytest $(PYTEST_SESSION) -m "flavours" tests/integration tests/boot & flavours=$$!; \
-	$(SESSION) $(BOARDS_ARM64_LOG) $(BIN)/pytest $(PYTEST_SESSION) -s -m "boards_arm64" tests/integration tests/boot & boards=$$!; \
-	$(SESSION) $(BOARDS_RASPI_LOG) $(BIN)/pytest $(PYTEST_SESSION) -s -m "boards_raspi" tests/integration tests/boot & raspi=$$!; \
-	$(SESSION) $(BOARDS_OTHER_LOG) $(BIN)/pytest $(PYTEST_SESSION) -s -m "boards_armhf_riscv64" tests/integration tests/boot & \
-	    others=$$!; \
-	$(SESSION) $(SLOW_IMAGE_LOG) $(BIN)/pytest $(PYTEST_SESSION) -m "slow_image" tests/integration tests/boot & image=$$!; \
-	$(SESSION) $(FAULTS_LOG) nice -n 10 $(BIN)/pytest $(PYTEST_SESSION) -s -m "faults" tests/faults & faults=$$!; \
+	@$(SESSION) $(SLOW_LOG) $(INTEGRATION) -m "slow" & slow=$$!; \
+	$(SESSION) $(FLAVOURS_LOG) $(INTEGRATION) -m "flavours" & flavours=$$!; \
+	$(SESSION) $(BOARDS_ARM64_LOG) $(INTEGRATION) -s -m "boards_arm64" & boards=$$!; \
+	$(SESSION) $(BOARDS_RASPI_LOG) $(INTEGRATION) -s -m "boards_raspi" & raspi=$$!; \
+	$(SESSION) $(BOARDS_OTHER_LOG) $(INTEGRATION) -s -m "boards_armhf_riscv64" & others=$$!; \
+	$(SESSION) $(SLOW_IMAGE_LOG) $(INTEGRATION) -m "slow_image" & image=$$!; \
+	{ $(SESSION) $(FAULTS_LOG) nice -n 10 $(BIN)/pytest $(PYTEST_SESSION) -s -m "faults" tests/faults; \
+	  echo $$? > $(FAULTS_LOG).rc; $(SESSION) $(IMAGES_LOG) $(INTEGRATION) -m "images and not slow_image"; } & images=$$!; \
 	$(SESSION) $(TRIXIE_HOST_LOG) $(BIN)/pytest $(PYTEST_SESSION) -s -m "trixie_host" tests/trixie_host & trixie=$$!; \
-	$(SESSION) $(PACKAGE_LOG) $(BIN)/pytest $(PYTEST_SESSION) -s -m "package" tests/package & package=$$!; \
+	{ $(SESSION) $(PACKAGE_LOG) $(BIN)/pytest $(PYTEST_SESSION) -s -m "package" tests/package; \
+	  echo $$? > $(PACKAGE_LOG).rc; $(SESSION) $(RELEASES_LOG) $(INTEGRATION) -m "releases"; } & releases=$$!; \
 	$(SESSION) $(PIPELINE_LOG) $(BIN)/pytest $(PYTEST_SESSION) -s -m "pipeline" tests/pipeline & pipeline=$$!; \
-	/usr/bin/time -f "$(TIME_FORMAT)" $(BIN)/pytest $(PYTEST_SESSION) -m "(integration or boot) and not slow and not slow_image and not flavours \
-	    and not boards_arm64 and not boards_raspi and not boards_armhf_riscv64" tests/integration tests/boot; \
+	/usr/bin/time -f "$(TIME_FORMAT)" $(INTEGRATION) -m "(integration or boot) and not slow and not slow_image \
+	    and not flavours and not boards_arm64 and not boards_raspi and not boards_armhf_riscv64 and not images \
+	    and not releases"; \
 	fast=$$?; wait $$slow; slowrc=$$?; wait $$flavours; flavoursrc=$$?; wait $$image; imagerc=$$?; \
 	wait $$boards; boardsrc=$$?; wait $$raspi; raspirc=$$?; wait $$others; othersrc=$$?; \
-	wait $$faults; faultsrc=$$?; \
-	wait $$trixie; trixierc=$$?; wait $$package; packagerc=$$?; wait $$pipeline; pipelinerc=$$?; \
+	wait $$images; imagesrc=$$?; faultsrc=$$(cat $(FAULTS_LOG).rc); \
+	wait $$trixie; trixierc=$$?; wait $$releases; releasesrc=$$?; packagerc=$$(cat $(PACKAGE_LOG).rc); \
+	wait $$pipeline; pipelinerc=$$?; rm -f $(FAULTS_LOG).rc $(PACKAGE_LOG).rc; \
 	echo "==== session: arm64 live ISO (emulated) ===="; cat $(SLOW_LOG); \
 	echo "==== session: xfce flavour ===="; cat $(FLAVOURS_LOG); \
 	echo "==== session: arm64 disk image (emulated) ===="; cat $(SLOW_IMAGE_LOG); \
@@ -109,17 +120,18 @@ integration: install test-tools
 	echo "==== session: boards, Raspberry Pi (emulated) ===="; cat $(BOARDS_RASPI_LOG); \
 	echo "==== session: boards, armhf and riscv64 (emulated) ===="; cat $(BOARDS_OTHER_LOG); \
 	echo "==== session: fault campaign ===="; cat $(FAULTS_LOG); \
+	echo "==== session: amd64 disk images (after the fault campaign) ===="; cat $(IMAGES_LOG); \
 	echo "==== session: trixie host ===="; cat $(TRIXIE_HOST_LOG); \
 	echo "==== session: Debian package ===="; cat $(PACKAGE_LOG); \
+	echo "==== session: other releases (after the Debian package) ===="; cat $(RELEASES_LOG); \
 	echo "==== session: GitLab pipeline of a matrix ===="; cat $(PIPELINE_LOG); \
 	echo "integration+boot: main $$fast, arm64 ISO $$slowrc, xfce $$flavoursrc, arm64 image $$imagerc," \
 	     "boards arm64 $$boardsrc, Raspberry Pi $$raspirc, boards armhf+riscv64 $$othersrc," \
-	     "faults $$faultsrc," \
-	     "trixie host $$trixierc, package $$packagerc, pipeline $$pipelinerc"; \
+	     "faults $$faultsrc, amd64 images $$imagesrc, trixie host $$trixierc, package $$packagerc," \
+	     "releases $$releasesrc, pipeline $$pipelinerc"; \
 	test $$fast = 0 && test $$slowrc = 0 && test $$flavoursrc = 0 && test $$imagerc = 0 && test $$faultsrc = 0 \
-	     && test $$boardsrc = 0 && test $$raspirc = 0 && test $$othersrc = 0 \
-	     && test $$trixierc = 0 \
-	     && test $$packagerc = 0 && test $$pipelinerc = 0
+	     && test $$boardsrc = 0 && test $$raspirc = 0 && test $$othersrc = 0 && test $$imagesrc = 0 \
+	     && test $$trixierc = 0 && test $$packagerc = 0 && test $$releasesrc = 0 && test $$pipelinerc = 0
 
 # The fault campaign alone: prints its table of step x fault -> outcome.
 faults: install

@@ -259,12 +259,13 @@ def binfmt_ready() -> None:
 
 # test_reproducible builds the arm64 squashfs again: a clear-text password's salt is random without it.
 ARM64_SEED = ("--seed", "vmdb-arm64")
-# The emulated guests' boot tests run beside make check's other sessions, where a guest's
+# The slowest guests' boot tests run beside make check's other sessions, where a guest's
 # udev took more than systemd's 90 s to name its serial port and the serial getty never
 # started: riscv64's /dev/ttyS0 (alone it logged in after 97 s), then with a load of 10 both
-# arm64 UEFI boots' /dev/ttyAMA0.  Their kernel command line waits longer, through
-# --kernel-append (the Raspberry Pi's boot test adds the same itself).
-EMULATED_BOOT_APPEND = ("--kernel-append", "systemd.default_device_timeout_sec=600")
+# arm64 UEFI boots' /dev/ttyAMA0, then the xfce ISO's /dev/ttyS0 (its live-config took 5.7
+# minutes; the display manager started, the serial login never came).  Their kernel command
+# line waits longer, through --kernel-append (the Raspberry Pi's boot test adds the same itself).
+SLOW_GUEST_APPEND = ("--kernel-append", "systemd.default_device_timeout_sec=600")
 
 
 @pytest.fixture(scope="session")
@@ -274,7 +275,7 @@ def arm64(mirror: str, outdir: Path, binfmt_ready: None) -> Path:
     result = vmdebootstrap("--config", "examples/live-arm64.conf", "--squash", str(squash),
                            "--workdir", str(workdir_for(outdir, "arm64")),
                            "--iso", str(outdir / "arm64.iso"), "--mirror", mirror, "--user", f"user/{PASSWORD}",
-                           "--log", str(outdir / "arm64.log"), *ARM64_SEED, *EMULATED_BOOT_APPEND, timeout=3600)
+                           "--log", str(outdir / "arm64.log"), *ARM64_SEED, *SLOW_GUEST_APPEND, timeout=3600)
     assert result.returncode == 0, result.stderr[-3000:]
     return squash
 
@@ -321,7 +322,7 @@ def extlinux_image(mirror: str, outdir: Path) -> dict[str, object]:
 def arm64_image(mirror: str, outdir: Path, binfmt_ready: None) -> dict[str, object]:
     """examples/vm-arm64.conf under qemu-user emulation."""
     return image_build(mirror, outdir, "arm64.qcow2", "--config", "examples/vm-arm64.conf", "--no-boot-test",
-                       *EMULATED_BOOT_APPEND,
+                       *SLOW_GUEST_APPEND,
                        timeout=3600)
 
 
@@ -336,7 +337,7 @@ def board_build(mirror: str, outdir: Path, name: str, config: str, *args: str) -
 
 @pytest.fixture(scope="session")
 def uboot_arm64_image(mirror: str, outdir: Path, binfmt_ready: None) -> dict[str, object]:
-    return board_build(mirror, outdir, "uboot-arm64.img", "examples/uboot-arm64.conf", *EMULATED_BOOT_APPEND)
+    return board_build(mirror, outdir, "uboot-arm64.img", "examples/uboot-arm64.conf", *SLOW_GUEST_APPEND)
 
 
 @pytest.fixture(scope="session")
@@ -344,12 +345,12 @@ def beaglebone_image(mirror: str, outdir: Path, binfmt_ready: None) -> dict[str,
     """examples/beaglebone.conf (armhf, a FAT /boot with lba, the board's u-boot raw on the
     card), its console on QEMU virt's PL011 so that the boot tier can log in."""
     return board_build(mirror, outdir, "beaglebone.img", "examples/beaglebone.conf", "--serial-port", "ttyAMA0",
-                       *EMULATED_BOOT_APPEND)
+                       *SLOW_GUEST_APPEND)
 
 
 @pytest.fixture(scope="session")
 def riscv64_image(mirror: str, outdir: Path, binfmt_ready: None) -> dict[str, object]:
-    return board_build(mirror, outdir, "riscv64.img", "examples/riscv64.conf", *EMULATED_BOOT_APPEND)
+    return board_build(mirror, outdir, "riscv64.img", "examples/riscv64.conf", *SLOW_GUEST_APPEND)
 
 
 @pytest.fixture(scope="session")
@@ -365,6 +366,7 @@ def xfce_iso(mirror: str, outdir: Path) -> dict[str, object]:
     log = outdir / "xfce.log"
     result = vmdebootstrap("--config", "examples/flavours/xfce.conf", "--no-recommends", "--iso", str(iso),
                            "--mirror", mirror, "--user", f"user/{PASSWORD}", "--no-boot-test",
-                           "--workdir", str(workdir_for(outdir, "xfce")), "--log", str(log), timeout=3000)
+                           "--workdir", str(workdir_for(outdir, "xfce")), "--log", str(log),
+                           *SLOW_GUEST_APPEND, timeout=3000)
     assert result.returncode == 0, result.stderr[-3000:]
     return {"iso": iso, "log": log, "result": result}

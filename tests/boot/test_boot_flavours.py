@@ -11,7 +11,7 @@ from vmdebootstrap.boot import console as boot_console
 from vmdebootstrap.boot.check import SERIAL_ENTRY_KEYS
 from vmdebootstrap.boot.qemu import BootTarget
 
-from ..conftest import PASSWORD
+from ..conftest import PASSWORD, SLOW_GUEST_APPEND
 from .test_boot_iso import no_qemu_left
 
 pytestmark = [pytest.mark.boot, pytest.mark.flavours]
@@ -28,6 +28,7 @@ def test_the_xfce_iso_boots_to_its_display_manager(xfce_iso: dict[str, object], 
                                     grub_entry_keys=SERIAL_ENTRY_KEYS, sudo=True)
     console = result.console_log.read_text(errors="replace")
     assert result.passed, f"{result.verdict}\n{console[-3000:]}"
+    assert SLOW_GUEST_APPEND[1] in result.cmdline  # the build's --kernel-append reached the guest
     assert result.display_manager == "active" and "display manager active on seat0" in result.verdict
     assert result.screenshot is not None and result.screenshot.read_bytes().startswith(PNG_MAGIC)
     assert result.screenshot.stat().st_size > 10_000  # a drawn screen, not a blank one

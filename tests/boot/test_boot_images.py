@@ -22,7 +22,7 @@ from vmdebootstrap.boot import qemu
 from ..conftest import PASSWORD
 from .test_boot_iso import no_qemu_left
 
-pytestmark = pytest.mark.boot
+pytestmark = [pytest.mark.boot, pytest.mark.images]
 
 
 def boot_disk(image: object, arch: str, firmware: str, workdir: Path, timeout: int = 900) -> boot_console.BootResult:

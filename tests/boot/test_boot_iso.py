@@ -18,7 +18,7 @@ from vmdebootstrap.boot import console as boot_console
 from vmdebootstrap.boot import qemu
 from vmdebootstrap.boot.check import SERIAL_ENTRY_KEYS
 
-from ..conftest import EMULATED_BOOT_APPEND, PASSWORD
+from ..conftest import PASSWORD, SLOW_GUEST_APPEND
 
 pytestmark = pytest.mark.boot
 
@@ -65,7 +65,7 @@ def test_arm64_live_iso_boots_with_secure_boot(arm64: Path, tmp_path: Path) -> N
     console = result.console_log.read_text(errors="replace")
     assert result.passed, f"{result.verdict}\n{console[-3000:]}"
     assert "boot=live" in result.cmdline and "console=ttyAMA0" in result.cmdline
-    assert EMULATED_BOOT_APPEND[1] in result.cmdline  # --kernel-append reached the GRUB menus
+    assert SLOW_GUEST_APPEND[1] in result.cmdline  # --kernel-append reached the GRUB menus
     assert result.root_fstype == "overlay"
     assert result.secure_boot and result.lockdown == "integrity", result.verdict
     assert no_qemu_left(iso)

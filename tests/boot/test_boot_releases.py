@@ -9,7 +9,7 @@ import pytest
 from ..conftest import PASSWORD
 from .test_boot_iso import boot, no_qemu_left
 
-pytestmark = pytest.mark.boot
+pytestmark = [pytest.mark.boot, pytest.mark.releases]
 
 
 def logs_in(built: dict[str, object], arch: str, firmware: str, workdir: Path) -> str:
@@ -27,10 +27,10 @@ def logs_in(built: dict[str, object], arch: str, firmware: str, workdir: Path) -
     return f"login after {result.seconds_to_login:.0f} s; {result.verdict}"
 
 
-@pytest.mark.parametrize("firmware", ["bios", "uefi"])
-def test_bookworm_iso_boots(bookworm_iso: dict[str, object], firmware: str, tmp_path: Path) -> None:
-    """Built with --no-secure-boot: GRUB made by grub-mkimage, booted by plain UEFI."""
-    print(f"bookworm {firmware}: {logs_in(bookworm_iso, 'amd64', firmware, tmp_path)}")
+def test_bookworm_iso_boots_with_uefi(bookworm_iso: dict[str, object], tmp_path: Path) -> None:
+    """Built with --no-secure-boot: GRUB made by grub-mkimage, booted by plain UEFI.  Bookworm's
+    BIOS path (ISOLINUX) is booted by the i386 ISO below: one boot less for make check."""
+    print(f"bookworm uefi: {logs_in(bookworm_iso, 'amd64', 'uefi', tmp_path)}")
 
 
 def test_forky_iso_boots_with_secure_boot(forky_iso: dict[str, object], tmp_path: Path) -> None:

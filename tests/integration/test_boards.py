@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from .. import reprocheck, sbomcheck
-from ..conftest import ARM64_SEED, EMULATED_BOOT_APPEND, PASSWORD, our_mounts, vmdebootstrap, workdir_for
+from ..conftest import ARM64_SEED, PASSWORD, SLOW_GUEST_APPEND, our_mounts, vmdebootstrap, workdir_for
 from .test_images import label, mounted, partitions, probe, unmount
 
 pytestmark = pytest.mark.integration
@@ -44,7 +44,7 @@ def check_u_boot_root(root: Path, image: Path, parts: list[dict[str, str]], cons
     config = (root / "boot/extlinux/extlinux.conf").read_text()
     root_uuid = probe(image, parts[-1])["UUID"]
     entries = extlinux_entries(config)
-    appended = EMULATED_BOOT_APPEND[1]
+    appended = SLOW_GUEST_APPEND[1]
     assert ("append", f"root=UUID={root_uuid} ro quiet console=tty0 console={console} {appended}") in entries, config
     for kind, path in entries:
         if kind in ("linux", "initrd"):
@@ -97,6 +97,9 @@ def test_beaglebone_image_layout_and_payload(beaglebone_image: dict[str, object]
         [md5sums] = (root / "var/lib/dpkg/info").glob("u-boot-omap*.md5sums")  # :armhf (Multi-Arch: same)
         sums = dict(reversed(line.split(maxsplit=1)) for line in md5sums.read_text().splitlines())
         fstab = (root / "etc/fstab").read_text()
+        # An armhf system throughout: 32-bit ARM programs (usr-merged: /bin is usr/bin).
+        ls = (root / "usr/bin/ls").read_bytes()
+        assert ls[:4] == b"\x7fELF" and ls[4] == 1 and int.from_bytes(ls[18:20], "little") == 0x28
         for name, offset in (("MLO", 128 * 1024), ("u-boot.img", 384 * 1024)):
             path = f"usr/lib/u-boot/am335x_evm/{name}"
             shipped = (root / path).read_bytes()
@@ -217,7 +220,7 @@ def test_the_u_boot_image_is_reproducible(uboot_arm64_image: dict[str, object], 
     result = vmdebootstrap("--config", "examples/uboot-arm64.conf", "--no-boot-test", "--distribution", "trixie",
                            "--image", str(again), "--mirror", mirror, "--user", f"user/{PASSWORD}",
                            "--serial-console", "--workdir", str(workdir_for(outdir, "uboot-arm64-again")),
-                           "--log", str(outdir / "uboot-arm64-again.log"), *ARM64_SEED, *EMULATED_BOOT_APPEND,
+                           "--log", str(outdir / "uboot-arm64-again.log"), *ARM64_SEED, *SLOW_GUEST_APPEND,
                            env={"TZ": "Asia/Tokyo"}, umask=0o077, timeout=3600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "from the stage cache" in (outdir / "uboot-arm64-again.log").read_text()

@@ -108,6 +108,7 @@ def test_the_live_root_and_iso_hold_nothing_of_the_host(live: dict[str, object],
     assert leaks_in_initramfs(squash / "initrd.img", wanted) == {}
 
 
+@pytest.mark.images  # in the session that builds bios_image
 def test_the_disk_image_holds_nothing_of_the_host(bios_image: dict[str, object], outdir: Path,
                                                   tmp_path: Path) -> None:
     """Every file of its /boot and root filesystems, the initramfs unpacked (debugfs rdump)."""

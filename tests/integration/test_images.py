@@ -22,7 +22,7 @@ import pytest
 
 from ..conftest import REPO, TOOL, loop_devices_of, our_mounts, vmdebootstrap, workdir_for
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.images]
 
 
 def partitions(image: Path) -> list[dict[str, str]]:

@@ -11,7 +11,7 @@ import pytest
 
 from ..conftest import https_variant, our_mounts
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.releases]
 
 
 def el_torito(iso: Path) -> str:

@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from .. import reprocheck, sbomcheck
-from ..conftest import ARM64_SEED, EMULATED_BOOT_APPEND, PASSWORD, our_mounts, vmdebootstrap, workdir_for
+from ..conftest import ARM64_SEED, PASSWORD, SLOW_GUEST_APPEND, our_mounts, vmdebootstrap, workdir_for
 
 pytestmark = pytest.mark.integration
 
@@ -143,7 +143,7 @@ def test_arm64_squashfs_is_reproducible(arm64: Path, mirror: str, outdir: Path) 
     result = vmdebootstrap("--config", "examples/live-arm64.conf", "--squash", str(twin / "arm64"),
                            "--workdir", str(workdir_for(outdir, "arm64-twin")), "--iso", str(twin / "arm64.iso"),
                            "--mirror", mirror, "--user", f"user/{PASSWORD}", "--log", str(outdir / "arm64-twin.log"),
-                           *ARM64_SEED, *EMULATED_BOOT_APPEND,
+                           *ARM64_SEED, *SLOW_GUEST_APPEND,
                            env=OTHER_ENVIRONMENT, umask=0o077, timeout=3600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "from the stage cache" in (outdir / "arm64-twin.log").read_text()

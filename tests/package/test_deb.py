@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from ..conftest import PASSWORD, REPO, our_mounts, workdir_for
+from ..conftest import PASSWORD, REPO, SLOW_GUEST_APPEND, our_mounts, workdir_for
 from ..report_schema import validate
 
 pytestmark = [pytest.mark.integration, pytest.mark.package]
@@ -79,6 +79,7 @@ def build_and_boot(tmp: Path, mirror: str, outdir: Path) -> tuple[subprocess.Com
         ["/usr/sbin/vmdebootstrap", "--no-default-configs", "--iso", str(iso), "--distribution", "trixie",
          "--mirror", mirror, "--user", f"user/{PASSWORD}", "--sudo", "--lock-root-password",
          "--package", "live-boot,live-config,live-config-systemd", "--boot-test", "--boot-firmware", "bios",
+         *SLOW_GUEST_APPEND, "--boot-timeout", "1800",
          "--no-stage-cache", "--report", str(report), "--log", str(tmp / "build.log"),
          "--workdir", str(workdir_for(outdir, "deb"))],
         cwd=tmp, env=ENV, capture_output=True, text=True, timeout=3600, check=False)

@@ -43,6 +43,8 @@ package = live-boot, live-config, live-config-systemd
 sudo = yes
 hostname = matrix-live
 iso = live.iso
+# its boot job runs beside make check's other sessions (tests/conftest.py: SLOW_GUEST_APPEND)
+kernel-append = systemd.default_device_timeout_sec=600
 """
 
 
@@ -63,7 +65,7 @@ exclude:
   - {{release: bookworm, config: live}}
 overrides:
   - match: {{config: live}}
-    options: {{boot-test: true, boot-firmware: [bios]}}
+    options: {{boot-test: true, boot-firmware: [bios], boot-timeout: 1800}}
 cache:
   apt-proxy: {DEAD_PROXY}
 """

@@ -185,19 +185,24 @@ def test_the_failed_command_is_found_behind_the_error() -> None:
 def test_stopping_a_command_waits_for_its_whole_process_group(tmp_path: Path) -> None:
     """The leader dies at SIGTERM; a child of its group that is still finishing a file
     (tar's compressor child inside creat()) is waited for, so nothing appears afterwards."""
-    made = tmp_path / "made-late"
-    script = f'(trap "" TERM; sleep 0.5; touch {made}) & exec sleep 100'
+    made, ready = tmp_path / "made-late", tmp_path / "ignoring-sigterm"
+    script = f'(trap "" TERM; touch {ready}; sleep 0.5; touch {made}) & exec sleep 100'
     proc = subprocess.Popen(["sh", "-c", script], start_new_session=True, text=True)
-    time.sleep(0.2)  # the background child exists and ignores SIGTERM
+    # The background child exists and ignores SIGTERM (a fixed 0.2 s was not enough under
+    # make check's load: the child had not set its trap yet, and SIGTERM ended it).
+    while not ready.exists():
+        time.sleep(0.01)
     run.stop_process_group(proc)
     assert made.exists()  # waited for: it was made before stop_process_group returned
     assert run.live_members(proc.pid) == []
 
 
 def test_a_group_that_outlives_the_grace_is_killed(tmp_path: Path) -> None:
-    script = '(trap "" TERM; exec sleep 100) & exec sleep 100'
+    ready = tmp_path / "ignoring-sigterm"
+    script = f'(trap "" TERM; touch {ready}; exec sleep 100) & exec sleep 100'
     proc = subprocess.Popen(["sh", "-c", script], start_new_session=True, text=True)
-    time.sleep(0.2)
+    while not ready.exists():
+        time.sleep(0.01)
     run.stop_process_group(proc, grace=0.5)
     assert run.live_members(proc.pid) == []
 
