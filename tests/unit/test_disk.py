@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from vmdebootstrap import architectures, disk, loop, settings
+from vmdebootstrap import architectures, disk, imageoptions, loop
 from vmdebootstrap.bootloaders import extlinux, grub
 from vmdebootstrap.errors import UsageError
 from vmdebootstrap.options import OPTIONS, default_of
 from vmdebootstrap.outputs import image
+from vmdebootstrap.parsed import Parsed
 
 from .conftest import MakeContext, Vmd
 
@@ -28,7 +29,7 @@ def values(**overrides: object) -> disk.Request:
     result = {o.name: default_of(o) for o in OPTIONS}
     result.update({"image": "x.img", "size": 2 * 10**9})
     result.update({k.replace("_", "-"): v for k, v in overrides.items()})
-    return settings._disk_request(settings.Parsed(result), architectures.ARCHITECTURES["amd64"])
+    return imageoptions.disk_request(Parsed(result), architectures.ARCHITECTURES["amd64"])
 
 
 def roles(layout: disk.Layout) -> list[tuple[int, str, str]]:
