@@ -232,8 +232,9 @@ OPTIONS: tuple[Option, ...] = (
            choices=tuple(b.value for b in Bootstrapper)),
     Option("variant", "str", "", "debootstrap variant: minbase, buildd, ... (default: debootstrap's)",
            _G_BOOT, "VARIANT", parse=_V.variant),
-    Option("components", "list", ["main"], "archive components (main, contrib, non-free, non-free-firmware)",
-           _G_BOOT, "COMP", choices=("main", "contrib", "non-free", "non-free-firmware")),
+    Option("components", "list", ["main"], "archive components (main, contrib, non-free, non-free-firmware): "
+           "comma-separated or repeated",
+           _G_BOOT, "COMP", parse=_V.component_names, choices=("main", "contrib", "non-free", "non-free-firmware")),
     Option("keyring", "str", "", "keyring to check the Release file with (default: the archive keyring)",
            _G_BOOT, "FILE", parse=_V.existing_file, reads=True),
     Option("check-gpg", "bool", True, "check the archive signatures (--no-check-gpg is insecure)", _G_BOOT),

@@ -263,6 +263,12 @@ def package_names(raw: Any) -> tuple[str, ...]:
     return tuple(name for value in raw for name in str(value).replace(",", " ").split())
 
 
+def component_names(raw: Any) -> tuple[str, ...]:
+    """--components main,contrib as in a config file's list (debootstrap's --components takes
+    the same): an archive component's name never holds a comma.  Each once, in the given order."""
+    return tuple(dict.fromkeys(package_names(raw)))
+
+
 def password(text: str, where: str) -> tuple[str, bool]:
     """(password, hashed).  'hashed:$y$...' carries a crypt(3) hash; weak ones are refused."""
     if not text.startswith(HASHED_PREFIX):
