@@ -124,9 +124,10 @@ OPTIONS: tuple[Option, ...] = (
            _G_OUT, "FILE", parse=_V.path, output="file", boots="iso"),
     Option("iso-label", "str", "", "volume label of the ISO (default: DEBIAN_LIVE_<SUITE>_<ARCH>)", _G_OUT,
            "LABEL"),
-    Option("kernel-append", "str", "", "extra kernel parameters for the ISO's menu entries and for "
-           "u-boot's extlinux.conf (U_BOOT_PARAMETERS)", _G_OUT,
-           "PARAMS"),
+    Option("kernel-append", "str", "", "extra kernel parameters for every boot entry the build writes: "
+           "the ISO's menu entries, a disk image's GRUB (GRUB_CMDLINE_LINUX) and extlinux entries, u-boot's "
+           "extlinux.conf (U_BOOT_PARAMETERS) and a Raspberry Pi's cmdline.txt (/etc/default/raspi-extra-cmdline)",
+           _G_OUT, "PARAMS", parse=_V.kernel_parameters),
     Option("iso-archive", "bool", False,
            "put an apt repository on the ISO (dists/, pool/) with what an installer installs from it offline: "
            "GRUB for BIOS and UEFI, shim, efibootmgr, cryptsetup and its initramfs hook, the kernel (on whenever "
@@ -232,8 +233,9 @@ OPTIONS: tuple[Option, ...] = (
            choices=tuple(b.value for b in Bootstrapper)),
     Option("variant", "str", "", "debootstrap variant: minbase, buildd, ... (default: debootstrap's)",
            _G_BOOT, "VARIANT", parse=_V.variant),
-    Option("components", "list", ["main"], "archive components (main, contrib, non-free, non-free-firmware)",
-           _G_BOOT, "COMP", choices=("main", "contrib", "non-free", "non-free-firmware")),
+    Option("components", "list", ["main"], "archive components (main, contrib, non-free, non-free-firmware): "
+           "comma-separated or repeated",
+           _G_BOOT, "COMP", parse=_V.component_names, choices=("main", "contrib", "non-free", "non-free-firmware")),
     Option("keyring", "str", "", "keyring to check the Release file with (default: the archive keyring)",
            _G_BOOT, "FILE", parse=_V.existing_file, reads=True),
     Option("check-gpg", "bool", True, "check the archive signatures (--no-check-gpg is insecure)", _G_BOOT),

@@ -1,9 +1,10 @@
 """Validated, typed, frozen settings: what a build is asked to do.
 
 ``validate()`` turns the raw option values (cli.py) into one ``Settings`` object.  It
-applies the old tool's checks first, in its order and words (vmdebootstrap-features.md
-§1.3), then parses every option with the parser its table entry names (options.py), then
-the checks that relate options to each other.  It reads the filesystem but changes
+applies the old tool's checks first, in its order and words (oldtool.py), then parses every
+option with the parser its table entry names (parsed.py, options.py), then the checks that
+relate options to each other; a disk image's request and the boot test's come from
+imageoptions.py and boottestoptions.py.  It reads the filesystem but changes
 nothing: every UsageError comes before any side effect.  Code after validation reads
 attributes of ``Settings``, never option names.
 """
@@ -12,24 +13,21 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Literal
 
-from . import architectures, boards, bootloaders, disk, hooks, identity, releases, values
+from . import architectures, boards, boottestoptions, disk, hooks, identity, releases, values
 from .architectures import Architecture
 from .boards import Board
+from .boottestoptions import BootTest
 from .errors import UsageError
-from .options import BY_NAME, OPTIONS, OUTPUTS, parsed, redacted
+from .imageoptions import disk_request, serial_port, with_board
+from .oldtool import check_as_the_old_tool, check_uefi_as_the_old_tool
+from .options import BY_NAME, OPTIONS, OUTPUTS, redacted
+from .parsed import Parsed
 from .releases import Release
 from .values import Bootstrapper, Compression, Invalid, User
-
-MIN_IMAGE_SIZE = 100_000_000  # bytes; #811464
-OLD_DEFAULT_ESP_SIZE = 5 * 1024 * 1024
-# parted's partition flags (parted(8), "set").
-PARTED_FLAGS = ("boot", "root", "swap", "hidden", "raid", "lvm", "lba", "legacy_boot", "irst", "esp", "palo",
-                "bios_grub", "msftres", "msftdata", "prep", "diag", "chromeos_kernel", "bls_boot")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,15 +46,6 @@ class Bootstrap:
     check_gpg: bool  # False with --no-check-gpg (or --debootstrapopts no-check-gpg)
     check_valid_until: bool  # False with --no-check-valid-until: an expired Release file is taken
     script: Path | None  # debootstrap's script for a release it does not know yet; None: its own
-
-
-@dataclasses.dataclass(frozen=True)
-class BootTest:
-    firmwares: tuple[str, ...]
-    timeout: int
-    user: User  # logs in: the first --user with a plaintext password
-    image: Path | None  # --boot-test-only FILE; None: what this build makes
-    display: bool = False  # --boot-test-display: a desktop's display manager, and a screenshot
 
 
 @dataclasses.dataclass(frozen=True)
@@ -181,109 +170,7 @@ def _check_hook(script: str) -> None:
         raise UsageError(f"--customize {script}: refused: {problem}")
 
 
-# -- the old tool's checks, in its order and words (§1.3) -------------------------------------
-
-
-def _check_as_the_old_tool(raw: Mapping[str, object], ask: releases.MirrorAnswer | None) -> Release:
-    """The old tool's checks of the outputs and the release; returns the release."""
-    image, tarball, squash, iso = (str(raw[name]) for name in ("image", "tarball", "squash", "iso"))
-    if squash and image:
-        raise UsageError("--image can no longer be used with --squash")
-    if not any(raw[option.name] for option in OUTPUTS):  # the old tool's words name the old tool's kinds
-        raise UsageError("You must give disk image filename or use either a tarball filename or use squash")
-    if int(str(raw["size"])) <= MIN_IMAGE_SIZE:
-        raise UsageError(f"A size of {raw['size']} bytes is too small for a bootstrap.")
-    dist = str(raw["distribution"])
-    if not _bootstrappable(dist, Path(str(raw["debootstrap-scripts"]))):
-        raise UsageError(f"{dist} is not a valid debootstrap codename.")
-    release = releases.resolve(dist, str(raw["distribution-like"]), ask)
-    if raw["apt-mirror"] and not raw["configure-apt"]:
-        raise UsageError("--apt-mirror requires --configure-apt as well.")
-    if raw["convert-qcow2"] and not image:
-        raise UsageError("--convert-qcow2 can only be used with --image.")
-    if image and tarball:
-        raise UsageError("Use --image or --tarball, not both.")
-    if squash and tarball:
-        raise UsageError("Use --squash or --tarball, not both.")
-    if iso and (tarball or image):
-        raise UsageError(f"Use --iso or {'--tarball' if tarball else '--image'}, not both.")
-    if release.systemd and not raw["systemd-networkd"] and not raw["update-initramfs"]:
-        raise UsageError("Disabling systemd-networkd for jessie and later requires updating the initramfs.")
-    if not release.ext4_boots and image and raw["roottype"] == "ext4":
-        raise UsageError(
-            "Wheezy images using ext4 will not be able to boot. Please use --roottype ext2 or --roottype ext3")
-    arch = architectures.ARCHITECTURES.get(str(raw["arch"])) if raw["arch"] else architectures.host()
-    loader = bootloaders.REGISTRY.get(chosen_bootloader(str(raw["bootloader"] or ""), bool(raw["use-uefi"]),
-                                                        bool(raw["grub"]), bool(raw["extlinux"]), arch))
-    if image and raw["roottype"] == "btrfs" and loader and "btrfs" in loader.unbootable_roots:
-        raise UsageError(f"{loader.name} is not yet supported on btrfs. Use grub.")
-    return release
-
-
-def _bootstrappable(dist: str, scripts: Path) -> bool:
-    """debootstrap has a script for ``dist``, or it is a release newer than all it has scripts for."""
-    if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]*$", dist):
-        return False
-    if (scripts / dist).is_file():
-        return True
-    name = releases.codename(dist)
-    return name in releases.known() and releases.debootstrap_script(scripts, releases.get(name)) is not None
-
-
-def _check_uefi_as_the_old_tool(raw: Mapping[str, object], release: Release) -> None:
-    arch = architectures.ARCHITECTURES.get(str(raw["arch"])) if raw["arch"] else architectures.host()
-    arch_name = str(raw["arch"]) or (arch.name if arch else "")
-    # The old default (5 MiB) still appears in dumped old configurations: not an error.
-    if raw["esp-size"] not in (BY_NAME["esp-size"].default, OLD_DEFAULT_ESP_SIZE) and not raw["use-uefi"]:
-        raise UsageError("You must specify use-uefi for esp-size to have effect")
-    if not raw["use-uefi"]:
-        return
-    if arch is None or arch.efi is None:
-        raise UsageError(f"{arch_name} is not a supported UEFI architecture")
-    if raw["bootsize"] or raw["bootoffset"]:
-        raise UsageError("A separate boot partition is not supported with UEFI")
-    if not raw["grub"]:
-        raise UsageError("UEFI without Grub is not supported.")
-    if release.uefi_arches is not None and arch_name not in release.uefi_arches:
-        raise UsageError(f"Only {' and '.join(release.uefi_arches)} supports UEFI in {release.name.capitalize()}")
-
-
 # -- every option through its parser ---------------------------------------------------------------
-
-
-T = TypeVar("T")
-
-
-class Parsed:
-    """Every setting's typed value by option name: validation's own view, never a Settings field."""
-
-    def __init__(self, raw: Mapping[str, object]) -> None:
-        self.values: dict[str, object] = {}
-        for option in OPTIONS:
-            if option.cli_only:
-                continue
-            try:
-                self.values[option.name] = parsed(option, raw[option.name])
-            except Invalid as exc:
-                raise UsageError(f"--{option.name} {raw[option.name]}: {exc}") from None
-
-    def get(self, name: str, cls: type[T]) -> T:
-        value = self.values[name]
-        if not isinstance(value, cls):
-            raise TypeError(f"--{name}: parsed into {type(value).__name__}, not {cls.__name__}")
-        return value
-
-    def optional(self, name: str, cls: type[T]) -> T | None:
-        return None if self.values[name] is None else self.get(name, cls)
-
-    def text(self, name: str) -> str:
-        return self.get(name, str)
-
-    def flag(self, name: str) -> bool:
-        return self.get(name, bool)
-
-    def number(self, name: str) -> int:
-        return self.get(name, int)
 
 
 def _check_output_paths(outputs: Mapping[str, Path]) -> None:
@@ -310,61 +197,6 @@ def _outputs(v: Parsed) -> dict[str, Path]:
             if (path := v.optional(option.name, Path)) is not None}
 
 
-def chosen_bootloader(bootloader: str, use_uefi: bool, grub: bool, extlinux: bool, arch: Architecture | None) -> str:
-    """--bootloader, else what the old options say (--extlinux is on by default, as it was).
-    Where there is no PC BIOS, extlinux means the file u-boot reads: /boot/extlinux/extlinux.conf."""
-    if bootloader:
-        return bootloader
-    if use_uefi or grub:
-        return "grub-efi" if use_uefi else "grub-pc"
-    if not extlinux:
-        return "none"
-    return "extlinux" if arch is None or arch.pc_bios else "u-boot"
-
-
-def _disk_request(v: Parsed, arch: Architecture) -> disk.Request:
-    """The disk image's layout and bootloader; raises when they do not go together or do not fit."""
-    bootloader = chosen_bootloader(v.text("bootloader"), v.flag("use-uefi"), v.flag("grub"), v.flag("extlinux"), arch)
-    if bootloader not in bootloaders.REGISTRY:
-        raise UsageError(f"--bootloader {bootloader}: use one of {', '.join(bootloaders.NAMES)}")
-    entry = bootloaders.REGISTRY[bootloader]
-    board = boards.BOARDS.get(v.text("board"))
-    if entry.name == "raspi" and (board is None or not board.firmware_partition):
-        raise UsageError("--bootloader raspi is a Raspberry Pi's: give --board " + " or ".join(
-            b.name for b in boards.BOARDS.values() if b.bootloader == "raspi"))
-    boot_fs = v.text("boottype") if v.number("bootsize") else ""
-    if v.text("bootflag") and v.text("bootflag") not in PARTED_FLAGS:
-        raise UsageError(f"--bootflag {v.text('bootflag')}: not a parted flag ({', '.join(PARTED_FLAGS)})")
-    _check_bootloader(entry, arch, v.text("roottype"), boot_fs, v.flag("mbr"))
-    if v.flag("uefi-ia32") and not (entry.esp and arch.efi_companion):
-        raise UsageError("--uefi-ia32 adds 32-bit UEFI GRUB to an amd64 --use-uefi image")
-    request = disk.Request(
-        size=v.number("size"), table=v.text("part-type"), root_fs=v.text("roottype"),
-        boot_size=v.number("bootsize"), boot_fs=boot_fs, offset=v.number("bootoffset"), flag=v.text("bootflag"),
-        swap=v.number("swap"), esp_size=v.number("esp-size") if entry.esp else 0, bootloader=bootloader,
-        bios_grub=entry.bios_grub and arch.pc_bios, legacy_boot=entry.legacy_boot, uefi_ia32=v.flag("uefi-ia32"),
-        mbr=v.flag("mbr"), sparse=v.flag("sparse"),
-        firmware_size=board.firmware_partition if board else 0, labels=board.labels if board else (),
-        # The old tool wrote raw bytes into a FILE.qcow2 without --convert-qcow2; the name says qcow2.
-        qcow2=v.flag("convert-qcow2") or v.get("image", Path).suffix == ".qcow2",
-    )
-    disk.plan(request)  # raises when the partitions do not fit
-    return request
-
-
-def _check_bootloader(entry: bootloaders.Entry, arch: Architecture, root_fs: str, boot_fs: str, mbr: bool) -> None:
-    """What the bootloader's registry entry says it cannot do (bootloaders/__init__.py)."""
-    if entry.pc_bios and not arch.pc_bios:
-        raise UsageError(f"--bootloader {entry.name} boots through a PC BIOS: {arch.name} has none")
-    if root_fs in entry.unbootable_roots:
-        raise UsageError(f"{entry.name} cannot boot from {root_fs}. Use grub.")
-    if boot_fs in entry.unbootable_boots:
-        raise UsageError(f"{entry.name} installs into the /boot filesystem, not {boot_fs}: {entry.why_not_boot}")
-    if mbr and not entry.mbr:
-        takers = " or ".join(e.name for e in bootloaders.REGISTRY.values() if e.mbr)
-        raise UsageError(f"--mbr writes an MBR for {takers}; {entry.name} writes its own")
-
-
 def _script(scripts: Path, release: Release) -> Path | None:
     """The script debootstrap needs named for ``release`` (None: it has the release's own)."""
     if (scripts / release.name).is_file():
@@ -381,83 +213,6 @@ def _epoch(v: Parsed) -> int | None:
     if variable and not variable.isdigit():
         raise UsageError(f"SOURCE_DATE_EPOCH={variable}: not a number of seconds since 1970-01-01 UTC")
     return int(variable) if variable else None
-
-
-def _login_user(users: tuple[User, ...]) -> User:
-    """The user a boot test logs in as: the first --user with a plaintext password."""
-    for user in users:
-        if user.password and not user.hashed:
-            return user
-    raise UsageError("--boot-test needs a --user NAME/PASSWORD (with a plaintext password) to log in as")
-
-
-def _firmware_families(request: disk.Request | None, boot_test_only: Path | None) -> tuple[str, ...]:
-    """The firmware families that may boot what is built: a disk image's bootloader says which
-    (none: any), an ISO boots with BIOS and UEFI; an image given to --boot-test-only with any."""
-    if request is not None:
-        return (bootloaders.REGISTRY[request.bootloader].firmware,)
-    if boot_test_only is not None and boot_test_only.suffix != ".iso":
-        return ("",)
-    return ("bios", "uefi")
-
-
-def _boot_test(v: Parsed, arch: Architecture, request: disk.Request | None, secure_boot: bool) -> BootTest:
-    """What --boot-test or --boot-test-only boots, with which firmwares, as whom: by default BIOS
-    where there is one, and UEFI with Secure Boot enforced for the signed chain."""
-    families = _firmware_families(request, v.optional("boot-test-only", Path))
-    firmwares = arch.emulator.firmwares if arch.emulator else ()
-    available = tuple(f.name for f in firmwares if f.family in families or families == ("",))
-    asked = v.get("boot-firmware", tuple)
-    for firmware in asked:
-        if firmware not in available:
-            raise UsageError(f"--boot-firmware {firmware}: {arch.name} boots with {' or '.join(available)}")
-    uefi = "uefi-secure" if secure_boot and "uefi-secure" in available else "uefi"
-    default = tuple(f for f in available if f in ("bios", uefi)) or available
-    return BootTest(asked or default, v.number("boot-timeout"), _login_user(v.get("user", tuple)),
-                    v.optional("boot-test-only", Path), v.flag("boot-test-display"))
-
-
-def _secure_boot(v: Parsed, release: Release, arch: Architecture) -> tuple[bool, str]:
-    """(whether the images boot through the signed chain, why not when it was asked for)."""
-    if not v.flag("secure-boot"):
-        return False, ""
-    if arch.efi is None or not arch.efi.signed:
-        return False, f"Debian signs no boot chain for {arch.name}"
-    if not release.secure_boot:
-        return False, f"the signed boot chain is not used before bookworm ({release} has old shims)"
-    return True, ""
-
-
-def _serial_port(v: Parsed, arch: Architecture) -> str:
-    """--serial-port (at 115200n8 unless it says), else the board's, else the architecture's first port."""
-    given = v.text("serial-port")
-    if given:
-        return given if "," in given else f"{given},115200n8"
-    board = boards.BOARDS.get(v.text("board"))
-    return board.console if board is not None else f"{arch.serial_console},115200n8"
-
-
-def _with_board(raw: Mapping[str, object]) -> Mapping[str, object]:
-    """The options --board sets where nothing else set them; what contradicts it is refused."""
-    board = boards.BOARDS.get(str(raw["board"] or ""))
-    if board is None:
-        return raw
-    name = f"--board {board.name}"
-    if not raw["image"]:
-        raise UsageError(f"{name} makes a disk image for the board: give --image FILE")
-    if raw["arch"] and raw["arch"] != board.arch:
-        raise UsageError(f"{name} is an {board.arch} board: drop --arch {raw['arch']}")
-    if (raw["bootloader"] and raw["bootloader"] != board.bootloader) or raw["grub"] or raw["use-uefi"]:
-        raise UsageError(f"{name} boots with {board.bootloader}: drop --bootloader, --grub and --use-uefi")
-    if raw["part-type"] == "gpt" and not board.gpt:
-        raise UsageError(f"--part-type gpt: {board.name}'s u-boot lies where a GPT's partition entries would be: "
-                         "use msdos")
-    if board.firmware_partition and raw["bootsize"]:
-        raise UsageError(f"--bootsize: {board.name}'s kernel is on its firmware partition (/boot/firmware)")
-    components = values.strings(raw["components"])
-    offset = values.number(raw["bootoffset"])
-    return {**raw, "arch": board.arch, "bootloader": board.bootloader, "bootoffset": max(offset, board.first_partition),
-            "components": [*components, *(c for c in board.components if c not in components)]}
 
 
 def _check_bootstrap_options(v: Parsed) -> None:
@@ -530,21 +285,21 @@ def _validated(raw: Mapping[str, object], ask: releases.MirrorAnswer | None) -> 
         arch = v.get("arch", Architecture)
         release = releases.resolve(str(raw["distribution"]), v.text("distribution-like"))
         return _settings(v, release, arch, outputs={}, request=None,
-                         boot_test=_boot_test(v, arch, None, _secure_boot(v, release, arch)[0]))
-    raw = _with_board(raw)
-    release = _check_as_the_old_tool(raw, ask)
-    _check_uefi_as_the_old_tool(raw, release)
+                         boot_test=boottestoptions.boot_test(v, release, arch, None))
+    raw = with_board(raw)
+    release = check_as_the_old_tool(raw, ask)
+    check_uefi_as_the_old_tool(raw, release)
     v = Parsed(raw)
     arch = v.get("arch", Architecture)
     outputs = _outputs(v)
-    request = _disk_request(v, arch) if "image" in outputs else None
+    request = disk_request(v, arch) if "image" in outputs else None
     _check_release_has(v, release, arch)
     _check_bootstrap_options(v)
     _check_combinations(v, arch, outputs)
     _check_output_paths(outputs)
     if v.text("customize"):
         _check_hook(v.text("customize"))
-    boot_test = _boot_test(v, arch, request, _secure_boot(v, release, arch)[0]) if v.flag("boot-test") else None
+    boot_test = boottestoptions.boot_test(v, release, arch, request) if v.flag("boot-test") else None
     return _settings(v, release, arch, outputs=outputs, request=request, boot_test=boot_test)
 
 
@@ -562,7 +317,7 @@ def _written_file(v: Parsed, name: str) -> Path | None:
 def _settings(v: Parsed, release: Release, arch: Architecture, *, outputs: dict[str, Path],
               request: disk.Request | None, boot_test: BootTest | None) -> Settings:
     foreign = v.optional("foreign", Path) is not None or not architectures.runs_natively(arch)
-    secure_boot, secure_boot_note = _secure_boot(v, release, arch)
+    secure_boot, secure_boot_note = boottestoptions.secure_boot(v, release, arch)
     extra = tuple(f"--{token}" for value in v.get("debootstrapopts", tuple) for token in str(value).split())
     build_mirror = v.text("mirror")
     return Settings(
@@ -581,7 +336,7 @@ def _settings(v: Parsed, release: Release, arch: Architecture, *, outputs: dict[
         networkd=v.flag("systemd-networkd"), dhcp=v.flag("enable-dhcp"), configure_apt=v.flag("configure-apt"),
         keep_apt_lists=v.flag("keep-apt-lists"),
         hook=find_hook(v.text("customize")) if v.text("customize") else None,
-        serial_console=v.flag("serial-console"), serial_port=_serial_port(v, arch),
+        serial_console=v.flag("serial-console"), serial_port=serial_port(v, arch),
         serial_console_command=v.text("serial-console-command"),
         users=v.get("user", tuple), root_password=v.optional("root-password", User),
         lock_root=v.flag("lock-root-password"), empty_root=v.flag("empty-root-password"),

@@ -263,6 +263,23 @@ def package_names(raw: Any) -> tuple[str, ...]:
     return tuple(name for value in raw for name in str(value).replace(",", " ").split())
 
 
+def kernel_parameters(raw: Any) -> str:
+    """--kernel-append: written inside double quotes into shell-sourced files (GRUB's and
+    u-boot-menu's defaults) and into menu entries' lines, so none of what would end them."""
+    text = str(raw)
+    bad = sorted({c for c in text if c in '"$`\\\n'})
+    if bad:
+        raise Invalid("kernel parameters cannot hold " + " ".join(repr(c) for c in bad) +
+                      ": they are written into GRUB's, u-boot-menu's and the ISO's configuration files")
+    return " ".join(text.split())
+
+
+def component_names(raw: Any) -> tuple[str, ...]:
+    """--components main,contrib as in a config file's list (debootstrap's --components takes
+    the same): an archive component's name never holds a comma.  Each once, in the given order."""
+    return tuple(dict.fromkeys(package_names(raw)))
+
+
 def password(text: str, where: str) -> tuple[str, bool]:
     """(password, hashed).  'hashed:$y$...' carries a crypt(3) hash; weak ones are refused."""
     if not text.startswith(HASHED_PREFIX):

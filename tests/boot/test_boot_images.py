@@ -19,7 +19,7 @@ from vmdebootstrap.architectures import ARCHITECTURES
 from vmdebootstrap.boot import console as boot_console
 from vmdebootstrap.boot import qemu
 
-from ..conftest import PASSWORD
+from ..conftest import PASSWORD, SLOW_GUEST_APPEND
 from .test_boot_iso import no_qemu_left
 
 pytestmark = [pytest.mark.boot, pytest.mark.images]
@@ -83,4 +83,5 @@ def test_extlinux_image_logs_in(extlinux_image: dict[str, object], tmp_path: Pat
 def test_arm64_uefi_image_logs_in_with_secure_boot(arm64_image: dict[str, object], tmp_path: Path) -> None:
     result = boot_disk(arm64_image["image"], "arm64", "uefi-secure", tmp_path, timeout=1800)
     assert "console=ttyAMA0,115200n8" in result.cmdline
+    assert SLOW_GUEST_APPEND[1] in result.cmdline  # --kernel-append, through GRUB's defaults
     assert result.secure_boot and result.lockdown == "integrity", result.verdict

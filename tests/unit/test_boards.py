@@ -202,6 +202,16 @@ def test_raspi_firmware_is_told_the_root_label_and_the_consoles(tmp_path: Path, 
     raspi.prepare(ctx, image)
     assert (ctx.root / "boot/firmware").is_dir() and (ctx.root / "etc/default/raspi-firmware").read_text() == text
     assert raspi.packages(ctx.settings) == ["raspi-firmware", "firmware-brcm80211"]
+    assert not (ctx.root / "etc/default/raspi-extra-cmdline").exists()
+
+
+def test_kernel_append_goes_into_the_pi_s_extra_cmdline(tmp_path: Path, make_context: MakeContext) -> None:
+    ctx, _ = make_context("--image", str(tmp_path / "x.img"), "--board", "raspi-3", "--distribution", "trixie",
+                          "--kernel-append", "net.ifnames=0")
+    image = image_for(tmp_path, size=1024 * MiB, offset=4 * MiB, firmware_size=508 * MiB, bootloader="raspi",
+                      labels=BOARDS["raspi-3"].labels)
+    raspi.prepare(ctx, image)  # raspi-firmware's kernel hook appends the file to cmdline.txt
+    assert (ctx.root / "etc/default/raspi-extra-cmdline").read_text() == "net.ifnames=0\n"
 
 
 def test_config_txt_names_the_kernel_and_initramfs() -> None:
@@ -258,7 +268,8 @@ def test_raspi3b_boots_the_files_the_firmware_partition_names(tmp_path: Path,
     assert Path(argv[argv.index("-initrd") + 1]).read_text() == "I"
     assert Path(argv[argv.index("-dtb") + 1]).read_text() == "D"
     assert argv[argv.index("-append") + 1] == "console=tty0 console=ttyS1,115200 root=LABEL=RASPIROOT rw rootwait " \
-        "systemd.default_device_timeout_sec=600"  # cmdline.txt's, and a longer wait for the emulated SD card
+        "systemd.default_device_timeout_sec=600 module_blacklist=vchiq"  # cmdline.txt's; a longer wait for the
+    # emulated SD card; no vchiq, which QEMU's missing VideoCore fails
     assert argv[argv.index("-serial") + 1] == "null"  # the console is the mini-UART: the second port
     card = work / "sd-card.qcow2"
     assert made == [["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", str(image), str(card),

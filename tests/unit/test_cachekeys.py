@@ -94,6 +94,19 @@ def test_a_disk_image_s_key_holds_the_fstab_its_partition_step_makes(make_contex
     assert made_of.image.startswith(written) and "swap" in written
 
 
+def test_kernel_parameters_key_the_stage_where_they_are_written_before_the_kernel(
+        make_settings: MakeSettings, out: Path) -> None:
+    """u-boot-menu's and raspi-firmware's defaults hold --kernel-append and are in the stage;
+    GRUB's are written after it, so its images share the stage whatever the parameters."""
+    def words(*argv: str) -> str:
+        return image.before_the_kernel(make_settings("--image", str(out / "x.img"), "--distribution", "trixie",
+                                                     *argv))
+    u_boot = ("--arch", "arm64", "--bootloader", "u-boot")
+    assert words(*u_boot) != words(*u_boot, "--kernel-append", "quiet")
+    assert "kernel parameters quiet" in words(*u_boot, "--kernel-append", "quiet")
+    assert words("--grub") == words("--grub", "--kernel-append", "quiet")
+
+
 def test_without_the_stage_cache_there_are_no_keys(vmd: Vmd, tmp_path: Path, out: Path,
                                                    mirror: list[FakeRunner]) -> None:
     status, stdout, _ = print_keys(vmd, tmp_path, out, "--no-stage-cache")

@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from vmdebootstrap import architectures, disk, loop, settings
+from vmdebootstrap import architectures, disk, imageoptions, loop
 from vmdebootstrap.bootloaders import extlinux, grub
 from vmdebootstrap.errors import UsageError
 from vmdebootstrap.options import OPTIONS, default_of
 from vmdebootstrap.outputs import image
+from vmdebootstrap.parsed import Parsed
 
 from .conftest import MakeContext, Vmd
 
@@ -28,7 +29,7 @@ def values(**overrides: object) -> disk.Request:
     result = {o.name: default_of(o) for o in OPTIONS}
     result.update({"image": "x.img", "size": 2 * 10**9})
     result.update({k.replace("_", "-"): v for k, v in overrides.items()})
-    return settings._disk_request(settings.Parsed(result), architectures.ARCHITECTURES["amd64"])
+    return imageoptions.disk_request(Parsed(result), architectures.ARCHITECTURES["amd64"])
 
 
 def roles(layout: disk.Layout) -> list[tuple[int, str, str]]:
@@ -199,6 +200,31 @@ def test_extlinux_conf(tmp_path: Path, make_context: MakeContext) -> None:
     assert "  kernel /boot/vmlinuz-6.1.0-9-amd64\n" in conf
     assert "append initrd=/boot/initrd.img-6.1.0-9-amd64 root=UUID=RU ro console=tty0 console=ttyS0,115200n8" in conf
     assert conf.splitlines()[1] == "serial 0 115200"
+
+
+def test_kernel_append_reaches_extlinux_and_grub_defaults(tmp_path: Path, make_context: MakeContext) -> None:
+    """--kernel-append on a disk image: the extlinux entry's append line, and GRUB's defaults
+    (update-grub reads them now and at every kernel upgrade); it once reached only ISOs and u-boot."""
+    ctx, _ = make_context("--image", str(tmp_path / "x.img"), "--serial-console",
+                          "--kernel-append", "systemd.default_device_timeout_sec=600  net.ifnames=0")
+    (ctx.root / "boot").mkdir(parents=True)
+    (ctx.root / "boot/vmlinuz-6.1.0-9-amd64").write_text("")
+    request = values()
+    made = disk.Image(request, disk.plan(request), tmp_path / "x.img", tmp_path / "x.img", {"root": "RU"}, {},
+                      "0x1", contextlib.ExitStack())
+    assert "console=ttyS0,115200n8 systemd.default_device_timeout_sec=600 net.ifnames=0\n" in \
+        extlinux.extlinux_conf(ctx, made)
+    grub.write_grub_defaults(ctx)
+    defaults = (ctx.root / "etc/default/grub.d/vmdebootstrap.cfg").read_text()
+    assert 'GRUB_CMDLINE_LINUX="$GRUB_CMDLINE_LINUX systemd.default_device_timeout_sec=600 net.ifnames=0"\n' \
+        in defaults
+
+
+@pytest.mark.parametrize("parameters", ['quiet foo="a b"', "init=$SHELL", "a`b`", "a\\b"])
+def test_kernel_append_refuses_what_would_end_the_quotes(vmd: Vmd, out: Path, parameters: str) -> None:
+    status, _, stderr = vmd("--tarball", str(out / "x.tar"), "--kernel-append", parameters)
+    assert status == 2 and stderr.startswith(f"vmdebootstrap: error: --kernel-append {parameters}: "
+                                             "kernel parameters cannot hold"), stderr
 
 
 def test_early_grub_config_finds_the_boot_filesystem() -> None:

@@ -600,3 +600,11 @@ def test_compression_level_and_bootstrapper_are_checked(make_settings: MakeSetti
     with pytest.raises(UsageError) as caught:
         make_settings(*argv)
     assert str(caught.value) == message
+
+
+def test_components_given_with_commas_are_each_a_component(make_settings: MakeSettings) -> None:
+    """--components main,contrib on the command line, as --package a,b and as a config file's
+    list: two components (the sources line had "main,contrib" as one)."""
+    assert make_settings("--components", "main,contrib").mirrors.components == ("main", "contrib")
+    assert make_settings("--components", "main", "--components", "contrib, non-free-firmware",
+                         "--components", "main").mirrors.components == ("main", "contrib", "non-free-firmware")

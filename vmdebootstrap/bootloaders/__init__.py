@@ -10,6 +10,10 @@ depends on it); a new bootloader is one module here and one entry in ``REGISTRY`
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..architectures import Architecture
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,3 +50,16 @@ REGISTRY: dict[str, Entry] = {e.name: e for e in (
     Entry("none", "none", ""),
 )}
 NAMES = tuple(REGISTRY)
+
+
+def chosen_bootloader(bootloader: str, use_uefi: bool, grub: bool, extlinux: bool, arch: Architecture | None) -> str:
+    """--bootloader, else what the old options say (--extlinux is on by default, as it was).
+    Where there is no PC BIOS, extlinux means the file u-boot reads: /boot/extlinux/extlinux.conf."""
+    if bootloader:
+        return bootloader
+    if use_uefi or grub:
+        return "grub-efi" if use_uefi else "grub-pc"
+    if not extlinux:
+        return "none"
+    return "extlinux" if arch is None or arch.pc_bios else "u-boot"
+

@@ -61,6 +61,8 @@ def extlinux_conf(ctx: Context, image: Image) -> str:
     if ctx.settings.serial_console:
         lines.insert(1, "serial 0 115200")
         append += " " + kernel_console_args(ctx)
+    if ctx.settings.kernel_append:
+        append += " " + ctx.settings.kernel_append
     lines += ["label linux", f"  kernel {prefix}{kernel}-{version}", f"  append {append}"]
     return "\n".join(lines) + "\n"
 

@@ -113,7 +113,8 @@ def mkrelpath_script(image: Image) -> str:
 
 
 def write_grub_defaults(ctx: Context) -> None:
-    """/etc/default/grub.d/vmdebootstrap.cfg: the serial console (#782304: only when asked)."""
+    """/etc/default/grub.d/vmdebootstrap.cfg: the serial console (#782304: only when asked) and
+    --kernel-append, for update-grub now and at every later kernel upgrade."""
     settings = ctx.settings
     lines = ["# Written by vmdebootstrap."]
     # A text menu: the graphical one's font lookup in 00_header aborts update-grub when
@@ -124,6 +125,8 @@ def write_grub_defaults(ctx: Context) -> None:
         if settings.arch.pc_bios:  # UEFI on ARM shows its console on the serial port
             terminal = "console serial"
             lines.append('GRUB_SERIAL_COMMAND="serial --speed=115200 --unit=0 --word=8 --parity=no --stop=1"')
+    if settings.kernel_append:  # --kernel-append: checked for what would end the quotes (values.py)
+        lines.append(f'GRUB_CMDLINE_LINUX="$GRUB_CMDLINE_LINUX {settings.kernel_append}"')
     lines.append(f'GRUB_TERMINAL="{terminal}"')
     write_file(ctx.root, "/etc/default/grub.d/vmdebootstrap.cfg", "\n".join(lines) + "\n")
 

@@ -25,6 +25,7 @@ from ..errors import BuildError
 from ..settings import Settings
 
 DEFAULTS = "/etc/default/raspi-firmware"
+EXTRA_CMDLINE = "/etc/default/raspi-extra-cmdline"
 FIRMWARE = "/boot/firmware"
 
 
@@ -49,6 +50,8 @@ def defaults(settings: Settings, image: Image) -> str:
 
 def prepare(ctx: Context, image: Image) -> None:
     write_file(ctx.root, DEFAULTS, defaults(ctx.settings, image))
+    if ctx.settings.kernel_append:  # raspi-firmware's kernel hook appends this file to cmdline.txt
+        write_file(ctx.root, EXTRA_CMDLINE, ctx.settings.kernel_append + "\n")
     target_path(ctx.root, FIRMWARE).mkdir(parents=True, exist_ok=True)
 
 

@@ -21,8 +21,8 @@ from collections.abc import Mapping
 from pathlib import PurePosixPath
 
 from .. import architectures, boards, bootloaders, releases
+from ..bootloaders import chosen_bootloader
 from ..options import OPTIONS, OUTPUTS, Option
-from ..settings import chosen_bootloader
 from .spec import Cell
 
 TOOL = "vmdebootstrap"

@@ -176,9 +176,13 @@ def before_the_kernel(settings: Settings) -> str:
     if request is None:
         return ""
     layout, uuids, _part_uuids, _disk_id = planned(settings)
-    return (disk.fstab(layout, uuids, dict(request.labels)) +
-            f"bootloader {request.bootloader}, board {settings.board.name if settings.board else '-'}, "
-            f"serial console {settings.serial_port if settings.serial_console else '-'}\n")
+    words = (disk.fstab(layout, uuids, dict(request.labels)) +
+             f"bootloader {request.bootloader}, board {settings.board.name if settings.board else '-'}, "
+             f"serial console {settings.serial_port if settings.serial_console else '-'}\n")
+    if settings.kernel_append and request.bootloader in ("u-boot", "raspi"):
+        # Written with their defaults before the kernel (GRUB's and extlinux's come after the stage).
+        words += f"kernel parameters {settings.kernel_append}\n"
+    return words
 
 
 def write_fstab(ctx: Context, image: Image) -> None:
