@@ -9,7 +9,6 @@ from . import bootloaders, disk
 from .architectures import Architecture
 from .errors import UsageError
 from .parsed import Parsed
-from .releases import Release
 from .values import User
 
 
@@ -40,7 +39,7 @@ def _firmware_families(request: disk.Request | None, boot_test_only: Path | None
     return ("bios", "uefi")
 
 
-def boot_test(v: Parsed, release: Release, arch: Architecture, request: disk.Request | None) -> BootTest:
+def boot_test(v: Parsed, arch: Architecture, request: disk.Request | None, secure_boot: bool) -> BootTest:
     """What --boot-test or --boot-test-only boots, with which firmwares, as whom: by default BIOS
     where there is one, and UEFI with Secure Boot enforced for the signed chain."""
     families = _firmware_families(request, v.optional("boot-test-only", Path))
@@ -50,19 +49,7 @@ def boot_test(v: Parsed, release: Release, arch: Architecture, request: disk.Req
     for firmware in asked:
         if firmware not in available:
             raise UsageError(f"--boot-firmware {firmware}: {arch.name} boots with {' or '.join(available)}")
-    uefi = "uefi-secure" if secure_boot(v, release, arch)[0] and "uefi-secure" in available else "uefi"
+    uefi = "uefi-secure" if secure_boot and "uefi-secure" in available else "uefi"
     default = tuple(f for f in available if f in ("bios", uefi)) or available
     return BootTest(asked or default, v.number("boot-timeout"), _login_user(v.get("user", tuple)),
                     v.optional("boot-test-only", Path), v.flag("boot-test-display"))
-
-
-def secure_boot(v: Parsed, release: Release, arch: Architecture) -> tuple[bool, str]:
-    """(whether the images boot through the signed chain, why not when it was asked for)."""
-    if not v.flag("secure-boot"):
-        return False, ""
-    if arch.efi is None or not arch.efi.signed:
-        return False, f"Debian signs no boot chain for {arch.name}"
-    if not release.secure_boot:
-        return False, f"the signed boot chain is not used before bookworm ({release} has old shims)"
-    return True, ""
-

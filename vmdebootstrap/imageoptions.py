@@ -89,4 +89,3 @@ def with_board(raw: Mapping[str, object]) -> Mapping[str, object]:
     offset = values.number(raw["bootoffset"])
     return {**raw, "arch": board.arch, "bootloader": board.bootloader, "bootoffset": max(offset, board.first_partition),
             "components": [*components, *(c for c in board.components if c not in components)]}
-

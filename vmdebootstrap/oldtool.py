@@ -79,4 +79,3 @@ def check_uefi_as_the_old_tool(raw: Mapping[str, object], release: Release) -> N
         raise UsageError("UEFI without Grub is not supported.")
     if release.uefi_arches is not None and arch_name not in release.uefi_arches:
         raise UsageError(f"Only {' and '.join(release.uefi_arches)} supports UEFI in {release.name.capitalize()}")
-

@@ -13,7 +13,6 @@ from .values import Invalid
 T = TypeVar("T")
 
 
-
 class Parsed:
     """Every setting's typed value by option name: validation's own view, never a Settings field."""
 
@@ -44,4 +43,3 @@ class Parsed:
 
     def number(self, name: str) -> int:
         return self.get(name, int)
-

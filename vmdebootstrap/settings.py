@@ -285,7 +285,7 @@ def _validated(raw: Mapping[str, object], ask: releases.MirrorAnswer | None) -> 
         arch = v.get("arch", Architecture)
         release = releases.resolve(str(raw["distribution"]), v.text("distribution-like"))
         return _settings(v, release, arch, outputs={}, request=None,
-                         boot_test=boottestoptions.boot_test(v, release, arch, None))
+                         boot_test=boottestoptions.boot_test(v, arch, None, _secure_boot(v, release, arch)[0]))
     raw = with_board(raw)
     release = check_as_the_old_tool(raw, ask)
     check_uefi_as_the_old_tool(raw, release)
@@ -299,8 +299,20 @@ def _validated(raw: Mapping[str, object], ask: releases.MirrorAnswer | None) -> 
     _check_output_paths(outputs)
     if v.text("customize"):
         _check_hook(v.text("customize"))
-    boot_test = boottestoptions.boot_test(v, release, arch, request) if v.flag("boot-test") else None
+    secure_boot = _secure_boot(v, release, arch)[0]
+    boot_test = boottestoptions.boot_test(v, arch, request, secure_boot) if v.flag("boot-test") else None
     return _settings(v, release, arch, outputs=outputs, request=request, boot_test=boot_test)
+
+
+def _secure_boot(v: Parsed, release: Release, arch: Architecture) -> tuple[bool, str]:
+    """(whether the images boot through the signed chain, why not when it was asked for)."""
+    if not v.flag("secure-boot"):
+        return False, ""
+    if arch.efi is None or not arch.efi.signed:
+        return False, f"Debian signs no boot chain for {arch.name}"
+    if not release.secure_boot:
+        return False, f"the signed boot chain is not used before bookworm ({release} has old shims)"
+    return True, ""
 
 
 def _written_file(v: Parsed, name: str) -> Path | None:
@@ -317,7 +329,7 @@ def _written_file(v: Parsed, name: str) -> Path | None:
 def _settings(v: Parsed, release: Release, arch: Architecture, *, outputs: dict[str, Path],
               request: disk.Request | None, boot_test: BootTest | None) -> Settings:
     foreign = v.optional("foreign", Path) is not None or not architectures.runs_natively(arch)
-    secure_boot, secure_boot_note = boottestoptions.secure_boot(v, release, arch)
+    secure_boot, secure_boot_note = _secure_boot(v, release, arch)
     extra = tuple(f"--{token}" for value in v.get("debootstrapopts", tuple) for token in str(value).split())
     build_mirror = v.text("mirror")
     return Settings(

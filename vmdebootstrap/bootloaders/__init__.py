@@ -62,4 +62,3 @@ def chosen_bootloader(bootloader: str, use_uefi: bool, grub: bool, extlinux: boo
     if not extlinux:
         return "none"
     return "extlinux" if arch is None or arch.pc_bios else "u-boot"
-
