@@ -137,9 +137,9 @@ def save(runner: CommandRunner, base: Entry, root: Path, limit: int = KEEP_BASES
         cachestore.discard(staged)
         raise
     saved = cachestore.publish(staged, base)
-    os.close(staged.fd)
     if saved != base.directory:  # an entry of that key is there after all: keep it
-        cachestore.remove(saved)
+        cachestore.delete_held(saved, staged.fd)
         return
+    os.close(staged.fd)
     log.info("base saved in the base cache as %s", base.directory)
     cachestore.evict(base.directory.parent, keep=base.key, limit=limit)

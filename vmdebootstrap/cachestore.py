@@ -10,6 +10,12 @@ killed build leaves only a ``.new-*`` whose lock nobody holds, which the next bu
 removes (``remove_partial``).  Readers hold a shared lock on the entry for as long as
 they use it (``open_shared``); eviction (``evict``) takes the exclusive one without
 waiting and skips what it cannot lock.  Keys hash an entry's inputs (``key_of``).
+
+Whoever deletes an entry holds its lock until the tree is gone and unlinks the lock file
+last (``delete_held``): a big tree takes minutes to delete under load, and an entry whose
+lock file went first looked abandoned to every other build, which then deleted it too,
+each failing on the files the others had removed.  Deleting someone else's leftovers is
+housekeeping: when it fails, the build says so and goes on.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from pathlib import Path
 from typing import Protocol
 
 from . import mounts
+from .errors import BuildError
 
 log = logging.getLogger("vmdebootstrap")
 
@@ -96,15 +103,24 @@ def publish(staged: Staged, entry: Entry) -> Path:
 
 
 def discard(staged: Staged) -> None:
-    """Give up a partial entry: its lock and its files."""
-    os.close(staged.fd)
-    remove(staged.directory)
+    """Give up a partial entry: its files, then its lock."""
+    delete_held(staged.directory, staged.fd)
 
 
-def remove(directory: Path) -> None:
-    """An entry's directory, unless something is still mounted below it (a running build's overlay)."""
-    if not mounts.mounts_below(directory):
-        mounts.safe_rmtree(directory)
+def delete_held(directory: Path, fd: int) -> None:
+    """Delete an entry whose lock ``fd`` holds, the lock file last, then let the lock go.
+
+    Nothing is deleted while something is mounted below it (a running build's overlay)."""
+    try:
+        if mounts.mounts_below(directory):
+            return
+        for child in directory.iterdir():
+            if child.name != LOCK:
+                mounts.safe_rmtree(child)
+        (directory / LOCK).unlink(missing_ok=True)
+        directory.rmdir()
+    finally:
+        os.close(fd)
 
 
 def open_shared(directory: Path) -> int | None:
@@ -137,15 +153,23 @@ def remove_partial(cache: Path) -> None:
     for partial in [*cache.glob(".new-*"), *cache.glob(".old-*")]:
         fd = lock(partial / LOCK, fcntl.LOCK_EX)
         if fd is None and (partial / LOCK).exists():
-            continue  # a running build's
+            continue  # a running build's, or being deleted by one
         if fd is None and _seconds_since_made(partial) < LOCKLESS_GRACE:
             continue  # made a moment ago: its build is about to create and lock its lock file
-        try:
-            log.info("removing a partial cache entry %s (left by a killed build)", partial)
-            remove(partial)
-        finally:
-            if fd is not None:
-                os.close(fd)
+        log.info("removing a partial cache entry %s (left by a killed build)", partial)
+        _tidy(partial, fd)
+
+
+def _tidy(directory: Path, fd: int | None) -> None:
+    """Delete a leftover entry (``fd``: its lock, None when it has no lock file); a failure is logged."""
+    try:
+        if fd is None:
+            if not mounts.mounts_below(directory):
+                mounts.safe_rmtree(directory)
+        else:
+            delete_held(directory, fd)
+    except (OSError, BuildError) as exc:
+        log.warning("cache: could not remove %s (%s); the build goes on", directory, exc)
 
 
 def _seconds_since_made(path: Path) -> float:
@@ -166,12 +190,13 @@ def evict(cache: Path, keep: str, limit: int) -> list[Path]:
         fd = lock(entry / LOCK, fcntl.LOCK_EX)
         if fd is None:
             continue  # in use
+        trash = cache / f".old-{entry.name}"
         try:
-            trash = cache / f".old-{entry.name}"
             os.rename(entry, trash)
-            log.info("cache: removed the least recently used entry %s", entry)
-            mounts.safe_rmtree(trash)
-            removed.append(entry)
-        finally:
+        except OSError:  # another build evicted it first
             os.close(fd)
+            continue
+        log.info("cache: removing the least recently used entry %s", entry)
+        _tidy(trash, fd)
+        removed.append(entry)
     return removed

@@ -172,8 +172,9 @@ def save(runner: CommandRunner, stack: contextlib.ExitStack, workdir: Path, root
         return
     saved = cachestore.publish(staged, entry)
     if saved != entry.directory:  # another build saved the same key meanwhile: ours serves this build only
-        stack.callback(cachestore.remove, saved)
-    stack.callback(os.close, staged.fd)  # the shared lock, for as long as the overlay uses the tree
+        stack.callback(cachestore.delete_held, saved, staged.fd)
+    else:
+        stack.callback(os.close, staged.fd)  # the shared lock, for as long as the overlay uses the tree
     log.info("stage saved in the cache as %s", entry.directory)
     use(runner, stack, workdir, root, dataclasses.replace(entry, directory=saved))
     cachestore.evict(entry.directory.parent, keep=entry.key, limit=limit)

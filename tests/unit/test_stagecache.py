@@ -159,6 +159,43 @@ def test_partial_entries_of_killed_builds_are_removed(tmp_path: Path) -> None:
     assert just_made.exists() and not killed_early.exists()
 
 
+def test_an_entry_being_deleted_keeps_its_lock_file_locked_until_its_tree_is_gone(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """CI, 2026-12: an evicted entry's lock file went first, the other builds took the entry
+    for a killed build's, deleted it too and failed on the files already gone."""
+    entries = [make_entry(tmp_path, f"k{age}", age) for age in range(2)]
+    seen = []
+    real_rmtree = cachestore.mounts.safe_rmtree
+
+    def rmtree_while_another_build_looks(path: str | Path) -> None:
+        trash = Path(path).parent
+        seen.append((Path(path).name, cachestore.lock(trash / "lock", fcntl.LOCK_EX)))
+        cachestore.remove_partial(tmp_path)  # another build starting meanwhile
+        real_rmtree(path)
+
+    monkeypatch.setattr(cachestore.mounts, "safe_rmtree", rmtree_while_another_build_looks)
+    removed = cachestore.evict(tmp_path, keep="k0", limit=1)
+    assert removed == [entries[1]]
+    assert sorted(name for name, _ in seen) == ["info.json", "root"]
+    assert all(fd is None for _, fd in seen)  # locked all along, so the other build kept off
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["k0"]
+
+
+def test_a_leftover_that_cannot_be_removed_is_logged_and_the_build_goes_on(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    make_entry(tmp_path, ".old-k1", 0)
+
+    def vanished(path: str | Path) -> None:
+        raise FileNotFoundError(2, "No such file or directory", "timB10-ISO8859-1.pcf.gz")
+
+    monkeypatch.setattr(cachestore.mounts, "safe_rmtree", vanished)
+    cachestore.remove_partial(tmp_path)
+    assert "could not remove" in caplog.text and "timB10" in caplog.text
+    fd = cachestore.lock(tmp_path / ".old-k1/lock", fcntl.LOCK_EX)
+    assert fd is not None  # its lock let go
+    os.close(fd)
+
+
 def test_the_stage_save_leaves_the_package_cache_s_files_alone(make_context: MakeContext, tmp_path: Path,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     """The tree's apt archive holds hard links to the shared package cache's .debs: clamping the
