@@ -185,6 +185,16 @@ def unpack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     yield extract
 
 
+# Every guest make check boots runs beside its other sessions, where a guest's udev took more
+# than systemd's 90 s to name its serial port and the serial getty never started: riscv64's
+# /dev/ttyS0 (alone it logged in after 97 s), then with a load of 10 both arm64 UEFI boots'
+# /dev/ttyAMA0, then the xfce ISO's /dev/ttyS0 (its live-config took 5.7 minutes; the display
+# manager started, the serial login never came), then with a load of 14 the amd64 UEFI qcow2
+# image's /dev/ttyS0.  So every build a boot test boots waits longer, through --kernel-append
+# (the Raspberry Pi's boot test adds the same itself).
+SLOW_GUEST_APPEND = ("--kernel-append", "systemd.default_device_timeout_sec=600")
+
+
 def live_build(mirror: str, outdir: Path, name: str, hostname: str, hook: Path, *args: str) -> dict[str, object]:
     """examples/live.conf as the README builds it, plus a squash directory, the test hook,
     a second user under --force-password-change, and ``args``."""
@@ -197,7 +207,7 @@ def live_build(mirror: str, outdir: Path, name: str, hostname: str, hook: Path, 
         "--mirror", mirror, "--apt-mirror", https_variant(mirror),
         "--hostname", hostname,
         "--user", f"user/{PASSWORD}", "--user", "guest", "--force-password-change",
-        "--customize", str(hook), *args,
+        "--customize", str(hook), *SLOW_GUEST_APPEND, *args,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     return {"dir": squash, "iso": outdir / f"{name}.iso", "log": log, "mirror": mirror, "result": result,
@@ -229,7 +239,7 @@ def release_build(mirror: str, outdir: Path, name: str, *args: str, timeout: int
     result = vmdebootstrap("--mirror", mirror, "--configure-apt", "--apt-mirror", https_variant(mirror),
                            "--package", LIVE_PACKAGES, "--user", f"user/{PASSWORD}", "--sudo",
                            "--lock-root-password", "--hostname", name, "--workdir", str(workdir), "--log", str(log),
-                           *args, timeout=timeout)
+                           *SLOW_GUEST_APPEND, *args, timeout=timeout)
     assert result.returncode == 0, result.stderr[-3000:]
     return {"log": log, "workdir": workdir, "result": result, "mirror": mirror}
 
@@ -276,14 +286,6 @@ def binfmt_ready() -> None:
 
 # test_reproducible builds the arm64 squashfs again: a clear-text password's salt is random without it.
 ARM64_SEED = ("--seed", "vmdb-arm64")
-# The slowest guests' boot tests run beside make check's other sessions, where a guest's
-# udev took more than systemd's 90 s to name its serial port and the serial getty never
-# started: riscv64's /dev/ttyS0 (alone it logged in after 97 s), then with a load of 10 both
-# arm64 UEFI boots' /dev/ttyAMA0, then the xfce ISO's /dev/ttyS0 (its live-config took 5.7
-# minutes; the display manager started, the serial login never came).  Their kernel command
-# line waits longer, through --kernel-append (the Raspberry Pi's boot test adds the same itself).
-SLOW_GUEST_APPEND = ("--kernel-append", "systemd.default_device_timeout_sec=600")
-
 
 @pytest.fixture(scope="session")
 def arm64(mirror: str, outdir: Path, binfmt_ready: None) -> Path:
@@ -299,13 +301,13 @@ def arm64(mirror: str, outdir: Path, binfmt_ready: None) -> Path:
 
 def image_build(mirror: str, outdir: Path, name: str, *args: str, timeout: int = 1500,
                 distribution: str = "trixie") -> dict[str, object]:
-    """Build one disk image for the image tests and their boot tests."""
+    """Build one disk image for the image tests and their boot tests (with SLOW_GUEST_APPEND)."""
     image = outdir / "images" / name  # the directory does not exist yet: the tool makes it
     log = outdir / f"{name}.log"
     workdir = workdir_for(outdir, name)
     result = vmdebootstrap("--distribution", distribution, "--image", str(image), "--mirror", mirror,
                            "--user", f"user/{PASSWORD}", "--serial-console", "--workdir", str(workdir),
-                           "--log", str(log), *args, timeout=timeout)
+                           "--log", str(log), *SLOW_GUEST_APPEND, *args, timeout=timeout)
     assert result.returncode == 0, result.stderr[-3000:]
     return {"image": image, "log": log, "workdir": workdir, "result": result}
 
@@ -339,7 +341,6 @@ def extlinux_image(mirror: str, outdir: Path) -> dict[str, object]:
 def arm64_image(mirror: str, outdir: Path, binfmt_ready: None) -> dict[str, object]:
     """examples/vm-arm64.conf under qemu-user emulation."""
     return image_build(mirror, outdir, "arm64.qcow2", "--config", "examples/vm-arm64.conf", "--no-boot-test",
-                       *SLOW_GUEST_APPEND,
                        timeout=3600)
 
 
@@ -354,20 +355,19 @@ def board_build(mirror: str, outdir: Path, name: str, config: str, *args: str) -
 
 @pytest.fixture(scope="session")
 def uboot_arm64_image(mirror: str, outdir: Path, binfmt_ready: None) -> dict[str, object]:
-    return board_build(mirror, outdir, "uboot-arm64.img", "examples/uboot-arm64.conf", *SLOW_GUEST_APPEND)
+    return board_build(mirror, outdir, "uboot-arm64.img", "examples/uboot-arm64.conf")
 
 
 @pytest.fixture(scope="session")
 def beaglebone_image(mirror: str, outdir: Path, binfmt_ready: None) -> dict[str, object]:
     """examples/beaglebone.conf (armhf, a FAT /boot with lba, the board's u-boot raw on the
     card), its console on QEMU virt's PL011 so that the boot tier can log in."""
-    return board_build(mirror, outdir, "beaglebone.img", "examples/beaglebone.conf", "--serial-port", "ttyAMA0",
-                       *SLOW_GUEST_APPEND)
+    return board_build(mirror, outdir, "beaglebone.img", "examples/beaglebone.conf", "--serial-port", "ttyAMA0")
 
 
 @pytest.fixture(scope="session")
 def riscv64_image(mirror: str, outdir: Path, binfmt_ready: None) -> dict[str, object]:
-    return board_build(mirror, outdir, "riscv64.img", "examples/riscv64.conf", *SLOW_GUEST_APPEND)
+    return board_build(mirror, outdir, "riscv64.img", "examples/riscv64.conf")
 
 
 @pytest.fixture(scope="session")

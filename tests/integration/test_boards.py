@@ -149,6 +149,7 @@ def test_raspberry_pi_image_layout(raspi_image: dict[str, object], tmp_path: Pat
             "bcm2711-rpi-4-b.dtb"} <= set(firmware)
     cmdline = firmware["cmdline.txt"].decode()
     assert "console=tty0 console=ttyS1,115200 root=LABEL=RASPIROOT rw" in cmdline and "cma=64M" in cmdline
+    assert cmdline.split()[-1] == SLOW_GUEST_APPEND[1]  # --kernel-append, through raspi-extra-cmdline
     with mounted(image, parts[1], tmp_path / "root") as root:
         fstab = (root / "etc/fstab").read_text()
         assert "LABEL=RASPIROOT\t/\text4" in fstab and "LABEL=RASPIFIRM\t/boot/firmware\tvfat" in fstab

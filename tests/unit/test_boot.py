@@ -467,6 +467,17 @@ def test_boot_test_degraded(fake: Fake) -> None:
     fake.assert_gone()
 
 
+def test_the_verdict_says_why_each_unit_failed(fake: Fake) -> None:
+    """make check, 2026-12-06: an emulated Pi came up degraded with systemd-sysctl.service
+    failed, and nothing in the report said whether it had exited with an error or timed out."""
+    result = fake.run(state="degraded", failed=["systemd-sysctl.service", "foo.service"],
+                      why={"systemd-sysctl.service": "ExecMainStatus=1 Result=exit-code",
+                           "foo.service": "Result=timeout ExecMainStatus=0"})
+    assert result.passed and result.failed_units == ["systemd-sysctl.service", "foo.service"]
+    assert result.verdict.endswith("failed units: systemd-sysctl.service (exit-code, status 1), "
+                                   "foo.service (timeout)")
+
+
 def test_boot_test_panic_fails_fast(fake: Fake) -> None:
     # the verdict is the panic, not the timeout: the test did not wait for the 600 s
     result = fake.run(timeout=600, boot=str(DATA / "panic.txt"), then="hang")

@@ -86,6 +86,9 @@ SECURE_BOOT_VARIABLE = "/sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-
 CHECKS = (
     ("state", "systemctl is-system-running --wait"),
     ("failed", "systemctl --failed --plain --no-legend --no-pager --full"),
+    # Why each failed: exit code, signal or timeout (the user cannot read the system journal).
+    ("why", "for unit in $(systemctl --failed --plain --no-legend --no-pager | cut -d' ' -f1); do "
+            "echo $unit $(systemctl show --no-pager -p Result -p ExecMainStatus $unit); done"),
     ("id", "id"),
     ("cmdline", "cat /proc/cmdline"),
     ("rootfs", "findmnt -n -o FSTYPE /"),
@@ -127,6 +130,20 @@ def _failed_units(output: str) -> list[str]:
                 units.append(word)
                 break
     return units
+
+
+def _why_failed(output: str) -> dict[str, str]:
+    """unit -> its Result, and the main process's exit status when it had one: a line per
+    unit, ``UNIT Result=exit-code ExecMainStatus=1`` (systemctl show's order)."""
+    why: dict[str, str] = {}
+    for line in _lines(output):
+        unit, *words = line.split()
+        fields = dict(word.partition("=")[::2] for word in words)
+        if not _UNIT.match(unit) or not fields.get("Result"):
+            continue
+        status = fields.get("ExecMainStatus", "0")
+        why[unit] = fields["Result"] + (f", status {status}" if status not in ("", "0") else "")
+    return why
 
 
 def first_failure(console: str) -> tuple[int, str] | None:
@@ -185,6 +202,7 @@ class Reading:
     login: bool
     system_state: str = ""
     failed_units: list[str] = dataclasses.field(default_factory=list)
+    why_failed: dict[str, str] = dataclasses.field(default_factory=dict)  # unit -> "exit-code, status 1"
     id_output: str = ""
     cmdline: str = ""
     root_fstype: str = ""
@@ -234,7 +252,7 @@ def read_console(console: str, finished: bool, *, login_seconds: float | None = 
     if reading.system_state == "running":
         parts.append("system running")
     elif reading.system_state == "degraded":
-        parts.append("system degraded; failed units: " + (", ".join(reading.failed_units) or "none listed"))
+        parts.append("system degraded; failed units: " + _failed_list(reading))
     elif reading.system_state:
         parts.append(f"system state: {reading.system_state}")
         reading.passed = False
@@ -245,7 +263,7 @@ def read_console(console: str, finished: bool, *, login_seconds: float | None = 
     if display and "display" in outputs:
         _judge_display(reading, parts)
     # The Secure Boot check decides only under firmware that enforces it, sudo and display when asked.
-    judged = {"secureboot": secure, "sudo": sudo is not None, "display": display}
+    judged = {"secureboot": secure, "sudo": sudo is not None, "display": display, "why": False}
     missing = [(name, command) for name, command in CHECKS if name not in outputs and judged.get(name, True)]
     if missing:
         name, command = missing[0]
@@ -254,6 +272,13 @@ def read_console(console: str, finished: bool, *, login_seconds: float | None = 
         reading.passed = False
     reading.verdict = "; ".join(parts)
     return reading
+
+
+def _failed_list(reading: Reading) -> str:
+    """The failed units, each with why when the guest said: ``a.service (exit-code, status 1)``."""
+    named = [f"{unit} ({reading.why_failed[unit]})" if unit in reading.why_failed else unit
+             for unit in reading.failed_units]
+    return ", ".join(named) or "none listed"
 
 
 def _judge_secure_boot(reading: Reading, parts: list[str]) -> None:
@@ -295,6 +320,8 @@ def _read_facts(reading: Reading, outputs: dict[str, tuple[str, int]]) -> None:
         reading.system_state = states[0] if states else "unknown"
     if "failed" in outputs:
         reading.failed_units = _failed_units(outputs["failed"][0])
+    if "why" in outputs:
+        reading.why_failed = _why_failed(outputs["why"][0])
     if "id" in outputs:
         reading.id_output = next((line for line in _lines(outputs["id"][0]) if line.startswith("uid=")), "")
     if "cmdline" in outputs:

@@ -114,6 +114,10 @@ class Guest:
             failed = scenario.get("failed", [])
             assert isinstance(failed, list)
             return "".join(f"{unit} loaded failed failed {unit}\n" for unit in failed)
+        if command.startswith("for unit in $(systemctl --failed"):
+            why = scenario.get("why", {})
+            assert isinstance(why, dict)
+            return "".join(f"{unit} {fields}\n" for unit, fields in why.items())
         if command.startswith("systemctl is-active display-manager.service"):
             return str(scenario.get("display_manager", "inactive\n"))
         if command == "id":
