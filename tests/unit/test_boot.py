@@ -478,6 +478,22 @@ def test_the_verdict_says_why_each_unit_failed(fake: Fake) -> None:
                                    "foo.service (timeout)")
 
 
+def test_a_login_that_ends_before_its_shell_is_tried_again(fake: Fake) -> None:
+    """make check, 2026-12-06: the xfce guest's first session ended after its motd and getty
+    asked again; the boot test then waited for a shell until its timeout."""
+    result = fake.run(bounce=1)
+    assert result.passed, result.verdict
+    assert "a new login prompt instead of a shell 1 time;" in result.verdict
+    assert result.id_output.startswith("uid=1000(user)")
+
+
+def test_logins_that_keep_ending_fail_after_three_attempts(fake: Fake) -> None:
+    result = fake.run(bounce=3)
+    assert not result.passed
+    assert "a new login prompt instead of a shell 3 times" in result.verdict
+    assert "waiting for a shell prompt after logging in" in result.verdict
+
+
 def test_boot_test_panic_fails_fast(fake: Fake) -> None:
     # the verdict is the panic, not the timeout: the test did not wait for the 600 s
     result = fake.run(timeout=600, boot=str(DATA / "panic.txt"), then="hang")

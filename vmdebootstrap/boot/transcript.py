@@ -248,7 +248,7 @@ def read_console(console: str, finished: bool, *, login_seconds: float | None = 
         return Reading(f"{lead}; login incorrect", False, True)
     reading = Reading(lead, True, True)
     _read_facts(reading, outputs)
-    parts = [lead]
+    parts = [lead, *_bounced(after)]
     if reading.system_state == "running":
         parts.append("system running")
     elif reading.system_state == "degraded":
@@ -272,6 +272,13 @@ def read_console(console: str, finished: bool, *, login_seconds: float | None = 
         reading.passed = False
     reading.verdict = "; ".join(parts)
     return reading
+
+
+def _bounced(after_login: str) -> list[str]:
+    """What to say when getty asked again after a login, before any shell (console._login logs in again)."""
+    before_shell = after_login.split(f"{MARKER_PREFIX}-", 1)[0]
+    again = len(LOGIN_PROMPT.findall(before_shell))
+    return [f"a new login prompt instead of a shell {again} time{'s' if again > 1 else ''}"] if again else []
 
 
 def _failed_list(reading: Reading) -> str:

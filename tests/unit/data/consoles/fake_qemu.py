@@ -13,6 +13,7 @@ file) is a JSON scenario:
   screens       with -monitor unix:PATH: the screens screendump writes, one per call (the last one
                 repeats); each a list of pixel bytes, written as a 2x1 PPM or as "PNG" + bytes
   password_change   ask for a new password after logging in (and wait forever)
+  bounce        how many logins end before their shell, with a new login prompt
   noise         print a kernel message in the middle of the state output
   seabios       lines written to the SeaBIOS debug log (-chardev file,id=firmware,path=...)
   ignore_sigterm    a QEMU that must be killed
@@ -47,6 +48,7 @@ class Guest:
     def __init__(self, scenario: dict[str, object]) -> None:
         self.scenario = scenario
         self.record = open(str(scenario["record"]), "ab", buffering=0)  # open as long as the process lives
+        self.bounced = 0
 
     def write(self, text: str) -> None:
         os.write(1, text.replace("\r\n", "\n").replace("\n", "\r\n").encode())
@@ -87,6 +89,11 @@ class Guest:
             self.write("Password: ")
             password = self.read_line(echo=False)
             if user == self.scenario.get("user", "user") and password == self.scenario.get("password", "live"):
+                if self.bounced < int(str(self.scenario.get("bounce", 0))):
+                    self.bounced += 1  # the session ends before its shell: getty asks again
+                    self.write("\nLinux debian 6.12.117+deb13-amd64 #1 SMP\n\n\nDebian GNU/Linux 13 debian ttyS0\n\n"
+                               "debian login: ")
+                    continue
                 break
             self.write("\nLogin incorrect\ndebian login: ")
         if self.scenario.get("password_change"):
