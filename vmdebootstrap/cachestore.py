@@ -108,19 +108,23 @@ def discard(staged: Staged) -> None:
 
 
 def delete_held(directory: Path, fd: int) -> None:
-    """Delete an entry whose lock ``fd`` holds, the lock file last, then let the lock go.
-
-    Nothing is deleted while something is mounted below it (a running build's overlay)."""
+    """Delete an entry whose lock ``fd`` holds, the lock file last, then let the lock go."""
     try:
-        if mounts.mounts_below(directory):
-            return
-        for child in directory.iterdir():
-            if child.name != LOCK:
-                mounts.safe_rmtree(child)
-        (directory / LOCK).unlink(missing_ok=True)
-        directory.rmdir()
+        _delete(directory)
     finally:
         os.close(fd)
+
+
+def _delete(directory: Path) -> None:
+    """An entry's files, its lock file last; nothing while something is mounted below it (a
+    running build's overlay)."""
+    if not directory.is_dir() or mounts.mounts_below(directory):
+        return  # gone already, or in use
+    for child in directory.iterdir():
+        if child.name != LOCK:
+            mounts.safe_rmtree(child)
+    (directory / LOCK).unlink(missing_ok=True)
+    directory.rmdir()
 
 
 def open_shared(directory: Path) -> int | None:
@@ -163,13 +167,12 @@ def remove_partial(cache: Path) -> None:
 def _tidy(directory: Path, fd: int | None) -> None:
     """Delete a leftover entry (``fd``: its lock, None when it has no lock file); a failure is logged."""
     try:
-        if fd is None:
-            if not mounts.mounts_below(directory):
-                mounts.safe_rmtree(directory)
-        else:
-            delete_held(directory, fd)
+        _delete(directory)
     except (OSError, BuildError) as exc:
         log.warning("cache: could not remove %s (%s); the build goes on", directory, exc)
+    finally:
+        if fd is not None:
+            os.close(fd)
 
 
 def _seconds_since_made(path: Path) -> float:

@@ -284,8 +284,9 @@ def _validated(raw: Mapping[str, object], ask: releases.MirrorAnswer | None) -> 
         v = Parsed(raw)
         arch = v.get("arch", Architecture)
         release = releases.resolve(str(raw["distribution"]), v.text("distribution-like"))
-        return _settings(v, release, arch, outputs={}, request=None,
-                         boot_test=boottestoptions.boot_test(v, arch, None, _secure_boot(v, release, arch)[0]))
+        secure = _secure_boot(v, release, arch)
+        return _settings(v, release, arch, outputs={}, request=None, secure=secure,
+                         boot_test=boottestoptions.boot_test(v, arch, None, secure[0]))
     raw = with_board(raw)
     release = check_as_the_old_tool(raw, ask)
     check_uefi_as_the_old_tool(raw, release)
@@ -299,9 +300,9 @@ def _validated(raw: Mapping[str, object], ask: releases.MirrorAnswer | None) -> 
     _check_output_paths(outputs)
     if v.text("customize"):
         _check_hook(v.text("customize"))
-    secure_boot = _secure_boot(v, release, arch)[0]
-    boot_test = boottestoptions.boot_test(v, arch, request, secure_boot) if v.flag("boot-test") else None
-    return _settings(v, release, arch, outputs=outputs, request=request, boot_test=boot_test)
+    secure = _secure_boot(v, release, arch)
+    boot_test = boottestoptions.boot_test(v, arch, request, secure[0]) if v.flag("boot-test") else None
+    return _settings(v, release, arch, outputs=outputs, request=request, secure=secure, boot_test=boot_test)
 
 
 def _secure_boot(v: Parsed, release: Release, arch: Architecture) -> tuple[bool, str]:
@@ -327,9 +328,10 @@ def _written_file(v: Parsed, name: str) -> Path | None:
 
 
 def _settings(v: Parsed, release: Release, arch: Architecture, *, outputs: dict[str, Path],
-              request: disk.Request | None, boot_test: BootTest | None) -> Settings:
+              request: disk.Request | None, secure: tuple[bool, str], boot_test: BootTest | None) -> Settings:
+    """``secure``: _secure_boot's answer, which the boot test's request was made with."""
     foreign = v.optional("foreign", Path) is not None or not architectures.runs_natively(arch)
-    secure_boot, secure_boot_note = _secure_boot(v, release, arch)
+    secure_boot, secure_boot_note = secure
     extra = tuple(f"--{token}" for value in v.get("debootstrapopts", tuple) for token in str(value).split())
     build_mirror = v.text("mirror")
     return Settings(
